@@ -1,0 +1,71 @@
+// Makes CA certificates: a self-signed root and intermediates under it. Keys are generated in this
+// process and returned as KeyObjects; this module never writes or logs them.
+
+import type { KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
+import { DAY_MS } from '../time/index.ts';
+import { makeIssuerTemplate, makeSelfIssuerTemplate, signCertificate } from './certificate_builder.ts';
+import { generateKeyPair, type KeyType } from './key_types.ts';
+import { caExtensions, distinguishedName } from './profiles.ts';
+import { randomSerial, type SerialSource } from './serial.ts';
+import { createLocalSigner, type Signer } from './signer.ts';
+
+export const DEFAULT_ROOT_TTL_MS = 3650 * DAY_MS;
+export const DEFAULT_CA_TTL_MS = 365 * DAY_MS;
+/** CA certificates are backdated a little too, so freshly made ones verify on skewed clocks. */
+const CA_BACKDATE_MS = 5 * 60_000;
+
+export interface CaCertificateRequest {
+  trustDomain: string;
+  organization: string;
+  keyType: KeyType;
+  ttlMs: number;
+  nowMs: number;
+  serial?: SerialSource;
+}
+
+export interface MadeCa {
+  certificateDer: Buffer;
+  privateKey: KeyObject;
+}
+
+function spkiOf(key: KeyObject): Buffer {
+  return createPublicKey(key).export({ format: 'der', type: 'spki' });
+}
+
+export async function createRootCa(req: CaCertificateRequest): Promise<MadeCa> {
+  const { privateKey } = generateKeyPair(req.keyType);
+  const signer = createLocalSigner(privateKey);
+  const name = distinguishedName(`meshca root CA ${new Date(req.nowMs).toISOString().slice(0, 10)}`, req.organization);
+  const spki = spkiOf(privateKey);
+  const certificateDer = await signCertificate(makeSelfIssuerTemplate(name, spki, signer), {
+    serial: (req.serial ?? randomSerial)(),
+    notBeforeMs: req.nowMs - CA_BACKDATE_MS,
+    notAfterMs: req.nowMs + req.ttlMs,
+    subjectDer: name,
+    spkiDer: spki,
+    extensions: caExtensions(`spiffe://${req.trustDomain}`),
+  });
+  return { certificateDer, privateKey };
+}
+
+export interface IntermediateRequest extends CaCertificateRequest {
+  rootCertificateDer: Uint8Array;
+  rootSigner: Signer;
+  /** The intermediate never outlives its root. */
+  rootNotAfterMs: number;
+}
+
+export async function createIntermediateCa(req: IntermediateRequest): Promise<MadeCa> {
+  const { privateKey } = generateKeyPair(req.keyType);
+  const name = distinguishedName(`meshca intermediate CA ${new Date(req.nowMs).toISOString().slice(0, 10)}`, req.organization);
+  const certificateDer = await signCertificate(makeIssuerTemplate(req.rootCertificateDer, req.rootSigner), {
+    serial: (req.serial ?? randomSerial)(),
+    notBeforeMs: req.nowMs - CA_BACKDATE_MS,
+    notAfterMs: Math.min(req.nowMs + req.ttlMs, req.rootNotAfterMs),
+    subjectDer: name,
+    spkiDer: spkiOf(privateKey),
+    extensions: caExtensions(`spiffe://${req.trustDomain}`, 0),
+  });
+  return { certificateDer, privateKey };
+}

@@ -1,0 +1,67 @@
+// Files that hold keys and certificates: written atomically (temp file, fsync, rename) so a crash
+// never leaves half a key; private keys created 0600 and refused on read if others can read them.
+
+import { randomBytes } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { MeshcaError } from '../errors/index.ts';
+
+export const PRIVATE_FILE_MODE = 0o600;
+export const PUBLIC_FILE_MODE = 0o644;
+
+/** Writes `data` to `path` so readers see either the old file or the whole new one. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  // Make the rename durable too.
+  try {
+    const dfd = openSync(dir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the data itself is already synced.
+  }
+}
+
+export function writePrivateKeyFile(path: string, key: KeyObject): void {
+  writeFileAtomic(path, key.export({ format: 'pem', type: 'pkcs8' }) as string, PRIVATE_FILE_MODE);
+}
+
+/** Refuses a private key file that group or others can read, naming the file and the fix. */
+export function assertPrivateFileMode(path: string): void {
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new MeshcaError(
+      'BAD_KEY_FILE',
+      `private key ${path} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}); ` +
+        `run "chmod 600 ${path}" (in Kubernetes, mount the Secret with defaultMode: 0400)`,
+    );
+  }
+}
+
+export function readPrivateKeyFile(path: string): KeyObject {
+  assertPrivateFileMode(path);
+  const pem = readFileSync(path, 'utf8');
+  try {
+    return createPrivateKey({ key: pem, format: 'pem' });
+  } catch (err) {
+    // The parser's message is safe (it never includes key material), but keep ours generic.
+    throw new MeshcaError('BAD_KEY_FILE', `private key ${path} could not be read as a PEM private key`, { cause: err });
+  }
+}

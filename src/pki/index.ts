@@ -1,0 +1,14 @@
+// Public face of src/pki: keys, CSRs, certificate profiles, issuance and chain checks.
+// Knows ASN.1 and keys; never gRPC, never the network.
+export { type KeyType, type KeyAlgorithm, KEY_TYPES, DEFAULT_KEY_TYPE, parseKeyType, generateKeyPair, keyAlgorithmOf, describeKeyAlgorithm } from './key_types.ts';
+export { type Signer, type SignatureAlgorithm, createLocalSigner, signatureAlgorithmFor } from './signer.ts';
+export { type SerialSource, randomSerial, serialToHex, SERIAL_BYTES } from './serial.ts';
+export { toPem, decodePemBlocks, decodeSinglePem, decodeCertificates } from './pem.ts';
+export { type VerifiedCsr, parseCsrPem, parseCsrDer, MAX_CSR_BYTES } from './csr.ts';
+export { keyIdOf, subjectKeyIdentifier, certificateFields, encodeTbsCertificate, makeIssuerTemplate, type IssuerTemplate } from './certificate_builder.ts';
+export { DEFAULT_BACKDATE_MS, leafValidity } from './profiles.ts';
+export { type MadeCa, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
+export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } from './authority.ts';
+export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertificate, chainWithBundle } from './leaf.ts';
+export { verifyChain, describeCert } from './chain.ts';
+export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, assertPrivateFileMode, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.ts';
