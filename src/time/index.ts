@@ -51,6 +51,8 @@ export function formatDuration(ms: number): string {
   let rest = Math.abs(ms);
   const parts: string[] = [];
   for (const [unit, size] of [['d', DAY_MS], ['h', HOUR_MS], ['m', MINUTE_MS], ['s', SECOND_MS]] as const) {
+    // "24h" and "48h" read better than "1d" and "2d"; days only from a week up.
+    if (unit === 'd' && rest < 7 * DAY_MS) continue;
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;

@@ -1,0 +1,7 @@
+// Public face of src/ca: the key directory, `ca init`, TTL rules and the issuance pipeline.
+// Knows no transport: servers parse, authenticate, call these, and map errors.
+export { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeKeyDirectory, type CaMaterial, type KeyDirectoryState } from './key_directory.ts';
+export { initCa, type InitRequest, type InitResult } from './init.ts';
+export { resolveTtl, validateTtlPolicy, DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS, MIN_LEAF_TTL_MS, type TtlPolicy } from './ttl.ts';
+export { SvidIssuer, sha256Hex, type IssuerDeps, type SvidRequest, type X509Svid } from './issue.ts';
+export { loadAuthorityFromDirectory } from './load.ts';

@@ -1,0 +1,98 @@
+// `ca init`: makes a root and an intermediate (or only an intermediate under an operator's root)
+// and writes them in the cacerts layout. Refuses to replace an existing CA unless forced.
+
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { MeshcaError } from '../errors/index.ts';
+import {
+  createIntermediateCa,
+  createLocalSigner,
+  createRootCa,
+  decodeCertificates,
+  keyIdOf,
+  readPrivateKeyFile,
+  toPem,
+  type KeyType,
+} from '../pki/index.ts';
+import { validateTrustDomain } from '../spiffe/index.ts';
+import { inspectKeyDirectory, writeKeyDirectory } from './key_directory.ts';
+
+export interface InitRequest {
+  keysDir: string;
+  trustDomain: string;
+  organization: string;
+  keyType: KeyType;
+  rootTtlMs: number;
+  caTtlMs: number;
+  nowMs: number;
+  force: boolean;
+  /** Plug in an existing root: only the intermediate is made. */
+  existingRoot?: { certPath: string; keyPath: string };
+}
+
+export interface InitResult {
+  keysDir: string;
+  files: string[];
+  rootKeyId: string;
+  caKeyId: string;
+  rootNotAfter: string;
+  caNotAfter: string;
+  madeRoot: boolean;
+}
+
+function loadExistingRoot(paths: { certPath: string; keyPath: string }) {
+  const certs = decodeCertificates(readFileSync(paths.certPath, 'utf8'), `--root-cert ${paths.certPath}`);
+  if (certs.length !== 1) throw new MeshcaError('BAD_CHAIN', `--root-cert ${paths.certPath} must hold exactly one certificate (found ${certs.length})`);
+  const cert = new X509Certificate(certs[0]!);
+  if (!cert.ca) throw new MeshcaError('BAD_CHAIN', `--root-cert ${paths.certPath} is not a CA certificate`);
+  const key = readPrivateKeyFile(paths.keyPath);
+  if (!cert.checkPrivateKey(key)) throw new MeshcaError('BAD_CHAIN', `--root-key ${paths.keyPath} does not match --root-cert ${paths.certPath}`);
+  return { cert, key };
+}
+
+export async function initCa(req: InitRequest): Promise<InitResult> {
+  validateTrustDomain(req.trustDomain);
+  const state = inspectKeyDirectory(req.keysDir);
+  if (state !== 'empty' && !req.force) {
+    throw new MeshcaError('KEYS_EXIST', `key directory ${req.keysDir} already holds a CA; pass --force to replace it (the old keys are lost)`);
+  }
+  const base = { trustDomain: req.trustDomain, organization: req.organization, keyType: req.keyType, nowMs: req.nowMs };
+
+  let rootCert: X509Certificate;
+  let rootKey = undefined as ReturnType<typeof createPrivateKey> | undefined;
+  let madeRoot = false;
+  if (req.existingRoot) {
+    const existing = loadExistingRoot(req.existingRoot);
+    rootCert = existing.cert;
+    rootKey = existing.key;
+  } else {
+    const made = await createRootCa({ ...base, ttlMs: req.rootTtlMs });
+    rootCert = new X509Certificate(made.certificateDer);
+    rootKey = made.privateKey;
+    madeRoot = true;
+  }
+  const intermediate = await createIntermediateCa({
+    ...base,
+    ttlMs: req.caTtlMs,
+    rootCertificateDer: rootCert.raw,
+    rootSigner: createLocalSigner(rootKey),
+    rootNotAfterMs: Date.parse(rootCert.validTo),
+  });
+  const caCert = new X509Certificate(intermediate.certificateDer);
+  const files = writeKeyDirectory(req.keysDir, {
+    rootCertPem: toPem(rootCert.raw, 'CERTIFICATE'),
+    caCertPem: toPem(caCert.raw, 'CERTIFICATE'),
+    caKey: intermediate.privateKey,
+    // An operator's own root key stays where the operator keeps it.
+    ...(madeRoot ? { rootKey } : {}),
+  });
+  return {
+    keysDir: req.keysDir,
+    files,
+    rootKeyId: keyIdOf(rootCert.raw),
+    caKeyId: keyIdOf(caCert.raw),
+    rootNotAfter: new Date(rootCert.validTo).toISOString(),
+    caNotAfter: new Date(caCert.validTo).toISOString(),
+    madeRoot,
+  };
+}

@@ -1,0 +1,172 @@
+// The issuance pipeline, top to bottom: check TTL → check CSR → build from the X509-SVID profile →
+// sign → check the result → record in the ledger → answer. The caller has already been
+// authenticated; the SPIFFE ID comes from that identity and never from the CSR.
+
+import { createHash, X509Certificate } from 'node:crypto';
+import { isMeshcaError, MeshcaError } from '../errors/index.ts';
+import type { Caller } from '../authn/types.ts';
+import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/events.ts';
+import {
+  chainWithBundle,
+  issueSvid,
+  parseCsrPem,
+  type SerialSource,
+  type SigningAuthority,
+  type VerifiedCsr,
+  type IssuedCertificate,
+} from '../pki/index.ts';
+import type { Clock } from '../time/index.ts';
+import { resolveTtl, type TtlPolicy } from './ttl.ts';
+
+export interface IssuerDeps {
+  /** The authority signing right now; read per request so rotation takes effect at once. */
+  readonly authority: () => SigningAuthority;
+  readonly ledger: LedgerWriter;
+  readonly clock: Clock;
+  readonly ttl: TtlPolicy;
+  readonly serial?: SerialSource;
+}
+
+export interface SvidRequest {
+  readonly caller: Caller;
+  readonly csrPem: string;
+  /** Seconds; 0 = default. */
+  readonly requestedTtlSeconds: number;
+  readonly channel: IssuanceChannel;
+  readonly peer?: string;
+}
+
+export interface X509Svid {
+  readonly spiffeId: string;
+  readonly certificate: IssuedCertificate;
+  /** [leaf, intermediates…, roots…] PEM. */
+  readonly chainPem: readonly string[];
+  readonly issuerKeyId: string;
+  readonly rootKeyId: string;
+}
+
+function callerFacts(caller: Caller): Partial<IssuanceEvent> {
+  return {
+    spiffeId: caller.spiffeId.uri,
+    authenticator: caller.authenticator,
+    ...(caller.namespace ? { namespace: caller.namespace } : {}),
+    ...(caller.serviceAccount ? { serviceAccount: caller.serviceAccount } : {}),
+    ...(caller.podName ? { podName: caller.podName } : {}),
+    ...(caller.podUid ? { podUid: caller.podUid } : {}),
+    ...(caller.nodeName ? { nodeName: caller.nodeName } : {}),
+    ...(caller.token
+      ? {
+          tokenSha256: caller.token.sha256,
+          ...(caller.token.jti ? { tokenJti: caller.token.jti } : {}),
+          ...(caller.token.iatMs !== undefined ? { tokenIatMs: caller.token.iatMs } : {}),
+          ...(caller.token.expMs !== undefined ? { tokenExpMs: caller.token.expMs } : {}),
+        }
+      : {}),
+  };
+}
+
+/** SPIFFE X509-SVID §4 and our profile, checked on the finished certificate before it leaves. */
+function checkIssued(cert: IssuedCertificate, spiffeId: string, authority: SigningAuthority, csr: VerifiedCsr): void {
+  const x = new X509Certificate(cert.der);
+  const problems: string[] = [];
+  if (x.subjectAltName !== `URI:${spiffeId}`) problems.push('SAN is not exactly the SPIFFE ID');
+  if (x.ca) problems.push('leaf is a CA');
+  if (!x.checkIssued(authority.certificate) || !x.verify(authority.certificate.publicKey)) problems.push('not signed by the issuing CA');
+  if (!x.publicKey.equals(csr.publicKey)) problems.push('key differs from the CSR');
+  if (Date.parse(x.validTo) > authority.notAfterMs) problems.push('outlives its issuer');
+  if (problems.length > 0) throw new MeshcaError('INTERNAL', `issued certificate failed its final check: ${problems.join('; ')}`);
+}
+
+export class SvidIssuer {
+  readonly #deps: IssuerDeps;
+
+  constructor(deps: IssuerDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Issues an X509-SVID to an authenticated caller. The identity in the certificate is
+   * `caller.spiffeId`; whatever the CSR claims is ignored. The ledger record is durable before
+   * the certificate is returned; if it cannot be written nothing is returned.
+   */
+  async issueWorkloadSvid(req: SvidRequest): Promise<X509Svid> {
+    const startMs = this.#deps.clock.now();
+    const base = {
+      type: 'issuance' as const,
+      channel: req.channel,
+      ...(req.peer ? { peer: req.peer } : {}),
+      requestedTtlSeconds: req.requestedTtlSeconds,
+      ...callerFacts(req.caller),
+    };
+    let csr: VerifiedCsr | undefined;
+    let issued: X509Svid;
+    try {
+      const ttlMs = resolveTtl(req.requestedTtlSeconds, this.#deps.ttl);
+      csr = parseCsrPem(req.csrPem);
+      const authority = this.#deps.authority();
+      const certificate = await issueSvid(authority, req.caller.spiffeId.uri, {
+        spkiDer: csr.spkiDer,
+        keyAlgorithm: csr.keyAlgorithm,
+        ttlMs,
+        nowMs: startMs,
+        ...(this.#deps.serial ? { serial: this.#deps.serial } : {}),
+      });
+      checkIssued(certificate, req.caller.spiffeId.uri, authority, csr);
+      issued = {
+        spiffeId: req.caller.spiffeId.uri,
+        certificate,
+        chainPem: chainWithBundle(authority, certificate.pem),
+        issuerKeyId: authority.keyId,
+        rootKeyId: authority.rootKeyId,
+      };
+    } catch (err) {
+      await this.recordDenial(base, startMs, err, csr);
+      throw err;
+    }
+    await this.#deps.ledger.append({
+      ...base,
+      timeMs: startMs,
+      decision: 'granted',
+      reason: 'issued',
+      csrKeySha256: sha256Hex(csr.spkiDer),
+      serial: issued.certificate.serialHex,
+      notBeforeMs: issued.certificate.notBeforeMs,
+      notAfterMs: issued.certificate.notAfterMs,
+      issuerKeyId: issued.issuerKeyId,
+      rootKeyId: issued.rootKeyId,
+      grantedTtlSeconds: Math.round((issued.certificate.notAfterMs - startMs) / 1000),
+    });
+    return issued;
+  }
+
+  /** Records a request refused before issuance (e.g. authentication failed). */
+  async recordRefusal(partial: { channel: IssuanceChannel; peer?: string; requestedTtlSeconds?: number; caller?: Caller; tokenSha256?: string }, err: unknown): Promise<void> {
+    const base = {
+      type: 'issuance' as const,
+      channel: partial.channel,
+      ...(partial.peer ? { peer: partial.peer } : {}),
+      ...(partial.requestedTtlSeconds !== undefined ? { requestedTtlSeconds: partial.requestedTtlSeconds } : {}),
+      ...(partial.tokenSha256 ? { tokenSha256: partial.tokenSha256 } : {}),
+      ...(partial.caller ? callerFacts(partial.caller) : {}),
+    };
+    await this.recordDenial(base, this.#deps.clock.now(), err, undefined);
+  }
+
+  private async recordDenial(base: Omit<IssuanceEvent, 'timeMs' | 'decision' | 'reason'>, timeMs: number, err: unknown, csr: VerifiedCsr | undefined): Promise<void> {
+    // A ledger outage must not hide the original refusal, but it is itself reported by append.
+    await this.#deps.ledger
+      .append({
+        ...base,
+        timeMs,
+        decision: 'denied',
+        reason: isMeshcaError(err) ? err.message : 'internal error',
+        errorCode: isMeshcaError(err) ? err.code : 'INTERNAL',
+        ...(csr ? { csrKeySha256: sha256Hex(csr.spkiDer) } : {}),
+      })
+      .catch(() => undefined);
+  }
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}

@@ -1,0 +1,111 @@
+// The CA's key directory: Istio's cacerts layout (root-cert.pem, ca-cert.pem, ca-key.pem,
+// cert-chain.pem, plus root-key.pem when meshca made the root) or the kubernetes.io/tls layout
+// (tls.crt, tls.key, ca.crt). Reads refuse keys others can read; writes are atomic and 0600.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { MeshcaError } from '../errors/index.ts';
+import { PUBLIC_FILE_MODE, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+
+export const CACERTS_FILES = {
+  rootCert: 'root-cert.pem',
+  caCert: 'ca-cert.pem',
+  caKey: 'ca-key.pem',
+  certChain: 'cert-chain.pem',
+  rootKey: 'root-key.pem',
+} as const;
+
+export const TLS_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
+
+export interface CaMaterial {
+  readonly layout: 'cacerts' | 'kubernetes-tls';
+  /** Trust bundle: every root, PEM. */
+  readonly rootsPem: string;
+  /** Issuing CA certificate then the rest of its chain (may end with the root). */
+  readonly chainPem: string;
+  readonly caKey: KeyObject;
+  /** Present only when this directory holds the root's key (meshca made the root). */
+  readonly rootKey?: KeyObject;
+}
+
+export type KeyDirectoryState = 'empty' | 'cacerts' | 'kubernetes-tls' | 'partial';
+
+/** Files that are ours to look at; anything else (READMEs, dotfiles) does not make a CA. */
+function caFilesIn(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const ours = new Set<string>([...Object.values(CACERTS_FILES), ...Object.values(TLS_FILES)]);
+  return readdirSync(dir).filter((f) => ours.has(f));
+}
+
+export function inspectKeyDirectory(dir: string): KeyDirectoryState {
+  const files = new Set(caFilesIn(dir));
+  if (files.size === 0) return 'empty';
+  if (files.has(CACERTS_FILES.caCert) && files.has(CACERTS_FILES.caKey) && files.has(CACERTS_FILES.rootCert)) return 'cacerts';
+  if (files.has(TLS_FILES.cert) && files.has(TLS_FILES.key) && files.has(TLS_FILES.ca)) return 'kubernetes-tls';
+  return 'partial';
+}
+
+function readText(dir: string, file: string): string {
+  return readFileSync(join(dir, file), 'utf8');
+}
+
+/** Reads the CA material; the caller verifies it (loadSigningAuthority) before use. */
+export function readKeyDirectory(dir: string): CaMaterial {
+  const state = inspectKeyDirectory(dir);
+  switch (state) {
+    case 'empty':
+      throw new MeshcaError('KEYS_MISSING', `key directory ${dir} holds no CA; run "meshca ca init --keys ${dir}" or copy your CA files there`);
+    case 'partial':
+      throw new MeshcaError(
+        'KEYS_MISSING',
+        `key directory ${dir} is incomplete (found ${caFilesIn(dir).join(', ')}); it needs ${CACERTS_FILES.rootCert}, ` +
+          `${CACERTS_FILES.caCert}, ${CACERTS_FILES.caKey} (and ${CACERTS_FILES.certChain}), or ${TLS_FILES.cert}, ${TLS_FILES.key}, ${TLS_FILES.ca}`,
+      );
+    case 'cacerts': {
+      const chainFile = existsSync(join(dir, CACERTS_FILES.certChain)) ? CACERTS_FILES.certChain : CACERTS_FILES.caCert;
+      const caCert = readText(dir, CACERTS_FILES.caCert);
+      const chain = readText(dir, chainFile);
+      const rootKeyPath = join(dir, CACERTS_FILES.rootKey);
+      return {
+        layout: 'cacerts',
+        rootsPem: readText(dir, CACERTS_FILES.rootCert),
+        // cert-chain.pem starts with ca-cert.pem in Istio's layout; tolerate one that does not.
+        chainPem: chain.includes(caCert.trim()) ? chain : caCert + chain,
+        caKey: readPrivateKeyFile(join(dir, CACERTS_FILES.caKey)),
+        ...(existsSync(rootKeyPath) ? { rootKey: readPrivateKeyFile(rootKeyPath) } : {}),
+      };
+    }
+    case 'kubernetes-tls':
+      return {
+        layout: 'kubernetes-tls',
+        rootsPem: readText(dir, TLS_FILES.ca),
+        chainPem: readText(dir, TLS_FILES.cert),
+        caKey: readPrivateKeyFile(join(dir, TLS_FILES.key)),
+      };
+  }
+}
+
+export interface NewCaFiles {
+  rootCertPem: string;
+  caCertPem: string;
+  caKey: KeyObject;
+  rootKey?: KeyObject;
+}
+
+/** Writes a CA in the cacerts layout. Keys first, certificates last, each file atomic. */
+export function writeKeyDirectory(dir: string, files: NewCaFiles): string[] {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const written: string[] = [];
+  const put = (name: string, write: (path: string) => void) => {
+    const path = join(dir, name);
+    write(path);
+    written.push(path);
+  };
+  put(CACERTS_FILES.caKey, (p) => writePrivateKeyFile(p, files.caKey));
+  if (files.rootKey) put(CACERTS_FILES.rootKey, (p) => writePrivateKeyFile(p, files.rootKey!));
+  put(CACERTS_FILES.rootCert, (p) => writeFileAtomic(p, files.rootCertPem, PUBLIC_FILE_MODE));
+  put(CACERTS_FILES.certChain, (p) => writeFileAtomic(p, files.caCertPem + files.rootCertPem, PUBLIC_FILE_MODE));
+  put(CACERTS_FILES.caCert, (p) => writeFileAtomic(p, files.caCertPem, PUBLIC_FILE_MODE));
+  return written;
+}

@@ -1,0 +1,42 @@
+// Lifetime rules for issued leaves: pure functions with named limits.
+
+import { MeshcaError } from '../errors/index.ts';
+import { formatDuration, HOUR_MS } from '../time/index.ts';
+
+export const DEFAULT_LEAF_TTL_MS = HOUR_MS;
+export const MAX_LEAF_TTL_MS = 24 * HOUR_MS;
+/** Shortest lifetime worth issuing; below it a renewal loop would spin. */
+export const MIN_LEAF_TTL_MS = 10_000;
+
+export interface TtlPolicy {
+  readonly defaultTtlMs: number;
+  readonly maxTtlMs: number;
+}
+
+/**
+ * Istio sends validity_duration in seconds; 0 means "the CA's default". A request above the
+ * maximum is refused, not clamped, so the caller learns the limit instead of a surprise lifetime.
+ */
+export function resolveTtl(requestedSeconds: number, policy: TtlPolicy): number {
+  if (!Number.isFinite(requestedSeconds) || !Number.isInteger(requestedSeconds) || requestedSeconds < 0) {
+    throw new MeshcaError('BAD_TTL', `requested TTL ${requestedSeconds}s is not a whole non-negative number of seconds`);
+  }
+  if (requestedSeconds === 0) return policy.defaultTtlMs;
+  const ttlMs = requestedSeconds * 1000;
+  if (ttlMs > policy.maxTtlMs) {
+    throw new MeshcaError('BAD_TTL', `requested TTL ${formatDuration(ttlMs)} exceeds the maximum ${formatDuration(policy.maxTtlMs)}`);
+  }
+  if (ttlMs < MIN_LEAF_TTL_MS) {
+    throw new MeshcaError('BAD_TTL', `requested TTL ${formatDuration(ttlMs)} is below the minimum ${formatDuration(MIN_LEAF_TTL_MS)}`);
+  }
+  return ttlMs;
+}
+
+export function validateTtlPolicy(policy: TtlPolicy): TtlPolicy {
+  if (policy.maxTtlMs < MIN_LEAF_TTL_MS) throw new MeshcaError('BAD_CONFIG', `--max-ttl ${formatDuration(policy.maxTtlMs)} is below the minimum ${formatDuration(MIN_LEAF_TTL_MS)}`);
+  if (policy.defaultTtlMs > policy.maxTtlMs) {
+    throw new MeshcaError('BAD_CONFIG', `--default-ttl ${formatDuration(policy.defaultTtlMs)} exceeds --max-ttl ${formatDuration(policy.maxTtlMs)}`);
+  }
+  if (policy.defaultTtlMs < MIN_LEAF_TTL_MS) throw new MeshcaError('BAD_CONFIG', `--default-ttl ${formatDuration(policy.defaultTtlMs)} is below the minimum ${formatDuration(MIN_LEAF_TTL_MS)}`);
+  return Object.freeze({ ...policy });
+}

@@ -1,0 +1,30 @@
+// The shape of a meshca subcommand. Each lives in src/cli/commands/<name>.ts and is listed once in
+// src/cli/commands/index.ts. `run` gets validated, frozen settings and a context; it prints one or
+// two human lines (or JSON with --json) and returns the exit code.
+
+import type { CommandOptions, Values } from '../config/index.ts';
+import type { Clock } from '../time/index.ts';
+
+export interface CommandContext {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly clock: Clock;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Aborted on SIGINT/SIGTERM for long-running commands (serve, agent). */
+  readonly signal: AbortSignal;
+}
+
+export interface Command {
+  /** Words after `meshca`, e.g. ["root", "status"]. */
+  readonly path: readonly string[];
+  readonly usage: string;
+  readonly summary: string;
+  readonly options: CommandOptions;
+  run(values: Values, ctx: CommandContext, positionals: string[]): Promise<number>;
+}
+
+/** Prints `data` as JSON with --json, else the human line(s). */
+export function report(ctx: CommandContext, values: Values, human: string, data: unknown): void {
+  if (values.json) ctx.stdout(`${JSON.stringify(data, null, 2)}\n`);
+  else ctx.stdout(`${human}\n`);
+}

@@ -1,0 +1,72 @@
+// `meshca sign`: issue an X509-SVID from the key directory for a CSR file (operators and tests).
+import { readFileSync } from 'node:fs';
+import { DEFAULT_LEAF_TTL_MS, loadAuthorityFromDirectory, SvidIssuer, validateTtlPolicy } from '../../ca/index.ts';
+import { MeshcaError } from '../../errors/index.ts';
+import { openLedgerWriter } from '../../ledger/index.ts';
+import { kubernetesIdentityOf, parseSpiffeId } from '../../spiffe/index.ts';
+import { formatDuration } from '../../time/index.ts';
+import type { Command } from '../command.ts';
+
+export const signCommand: Command = {
+  path: ['sign'],
+  usage: 'meshca sign --csr FILE --id SPIFFE_ID [--ttl 1h] [--keys DIR] [--json]',
+  summary: 'issue a certificate for a CSR and print the chain PEM (leaf, intermediate, root)',
+  options: { settings: ['csr', 'id', 'ttl', 'max-ttl', 'keys', 'trust-domain', 'db', 'json'], required: ['csr', 'id'] },
+  async run(v, ctx) {
+    const spiffeId = parseSpiffeId(v.id!);
+    if (spiffeId.trustDomain !== v['trust-domain']) {
+      throw new MeshcaError('BAD_SPIFFE_ID', `--id ${spiffeId.uri} is not in the trust domain ${v['trust-domain']} (set --trust-domain)`);
+    }
+    let csrPem: string;
+    try {
+      csrPem = readFileSync(v.csr!, 'utf8');
+    } catch (err) {
+      throw new MeshcaError('BAD_CONFIG', `--csr ${v.csr}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    }
+    if (v.ttl! % 1000 !== 0) throw new MeshcaError('BAD_TTL', `--ttl ${formatDuration(v.ttl!)} must be whole seconds`);
+    const authority = loadAuthorityFromDirectory(v.keys!, ctx.clock.now());
+    const ledger = await openLedgerWriter(v.db!);
+    try {
+      const issuer = new SvidIssuer({
+        authority: () => authority,
+        ledger,
+        clock: ctx.clock,
+        ttl: validateTtlPolicy({ defaultTtlMs: Math.min(DEFAULT_LEAF_TTL_MS, v['max-ttl']!), maxTtlMs: v['max-ttl']! }),
+      });
+      const k8s = kubernetesIdentityOf(spiffeId);
+      const svid = await issuer.issueWorkloadSvid({
+        caller: {
+          spiffeId,
+          authenticator: 'operator',
+          ...(k8s ? { namespace: k8s.namespace, serviceAccount: k8s.serviceAccount } : {}),
+        },
+        csrPem,
+        requestedTtlSeconds: v.ttl! / 1000,
+        channel: 'sign-cli',
+      });
+      if (v.json) {
+        ctx.stdout(
+          `${JSON.stringify(
+            {
+              spiffeId: svid.spiffeId,
+              serial: svid.certificate.serialHex,
+              notBefore: new Date(svid.certificate.notBeforeMs).toISOString(),
+              notAfter: new Date(svid.certificate.notAfterMs).toISOString(),
+              issuerKeyId: svid.issuerKeyId,
+              rootKeyId: svid.rootKeyId,
+              chain: svid.chainPem,
+            },
+            null,
+            2,
+          )}\n`,
+        );
+      } else {
+        ctx.stdout(svid.chainPem.join(''));
+        ctx.stderr(`issued ${svid.spiffeId} serial ${svid.certificate.serialHex} until ${new Date(svid.certificate.notAfterMs).toISOString()}\n`);
+      }
+      return 0;
+    } finally {
+      await ledger.close();
+    }
+  },
+};

@@ -1,0 +1,20 @@
+// `meshca version`
+import { readFileSync } from 'node:fs';
+import { report, type Command } from '../command.ts';
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export const versionCommand: Command = {
+  path: ['version'],
+  usage: 'meshca version [--json]',
+  summary: 'print the meshca version',
+  options: { settings: ['json'] },
+  async run(values, ctx) {
+    const data = { version: packageVersion(), node: process.version };
+    report(ctx, values, `meshca ${data.version} (node ${data.node})`, data);
+    return 0;
+  },
+};

@@ -1,0 +1,159 @@
+// Turns flags, MESHCA_* variables and an optional YAML file (in that order of precedence) into one
+// validated, frozen set of values for a command. Errors name the bad setting and where it came from.
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { MeshcaError } from '../errors/index.ts';
+import { parseDuration } from '../time/index.ts';
+import { envNameOf, SETTINGS, type SettingName, type SettingSpec, type SettingType } from './settings.ts';
+
+type ValueOf<T extends SettingType> = T extends 'string' | 'enum'
+  ? string
+  : T extends 'duration' | 'int' | 'number'
+    ? number
+    : T extends 'bool'
+      ? boolean
+      : string[];
+
+export type Values = { readonly [K in SettingName]?: ValueOf<(typeof SETTINGS)[K]['type']> };
+
+export interface CommandOptions {
+  /** Settings the command accepts (config and help are always accepted). */
+  settings: readonly SettingName[];
+  /** Per-command default overrides, e.g. token mint's 10m --ttl. */
+  defaults?: Partial<Record<SettingName, string | number | boolean | string[]>>;
+  /** Settings that must be given. */
+  required?: readonly SettingName[];
+  /** Whether bare positional arguments are allowed. */
+  positionals?: boolean;
+}
+
+export interface Loaded {
+  values: Values;
+  positionals: string[];
+}
+
+function bad(message: string): MeshcaError {
+  return new MeshcaError('BAD_CONFIG', message);
+}
+
+function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
+  const where = `${source}`;
+  switch (spec.type) {
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const text = String(raw).toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+      if (['0', 'false', 'no', 'off'].includes(text)) return false;
+      throw bad(`${where}: "${String(raw)}" is not a boolean; use true or false`);
+    }
+    case 'int':
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      if (!Number.isFinite(n) || String(raw).trim() === '') throw bad(`${where}: "${String(raw)}" is not a number`);
+      if (spec.type === 'int' && !Number.isInteger(n)) throw bad(`${where}: "${String(raw)}" is not a whole number`);
+      if (n < 0) throw bad(`${where}: must not be negative`);
+      return n;
+    }
+    case 'duration':
+      return typeof raw === 'number' ? raw * 1000 : parseDuration(String(raw), where);
+    case 'list': {
+      const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+      return items.map((x) => x.trim()).filter((x) => x.length > 0);
+    }
+    case 'enum': {
+      const text = String(raw);
+      if (!spec.choices?.includes(text)) throw bad(`${where}: "${text}" is not one of ${spec.choices?.join(', ')}`);
+      return text;
+    }
+    case 'string': {
+      if (typeof raw === 'object' && raw !== null) throw bad(`${where}: expected a string`);
+      return String(raw);
+    }
+  }
+}
+
+function readYaml(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new MeshcaError('BAD_CONFIG', `--config ${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new MeshcaError('BAD_CONFIG', `--config ${path}: not valid YAML (${err instanceof Error ? err.message.split('\n')[0] : 'parse error'})`, { cause: err });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw bad(`--config ${path}: expected a mapping of setting names to values`);
+  return doc as Record<string, unknown>;
+}
+
+export function loadSettings(cmd: CommandOptions, argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Loaded {
+  const names: SettingName[] = [...new Set<SettingName>(['config', 'help', ...cmd.settings])];
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const name of names) {
+    const spec: SettingSpec = SETTINGS[name];
+    options[name] = {
+      type: spec.type === 'bool' ? 'boolean' : 'string',
+      ...(spec.type === 'list' ? { multiple: true } : {}),
+      ...(spec.short ? { short: spec.short } : {}),
+    };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const first = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    const unknown = /^Unknown option '([^']*)'/.exec(first);
+    const msg = unknown ? `unknown option ${unknown[1]}; see --help` : first.replace(/\. To specify a positional.*$/, '');
+    throw new MeshcaError('BAD_CONFIG', msg, { cause: err });
+  }
+  if (!cmd.positionals && parsed.positionals.length > 0) {
+    throw bad(`unexpected argument "${parsed.positionals[0]}"`);
+  }
+  const flagValues = parsed.values as Record<string, unknown>;
+  const configPath = (flagValues.config as string | undefined) ?? env[envNameOf('config')];
+  const yaml = configPath ? readYaml(configPath) : {};
+  for (const key of Object.keys(yaml)) {
+    if (!(names as string[]).includes(key)) throw bad(`--config ${configPath}: unknown setting "${key}" for this command`);
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const name of names) {
+    const spec: SettingSpec = SETTINGS[name];
+    const envName = envNameOf(name);
+    let value: unknown;
+    if (flagValues[name] !== undefined) value = convert(spec, flagValues[name], `--${name}`);
+    else if (env[envName] !== undefined && name !== 'help') value = convert(spec, env[envName], envName);
+    else if (yaml[name] !== undefined) value = convert(spec, yaml[name], `${name} in ${configPath}`);
+    else {
+      const def = cmd.defaults?.[name] ?? spec.default;
+      if (def !== undefined) value = convert(spec, def, `default of --${name}`);
+    }
+    if (value !== undefined) values[name] = value;
+  }
+  if (!values.help) {
+    for (const name of cmd.required ?? []) {
+      if (values[name] === undefined || values[name] === '') {
+        throw bad(`--${name} is required (or set ${envNameOf(name)})`);
+      }
+    }
+  }
+  return { values: Object.freeze(values) as Values, positionals: parsed.positionals };
+}
+
+export function formatHelp(usage: string, summary: string, cmd: CommandOptions): string {
+  const lines = [`Usage: ${usage}`, '', summary, '', 'Options:'];
+  for (const name of [...cmd.settings, 'config', 'help'] as SettingName[]) {
+    const spec: SettingSpec = SETTINGS[name];
+    const def = cmd.defaults?.[name] ?? spec.default;
+    const shown = def === undefined || (Array.isArray(def) && def.length === 0) || def === false ? '' : ` (default ${String(def)})`;
+    const flag = `--${name}${spec.type === 'bool' ? '' : ` <${spec.type === 'enum' ? spec.choices?.join('|') : spec.type}>`}`;
+    lines.push(`  ${flag.padEnd(34)} ${spec.help}${shown}  [${envNameOf(name)}]`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,85 @@
+// What the ledger records. These shapes are the contract between the CA (which appends) and the
+// ledger backends and auditors (which store, chain and query). Never a token, never a key.
+
+export type Decision = 'granted' | 'denied';
+
+/** Where an issuance request came in. */
+export type IssuanceChannel = 'CreateCertificate' | 'SDS' | 'sign-cli' | 'serving-cert';
+
+export interface IssuanceEvent {
+  readonly type: 'issuance';
+  readonly timeMs: number;
+  readonly decision: Decision;
+  /** "issued", or the message the client was given. */
+  readonly reason: string;
+  /** meshca error code for denials (e.g. UNAUTHENTICATED, BAD_TTL). */
+  readonly errorCode?: string;
+  readonly channel: IssuanceChannel;
+  readonly spiffeId?: string;
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  readonly podName?: string;
+  readonly podUid?: string;
+  readonly nodeName?: string;
+  /** Which authenticator vouched for the caller (jwt, tokenreview, mtls, operator…). */
+  readonly authenticator?: string;
+  /** SHA-256 hex of the bearer token: correlates without storing the token. */
+  readonly tokenSha256?: string;
+  readonly tokenJti?: string;
+  readonly tokenIatMs?: number;
+  readonly tokenExpMs?: number;
+  readonly peer?: string;
+  /** SHA-256 hex of the CSR's SubjectPublicKeyInfo DER. */
+  readonly csrKeySha256?: string;
+  readonly serial?: string;
+  readonly notBeforeMs?: number;
+  readonly notAfterMs?: number;
+  readonly issuerKeyId?: string;
+  readonly rootKeyId?: string;
+  readonly requestedTtlSeconds?: number;
+  readonly grantedTtlSeconds?: number;
+}
+
+export type CaEventName =
+  | 'ca-init'
+  | 'root-prepare'
+  | 'root-activate'
+  | 'root-retire'
+  | 'intermediate-prepare'
+  | 'intermediate-activate'
+  | 'server-start'
+  | 'server-stop';
+
+export interface CaEvent {
+  readonly type: 'ca';
+  readonly timeMs: number;
+  readonly event: CaEventName;
+  /** Who did it: a SPIFFE ID, "cli:<user>" or "scheduler". */
+  readonly actor: string;
+  readonly detail: Readonly<Record<string, string | number | boolean>>;
+}
+
+export interface AuditQueryEvent {
+  readonly type: 'audit-query';
+  readonly timeMs: number;
+  readonly caller: string;
+  readonly decision: Decision;
+  readonly filter: Readonly<Record<string, string | number | boolean>>;
+}
+
+export type LedgerEvent = IssuanceEvent | CaEvent | AuditQueryEvent;
+
+export interface AppendResult {
+  /** 1-based position in the chain. */
+  readonly seq: number;
+  /** Hex SHA-256 chain hash of this record. */
+  readonly hash: string;
+}
+
+/**
+ * The write side every backend offers. `append` resolves only once the record is durable; if it
+ * cannot be made durable it rejects with a LEDGER_UNAVAILABLE MeshcaError and nothing is issued.
+ */
+export interface LedgerWriter {
+  append(event: LedgerEvent): Promise<AppendResult>;
+}
