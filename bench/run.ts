@@ -1,0 +1,16 @@
+// `npm run bench`: runs every benchmark in turn (or those named: npm run bench -- issuance) and
+// updates docs/performance.md. Each benchmark is a module in bench/ exporting run().
+
+import 'reflect-metadata';
+
+const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  issuance: () => import('./issuance.ts'),
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const [name, load] of Object.entries(BENCHES)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
+  process.stdout.write(`\n### bench: ${name}\n`);
+  const mod = await load();
+  await mod.run();
+}
