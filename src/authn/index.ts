@@ -1,0 +1,9 @@
+// Public face of src/authn: who a caller is. Authenticators, the chain, bearer-token helpers and
+// the development token issuer. Never logs or stores a token.
+export type { Authenticator, AuthOutcome, AuthRequest, Caller, TokenFacts } from './types.ts';
+export { authenticateWithChain, type ChainResult } from './chain.ts';
+export { createJwtAuthenticator, JWT_CLOCK_TOLERANCE_SECONDS, type JwtAuthenticatorOptions } from './jwt.ts';
+export { createMtlsAuthenticator } from './mtls.ts';
+export { loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } from './dev_issuer.ts';
+export { bearerTokenFrom, tokenSha256, tokenLogId, tokenFacts, MAX_TOKEN_BYTES } from './token.ts';
+export { callerFromKubernetesClaims } from './kubernetes_claims.ts';

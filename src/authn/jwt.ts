@@ -1,0 +1,79 @@
+// Bearer JWT authenticator: verifies a service-account-shaped token with jose against a key set
+// (a JWKS file, a JWKS URL, or meshca's development issuer), checking iss, aud, exp/nbf and the
+// Kubernetes claim shape. Tokens from other issuers are skipped, not refused, so a chain can hold
+// several issuers.
+
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { Clock } from '../time/index.ts';
+import { callerFromKubernetesClaims } from './kubernetes_claims.ts';
+import { MAX_TOKEN_BYTES, tokenFacts } from './token.ts';
+import type { Authenticator, AuthOutcome, AuthRequest } from './types.ts';
+
+/** Allowed clock skew between the token issuer and the CA. */
+export const JWT_CLOCK_TOLERANCE_SECONDS = 30;
+/** Asymmetric algorithms only: a shared-secret (HS*) or unsigned (none) token is never accepted. */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+export interface JwtAuthenticatorOptions {
+  readonly name: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly keySet: JWTVerifyGetKey;
+  readonly trustDomain: string;
+  readonly clock: Clock;
+}
+
+function explain(err: unknown, audience: string): string {
+  if (err instanceof errors.JWTExpired) return 'token has expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'aud') return `token audience does not include "${audience}"`;
+    if (err.claim === 'nbf') return 'token is not valid yet (nbf is in the future)';
+    if (err.claim === 'iat') return 'token iat is in the future';
+    if (err.claim === 'exp') return 'token has no valid exp claim';
+    return `token claim "${err.claim}" is invalid`;
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'token algorithm is not allowed (asymmetric signatures only)';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'token signature does not verify (tampered or signed by another key)';
+  if (err instanceof errors.JWKSNoMatchingKey) return 'token was signed by a key the issuer does not publish';
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'token issuer keys could not be fetched';
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'token is not a valid signed JWT';
+  return 'token could not be verified';
+}
+
+export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authenticator {
+  return {
+    name: opts.name,
+    async authenticate(req: AuthRequest): Promise<AuthOutcome> {
+      const token = req.bearerToken;
+      if (!token) return { ok: false, kind: 'skip', reason: 'no bearer token' };
+      if (token.length > MAX_TOKEN_BYTES) return { ok: false, kind: 'refused', reason: `token is longer than ${MAX_TOKEN_BYTES} bytes` };
+      let iss: unknown;
+      try {
+        const header = decodeProtectedHeader(token);
+        if (header.alg === 'none') return { ok: false, kind: 'refused', reason: 'token is unsigned (alg "none")' };
+        iss = decodeJwt(token).iss;
+      } catch {
+        return { ok: false, kind: 'skip', reason: 'bearer token is not a JWT' };
+      }
+      if (iss !== opts.issuer) {
+        return { ok: false, kind: 'skip', reason: `token issuer ${typeof iss === 'string' ? `"${iss.slice(0, 200)}"` : '(none)'} is not trusted` };
+      }
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, opts.keySet, {
+          issuer: opts.issuer,
+          audience: opts.audience,
+          algorithms: JWT_ALGORITHMS,
+          clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS,
+          currentDate: new Date(opts.clock.now()),
+          requiredClaims: ['exp', 'sub'],
+        }));
+      } catch (err) {
+        if (err instanceof errors.JWKSTimeout) return { ok: false, kind: 'unavailable', reason: explain(err, opts.audience), retryAfterSeconds: 5 };
+        return { ok: false, kind: 'refused', reason: explain(err, opts.audience) };
+      }
+      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: opts.name, token: tokenFacts(token) });
+      return result.ok ? result : { ok: false, kind: 'refused', reason: result.reason };
+    },
+  };
+}

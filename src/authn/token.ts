@@ -1,0 +1,42 @@
+// Bearer tokens: pulled from `authorization` metadata, summarised for the ledger by their hash.
+// The token itself never leaves this module's callers' stack frames: not logged, not stored.
+
+import { createHash } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import type { TokenFacts } from './types.ts';
+
+/** Biggest bearer token accepted; a projected service-account token is ~1 KiB. */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+
+export function tokenSha256(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Short hash prefix for log lines: correlates requests without revealing the token. */
+export function tokenLogId(token: string): string {
+  return tokenSha256(token).slice(0, 12);
+}
+
+/** Reads `authorization: Bearer <token>`; undefined when absent or not a bearer credential. */
+export function bearerTokenFrom(values: readonly unknown[]): string | undefined {
+  for (const value of values) {
+    if (typeof value !== 'string') continue;
+    const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(value);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/** Record facts from the payload (unverified; callers only use them after verification). */
+export function tokenFacts(token: string): TokenFacts {
+  const facts: { sha256: string; jti?: string; iatMs?: number; expMs?: number } = { sha256: tokenSha256(token) };
+  try {
+    const payload = decodeJwt(token);
+    if (typeof payload.jti === 'string') facts.jti = payload.jti.slice(0, 128);
+    if (typeof payload.iat === 'number') facts.iatMs = payload.iat * 1000;
+    if (typeof payload.exp === 'number') facts.expMs = payload.exp * 1000;
+  } catch {
+    // Not a JWT: the hash alone identifies it.
+  }
+  return facts;
+}
