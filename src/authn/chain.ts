@@ -46,5 +46,5 @@ function chainError(failures: Extract<AuthOutcome, { ok: false }>[], req: AuthRe
     const specific = failures.find((f) => f.reason !== 'no bearer token' && f.reason !== 'no client certificate');
     return new MeshcaError('UNAUTHENTICATED', specific ? specific.reason : 'no authenticator accepts this token');
   }
-  return new MeshcaError('UNAUTHENTICATED', 'no credentials: send "authorization: Bearer <token>" or a client certificate issued by this CA');
+  return new MeshcaError('UNAUTHENTICATED', 'no credentials: send "authorization: Bearer <token>" or a client certificate issued by this CA (with its intermediate; certificates that do not chain to this CA\'s roots are ignored)');
 }

@@ -1,7 +1,9 @@
 // Every meshca subcommand, listed once.
 import type { Command } from '../command.ts';
 import { caInitCommand } from './ca_init.ts';
+import { serveCommand } from './serve.ts';
 import { signCommand } from './sign.ts';
+import { tokenMintCommand } from './token_mint.ts';
 import { versionCommand } from './version.ts';
 
-export const COMMANDS: readonly Command[] = [caInitCommand, signCommand, versionCommand];
+export const COMMANDS: readonly Command[] = [caInitCommand, serveCommand, signCommand, tokenMintCommand, versionCommand];

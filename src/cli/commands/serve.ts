@@ -1,0 +1,23 @@
+// `meshca serve`: run the CA until SIGINT/SIGTERM, then shut down gracefully and exit 0.
+import { createLogger } from '../../observability/index.ts';
+import { serveConfigFrom, SERVE_SETTINGS, startCaServer } from '../../server/index.ts';
+import type { Command } from '../command.ts';
+
+export const serveCommand: Command = {
+  path: ['serve'],
+  usage: 'meshca serve [--keys DIR] [--listen 0.0.0.0:15012] [--http-listen 0.0.0.0:15014] [--db sqlite:data/meshca.db] …',
+  summary: 'run the certificate authority (gRPC/TLS CreateCertificate, /healthz, /readyz, /metrics)',
+  options: { settings: SERVE_SETTINGS },
+  async run(v, ctx) {
+    const config = serveConfigFrom(v);
+    const log = createLogger(config.logLevel);
+    const server = await startCaServer(config, { clock: ctx.clock, log });
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await server.close();
+    log.flush();
+    return 0;
+  },
+};

@@ -1,0 +1,144 @@
+// istio.v1.auth.IstioCertificateService/CreateCertificate. Reads top to bottom: parse →
+// authenticate → derive the SPIFFE ID from the authenticated identity only → check policy →
+// issue (TTL and CSR checks, sign, ledger) → answer. The CSR's own subject and SANs are ignored:
+// identity comes from the caller's credentials, as Istio's CreateCertificate also insists.
+
+import * as grpc from '@grpc/grpc-js';
+import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type Caller } from '../authn/index.ts';
+import type { SvidIssuer } from '../ca/index.ts';
+import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { Clock } from '../time/index.ts';
+import { authRequestOf, deadlineOf, peerAddressOf } from './call_identity.ts';
+import type { CaMetrics } from './metrics.ts';
+
+/** Longest an issuance may wait on authentication when the client sets no deadline. */
+export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
+
+/** Decides whether an authenticated caller may have its identity (namespace allow/deny…). */
+export type IdentityPolicy = (caller: Caller) => { ok: true } | { ok: false; reason: string };
+
+export const allowAll: IdentityPolicy = () => ({ ok: true });
+
+export interface CaServiceDeps {
+  readonly issuer: SvidIssuer;
+  readonly authenticators: () => readonly Authenticator[];
+  readonly policy: IdentityPolicy;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: CaMetrics;
+}
+
+interface CreateCertificateRequest {
+  csr?: unknown;
+  validity_duration?: unknown;
+  metadata?: unknown;
+}
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+
+function parseRequest(req: CreateCertificateRequest): { csrPem: string; ttlSeconds: number } {
+  if (typeof req.csr !== 'string' || req.csr.trim() === '') throw new MeshcaError('BAD_CSR', 'csr (field 1) is empty; send a PEM CERTIFICATE REQUEST');
+  const ttl = Number(req.validity_duration ?? 0);
+  return { csrPem: req.csr, ttlSeconds: ttl };
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/** Authenticates and applies the identity policy; throws the MeshcaError the client should see. */
+export async function authenticateCall(call: AnyCall, deps: Pick<CaServiceDeps, 'authenticators' | 'policy' | 'clock' | 'log'>): Promise<Caller> {
+  const caller = await authenticateCaller(call, deps);
+  authorizeCaller(caller, deps.policy);
+  return caller;
+}
+
+export function authorizeCaller(caller: Caller, policy: IdentityPolicy): void {
+  const verdict = policy(caller);
+  if (!verdict.ok) throw new MeshcaError('PERMISSION_DENIED', verdict.reason);
+}
+
+/** Who the caller is (no policy): the first authenticator in the chain that vouches for it. */
+export async function authenticateCaller(call: AnyCall, deps: Pick<CaServiceDeps, 'authenticators' | 'clock' | 'log'>): Promise<Caller> {
+  const nowMs = deps.clock.now();
+  const authReq = authRequestOf(call, deadlineOf(call, nowMs, DEFAULT_REQUEST_DEADLINE_MS));
+  const result = await authenticateWithChain(deps.authenticators(), authReq);
+  if (!result.caller) {
+    deps.log.info(
+      { peer: authReq.peerAddress, ...(authReq.bearerToken ? { tokenId: tokenLogId(authReq.bearerToken) } : {}), authn: result.trail },
+      'authentication failed',
+    );
+    throw result.error ?? new MeshcaError('UNAUTHENTICATED', 'not authenticated');
+  }
+  return result.caller;
+}
+
+export function createCaServiceHandlers(deps: CaServiceDeps): grpc.UntypedServiceImplementation {
+  return {
+    CreateCertificate: (
+      call: grpc.ServerUnaryCall<CreateCertificateRequest, { cert_chain: string[] }>,
+      callback: grpc.sendUnaryData<{ cert_chain: string[] }>,
+    ) => {
+      void createCertificate(call, deps).then(
+        (chain) => callback(null, { cert_chain: chain }),
+        (err: unknown) => {
+          const status = toGrpcStatus(err);
+          callback({ code: status.code, details: status.details });
+        },
+      );
+    },
+  };
+}
+
+async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateRequest, unknown>, deps: CaServiceDeps): Promise<string[]> {
+  const started = performance.now();
+  const peer = peerAddressOf(call);
+  let caller: Caller | undefined;
+  let ttlSeconds: number | undefined;
+  let outcome = 'OK';
+  let serial: string | undefined;
+  try {
+    const parsed = parseRequest(call.request);
+    ttlSeconds = parsed.ttlSeconds;
+    try {
+      caller = await authenticateCaller(call, deps);
+      authorizeCaller(caller, deps.policy);
+    } catch (err) {
+      const token = authRequestOf(call).bearerToken;
+      await deps.issuer.recordRefusal(
+        { channel: 'CreateCertificate', peer, requestedTtlSeconds: ttlSeconds, ...(caller ? { caller } : token ? { tokenSha256: tokenSha256(token) } : {}) },
+        err,
+      );
+      throw err;
+    }
+    const svid = await deps.issuer.issueWorkloadSvid({
+      caller,
+      csrPem: parsed.csrPem,
+      requestedTtlSeconds: parsed.ttlSeconds,
+      channel: 'CreateCertificate',
+      peer,
+    });
+    serial = svid.certificate.serialHex;
+    return [...svid.chainPem];
+  } catch (err) {
+    outcome = STATUS_NAMES[toGrpcStatus(err).code] ?? 'UNKNOWN';
+    if (!(err instanceof MeshcaError)) deps.log.error({ err, peer }, 'CreateCertificate failed unexpectedly');
+    throw err;
+  } finally {
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics.issuances.inc({ outcome });
+    deps.metrics.issueDuration.observe({ outcome }, seconds);
+    deps.log.info(
+      {
+        rpc: 'CreateCertificate',
+        outcome,
+        spiffeId: caller?.spiffeId.uri,
+        authenticator: caller?.authenticator,
+        serial,
+        ttlSeconds,
+        peer,
+        durationMs: Math.round(seconds * 10000) / 10,
+      },
+      outcome === 'OK' ? 'issued' : 'refused',
+    );
+  }
+}

@@ -1,0 +1,41 @@
+// What a gRPC call says about its caller: the bearer token, the TLS client certificate, the peer
+// address. Parsing only; deciding who the caller is belongs to src/authn.
+
+import { X509Certificate } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { bearerTokenFrom, type AuthRequest } from '../authn/index.ts';
+
+type AnyCall = { metadata: grpc.Metadata; getPeer(): string; getAuthContext?: () => { sslPeerCertificate?: { raw?: Buffer } } };
+
+/** "ipv4:1.2.3.4:5" / "ipv6:[::1]:5" / "1.2.3.4:5" → "1.2.3.4:5" */
+export function peerAddressOf(call: AnyCall): string {
+  return call.getPeer().replace(/^ipv[46]:/, '');
+}
+
+export function authRequestOf(call: AnyCall, deadlineMs?: number): AuthRequest {
+  const bearerToken = bearerTokenFrom(call.metadata.get('authorization'));
+  let peerCertificates: X509Certificate[] | undefined;
+  // grpc-js exposes the client certificate only once TLS has verified it against our roots;
+  // src/authn/mtls.ts then checks it was issued by one of our intermediates.
+  const raw = call.getAuthContext?.().sslPeerCertificate?.raw;
+  if (raw && raw.length > 0) {
+    try {
+      peerCertificates = [new X509Certificate(raw)];
+    } catch {
+      peerCertificates = undefined;
+    }
+  }
+  return {
+    ...(bearerToken ? { bearerToken } : {}),
+    ...(peerCertificates ? { peerCertificates } : {}),
+    peerAddress: peerAddressOf(call),
+    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+  };
+}
+
+/** Absolute deadline of a call in ms since epoch, capped by `maxMs` from now. */
+export function deadlineOf(call: { getDeadline(): grpc.Deadline }, nowMs: number, maxMs: number): number {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : typeof d === 'number' && Number.isFinite(d) ? d : Infinity;
+  return Math.min(ms, nowMs + maxMs);
+}

@@ -1,0 +1,95 @@
+// `meshca serve` configuration: built once from validated settings, frozen, passed down.
+
+import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
+import type { Values } from '../config/index.ts';
+import { MeshcaError } from '../errors/index.ts';
+import { parseSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
+
+export interface ServeConfig {
+  readonly keysDir: string;
+  readonly trustDomain: string;
+  readonly db: string;
+  readonly listen: string;
+  readonly httpListen: string;
+  readonly audience: string;
+  readonly namespace: string;
+  readonly extraDnsNames: readonly string[];
+  readonly ttl: TtlPolicy;
+  readonly devTokens: boolean;
+  readonly jwks?: { readonly file?: string; readonly url?: string; readonly issuer: string };
+  readonly kubernetes: {
+    readonly mode: 'none' | 'tokenreview' | 'jwks' | 'both';
+    readonly kubeconfigPath?: string;
+    readonly oidcIssuer?: string;
+    readonly allowLegacyTokens: boolean;
+    readonly tokenCacheTtlMs: number;
+    readonly tokenCacheSize: number;
+    readonly kubeQps: number;
+    readonly kubeBurst: number;
+  };
+  readonly policy: { readonly allowNamespaces: readonly string[]; readonly denyNamespaces: readonly string[]; readonly denyIds: readonly string[] };
+  readonly sds: boolean;
+  readonly auditors: readonly string[];
+  readonly admins: readonly string[];
+  readonly retainMs: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: string;
+}
+
+/** host:port, [v6]:port; port 0 picks a free one. */
+export function parseListenAddress(text: string, setting: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new MeshcaError('BAD_CONFIG', `${setting} "${text}" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export function serveConfigFrom(v: Values): ServeConfig {
+  validateTrustDomain(v['trust-domain']!);
+  parseListenAddress(v.listen!, '--listen');
+  parseListenAddress(v['http-listen']!, '--http-listen');
+  if (v['jwks-file'] && v['jwks-url']) throw new MeshcaError('BAD_CONFIG', '--jwks-file and --jwks-url are alternatives; give one');
+  if ((v['jwks-file'] || v['jwks-url']) && !v.issuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');
+  for (const id of [...(v.auditors ?? []), ...(v.admins ?? []), ...(v['deny-ids'] ?? [])]) parseSpiffeId(id);
+  const ttl = validateTtlPolicy({ defaultTtlMs: v['default-ttl']!, maxTtlMs: v['max-ttl']! });
+  const mode = v.authn as ServeConfig['kubernetes']['mode'];
+  return Object.freeze({
+    keysDir: v.keys!,
+    trustDomain: v['trust-domain']!,
+    db: v.db!,
+    listen: v.listen!,
+    httpListen: v['http-listen']!,
+    audience: v.audience!,
+    namespace: v.namespace!,
+    extraDnsNames: v.san ?? [],
+    ttl,
+    devTokens: v['dev-tokens']!,
+    ...(v['jwks-file'] || v['jwks-url']
+      ? { jwks: { ...(v['jwks-file'] ? { file: v['jwks-file'] } : {}), ...(v['jwks-url'] ? { url: v['jwks-url'] } : {}), issuer: v.issuer! } }
+      : {}),
+    kubernetes: {
+      mode,
+      ...(v.kubeconfig ? { kubeconfigPath: v.kubeconfig } : {}),
+      ...(v['oidc-issuer'] ? { oidcIssuer: v['oidc-issuer'] } : {}),
+      allowLegacyTokens: v['allow-legacy-tokens']!,
+      tokenCacheTtlMs: v['token-cache-ttl']!,
+      tokenCacheSize: v['token-cache-size']!,
+      kubeQps: v['kube-qps']!,
+      kubeBurst: v['kube-burst']!,
+    },
+    policy: { allowNamespaces: v['allow-namespaces'] ?? [], denyNamespaces: v['deny-namespaces'] ?? [], denyIds: v['deny-ids'] ?? [] },
+    sds: v.sds!,
+    auditors: v.auditors ?? [],
+    admins: v.admins ?? [],
+    retainMs: v.retain ?? 0,
+    shutdownGraceMs: v['shutdown-grace']!,
+    logLevel: v['log-level']!,
+  });
+}
+
+export const SERVE_SETTINGS = [
+  'keys', 'trust-domain', 'db', 'listen', 'http-listen', 'audience', 'namespace', 'san', 'default-ttl', 'max-ttl',
+  'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
+  'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
+  'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
+] as const;

@@ -1,0 +1,51 @@
+// The plain-HTTP side port: /healthz (process alive), /readyz (every readiness check passes) and
+// /metrics (Prometheus). Extra routes (e.g. /bundle) are added by name. Answers GET/HEAD only.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export type ReadinessCheck = () => { ok: true } | { ok: false; reason: string };
+export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface HttpServerOptions {
+  readonly registry: Registry;
+  readonly readiness: Readonly<Record<string, ReadinessCheck>>;
+  readonly routes?: Readonly<Record<string, Route>>;
+}
+
+function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+export function createHttpServer(opts: HttpServerOptions): Server {
+  const server = createServer(async (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n');
+    const path = (req.url ?? '/').split('?')[0];
+    try {
+      switch (path) {
+        case '/healthz':
+          return send(res, 200, 'ok\n');
+        case '/readyz': {
+          const failing = Object.entries(opts.readiness)
+            .map(([name, check]) => [name, check()] as const)
+            .filter(([, r]) => !r.ok)
+            .map(([name, r]) => `${name}: ${(r as { reason: string }).reason}`);
+          return failing.length === 0 ? send(res, 200, 'ready\n') : send(res, 503, `not ready\n${failing.join('\n')}\n`);
+        }
+        case '/metrics':
+          return send(res, 200, await opts.registry.metrics(), opts.registry.contentType);
+        default: {
+          const route = path ? opts.routes?.[path] : undefined;
+          if (route) return await route(req, res);
+          return send(res, 404, 'not found\n');
+        }
+      }
+    } catch {
+      if (!res.headersSent) send(res, 500, 'internal error\n');
+    }
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  return server;
+}

@@ -1,0 +1,33 @@
+// The CA server's Prometheus metrics. Label values are bounded (outcome codes, cert roles).
+
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export interface CaMetrics {
+  readonly issuances: Counter<'outcome'>;
+  readonly issueDuration: Histogram<'outcome'>;
+  readonly caCertExpiry: Gauge<'cert'>;
+}
+
+export function createCaMetrics(registry: Registry): CaMetrics {
+  return {
+    issuances: new Counter({
+      name: 'meshca_issuances_total',
+      help: 'CreateCertificate (and CA-direct SDS) requests by outcome: ok or the gRPC status name',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    issueDuration: new Histogram({
+      name: 'meshca_issue_duration_seconds',
+      help: 'Time to answer an issuance request, authentication and ledger included',
+      labelNames: ['outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    caCertExpiry: new Gauge({
+      name: 'meshca_ca_cert_expiry_timestamp_seconds',
+      help: 'notAfter of the CA certificates in use (cert = root | intermediate | serving)',
+      labelNames: ['cert'],
+      registers: [registry],
+    }),
+  };
+}

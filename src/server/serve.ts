@@ -1,0 +1,210 @@
+// Assembles `meshca serve`: key directory → verified authority → ledger → authenticators →
+// gRPC over TLS (CreateCertificate) and the HTTP side port. Shuts down gracefully.
+
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
+import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
+import { DEFAULT_LEAF_TTL_MS, inspectKeyDirectory, initCa, loadAuthorityFromDirectory, SvidIssuer } from '../ca/index.ts';
+import { MeshcaError } from '../errors/index.ts';
+import { openLedgerWriter, type ClosableLedgerWriter } from '../ledger/index.ts';
+import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
+import { DEFAULT_CA_TTL_MS, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
+import type { Clock } from '../time/index.ts';
+import { allowAll, createCaServiceHandlers, type IdentityPolicy } from './ca_service.ts';
+import { CaState } from './ca_state.ts';
+import { parseListenAddress, type ServeConfig } from './config.ts';
+import { createHttpServer, type ReadinessCheck, type Route } from './http_server.ts';
+import { createCaMetrics, type CaMetrics } from './metrics.ts';
+import { istioCertificateService } from './protos.ts';
+import { servingDnsNames, ServingIdentity } from './serving_identity.ts';
+
+/** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+export interface ServeDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Extension points used by later features (Kubernetes authn, SDS, audit, rotation). */
+  readonly extraAuthenticators?: (ctx: ServerContext) => Authenticator[];
+  readonly policy?: IdentityPolicy;
+  readonly registerServices?: (server: grpc.Server, ctx: ServerContext) => void;
+  readonly routes?: (ctx: ServerContext) => Record<string, Route>;
+  readonly readiness?: (ctx: ServerContext) => Record<string, ReadinessCheck>;
+  /** Key type for an embedded development CA. */
+  readonly devKeyType?: string;
+}
+
+export interface ServerContext {
+  readonly config: ServeConfig;
+  readonly state: CaState;
+  readonly issuer: SvidIssuer;
+  readonly ledger: ClosableLedgerWriter;
+  readonly registry: Registry;
+  readonly metrics: CaMetrics;
+  readonly authenticators: () => readonly Authenticator[];
+  readonly policy: IdentityPolicy;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface RunningCaServer {
+  readonly grpcAddress: string;
+  readonly httpAddress: string;
+  readonly context: ServerContext;
+  /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes everything. */
+  close(graceMs?: number): Promise<void>;
+}
+
+async function ensureCa(config: ServeConfig, deps: ServeDeps): Promise<void> {
+  if (inspectKeyDirectory(config.keysDir) !== 'empty') return;
+  const result = await initCa({
+    keysDir: config.keysDir,
+    trustDomain: config.trustDomain,
+    organization: 'meshca development CA',
+    keyType: parseKeyType(deps.devKeyType ?? 'ec-p256'),
+    rootTtlMs: DEFAULT_ROOT_TTL_MS,
+    caTtlMs: DEFAULT_CA_TTL_MS,
+    nowMs: deps.clock.now(),
+    force: false,
+  });
+  deps.log.warn(
+    { keysDir: config.keysDir, rootKeyId: result.rootKeyId, caKeyId: result.caKeyId },
+    `made a DEVELOPMENT CA in ${config.keysDir}/ because it was empty; for a real CA stop meshca and run ` +
+      `"meshca ca init --keys ${config.keysDir} --root-cert <your-root.pem> --root-key <your-root-key.pem> --force", ` +
+      `or copy your CA (root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem) into ${config.keysDir}/`,
+  );
+}
+
+async function buildAuthenticators(config: ServeConfig, state: CaState, deps: ServeDeps): Promise<Authenticator[]> {
+  const chain: Authenticator[] = [createMtlsAuthenticator({ issuers: () => state.issuers, trustDomain: config.trustDomain, clock: deps.clock })];
+  if (config.devTokens) {
+    const dev = await loadDevIssuer(config.keysDir, true);
+    chain.push(createJwtAuthenticator({ name: 'dev-jwt', issuer: dev.issuer, audience: config.audience, keySet: dev.keySet, trustDomain: config.trustDomain, clock: deps.clock }));
+    deps.log.warn('trusting development tokens from "meshca token mint" (--dev-tokens); turn this off in production with --dev-tokens=false');
+  }
+  if (config.jwks) {
+    let keySet;
+    if (config.jwks.file) {
+      try {
+        keySet = createLocalJWKSet(JSON.parse(readFileSync(config.jwks.file, 'utf8')));
+      } catch (err) {
+        throw new MeshcaError('BAD_CONFIG', `--jwks-file ${config.jwks.file}: not a readable JWK set`, { cause: err });
+      }
+    } else {
+      keySet = createRemoteJWKSet(new URL(config.jwks.url!), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+    }
+    chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audience: config.audience, keySet, trustDomain: config.trustDomain, clock: deps.clock }));
+  }
+  return chain;
+}
+
+function listenUrl(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promise<RunningCaServer> {
+  const { clock, log } = deps;
+  await ensureCa(config, deps);
+  const state = new CaState(loadAuthorityFromDirectory(config.keysDir, clock.now()));
+  const ledger = await openLedgerWriter(config.db);
+  const registry = createRegistry();
+  const metrics = createCaMetrics(registry);
+  const issuer = new SvidIssuer({ authority: () => state.authority, ledger, clock, ttl: config.ttl });
+
+  const chain = await buildAuthenticators(config, state, deps);
+  const policy = deps.policy ?? allowAll;
+  let ctx: ServerContext = {
+    config, state, issuer, ledger, registry, metrics, policy, clock, log,
+    authenticators: () => chain,
+  };
+  if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
+  ctx = Object.freeze(ctx);
+
+  const recordExpiry = () => {
+    metrics.caCertExpiry.set({ cert: 'root' }, Date.parse(state.authority.root.validTo) / 1000);
+    metrics.caCertExpiry.set({ cert: 'intermediate' }, state.authority.notAfterMs / 1000);
+  };
+  recordExpiry();
+  state.subscribe(recordExpiry);
+
+  const serving = new ServingIdentity({
+    state,
+    dnsNames: servingDnsNames(config.namespace, config.extraDnsNames),
+    clock,
+    onIssued: (cert) => {
+      metrics.caCertExpiry.set({ cert: 'serving' }, cert.notAfterMs / 1000);
+      log.info({ serial: cert.serialHex, notAfter: new Date(cert.notAfterMs).toISOString() }, 'issued the CA serving certificate');
+    },
+    onError: (err) => log.error({ err }, 'could not renew the CA serving certificate'),
+  });
+  await serving.start();
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    'grpc.max_concurrent_streams': 1000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(istioCertificateService(), createCaServiceHandlers({ issuer, authenticators: ctx.authenticators, policy, clock, log, metrics }));
+  deps.registerServices?.(server, ctx);
+
+  const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, serving, false);
+  const g = parseListenAddress(config.listen, '--listen');
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listenUrl(g.host, g.port), creds, (err, port) => (err ? reject(new MeshcaError('BAD_CONFIG', `--listen ${config.listen}: ${err.message}`, { cause: err })) : resolve(port))),
+  );
+
+  const readiness: Record<string, ReadinessCheck> = {
+    keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }),
+    serving: () => (serving.notAfterMs && clock.now() < serving.notAfterMs ? { ok: true } : { ok: false, reason: 'no valid serving certificate' }),
+    ...deps.readiness?.(ctx),
+  };
+  const http = createHttpServer({ registry, readiness, routes: deps.routes?.(ctx) ?? {} });
+  const h = parseListenAddress(config.httpListen, '--http-listen');
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', (err) => reject(new MeshcaError('BAD_CONFIG', `--http-listen ${config.httpListen}: ${err.message}`, { cause: err })));
+    http.listen(h.port, h.host, () => resolve());
+  });
+  const httpPort = (http.address() as AddressInfo).port;
+  const grpcAddress = listenUrl(g.host, grpcPort);
+  const httpAddress = listenUrl(h.host, httpPort);
+
+  await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: { grpc: grpcAddress, http: httpAddress, issuerKeyId: state.authority.keyId, rootKeyId: state.authority.rootKeyId } });
+  log.info(
+    {
+      grpc: grpcAddress,
+      http: httpAddress,
+      trustDomain: config.trustDomain,
+      issuerKeyId: state.authority.keyId,
+      rootKeyId: state.authority.rootKeyId,
+      defaultTtlSeconds: (config.ttl.defaultTtlMs ?? DEFAULT_LEAF_TTL_MS) / 1000,
+    },
+    'meshca serve listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpcAddress,
+    httpAddress,
+    context: ctx,
+    close(graceMs = config.shutdownGraceMs) {
+      closing ??= (async () => {
+        log.info({ graceMs }, 'shutting down: no new requests; finishing those in flight');
+        const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+        if ((await Promise.race([drained, timer])) === 'timeout') {
+          log.warn('requests still in flight after the grace period; closing them');
+          server.forceShutdown();
+        }
+        serving.stop();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+        http.closeAllConnections();
+        await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: {} }).catch(() => undefined);
+        await ledger.close();
+        log.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}
