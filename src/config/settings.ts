@@ -79,6 +79,7 @@ export const SETTINGS = {
   'token-file': s('token-file', 'string', 'projected service-account token file', { default: '/var/run/secrets/tokens/meshca-token' }),
   'sds-socket': s('sds-socket', 'string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),
   'output-dir': s('output-dir', 'string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
+  'bundle-poll': s('bundle-poll', 'duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: '1m' }),
   // Audit
   since: s('since', 'string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)'),
   until: s('until', 'string', 'up to this time (ISO 8601 or a duration ago)'),

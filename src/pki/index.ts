@@ -5,6 +5,7 @@ export { type Signer, type SignatureAlgorithm, createLocalSigner, signatureAlgor
 export { type SerialSource, randomSerial, serialToHex, SERIAL_BYTES } from './serial.ts';
 export { toPem, decodePemBlocks, decodeSinglePem, decodeCertificates } from './pem.ts';
 export { type VerifiedCsr, parseCsrPem, parseCsrDer, MAX_CSR_BYTES } from './csr.ts';
+export { createCsrPem } from './csr_request.ts';
 export { keyIdOf, subjectKeyIdentifier, certificateFields, encodeTbsCertificate, makeIssuerTemplate, type IssuerTemplate } from './certificate_builder.ts';
 export { DEFAULT_BACKDATE_MS, leafValidity } from './profiles.ts';
 export { type MadeCa, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';

@@ -1,0 +1,142 @@
+// The agent's client for istio.v1.auth.IstioCertificateService/CreateCertificate over TLS,
+// verified against the trusted roots. Sends the bearer token as metadata; never logs it.
+
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { MeshcaError } from '../errors/index.ts';
+import type { Clock } from '../time/index.ts';
+
+const CA_PROTO_DIR = fileURLToPath(new URL('../../protos', import.meta.url));
+const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
+/** A CreateCertificate that has not answered in this long is treated as the CA being down. */
+export const CA_CALL_TIMEOUT_MS = 10_000;
+
+/** How the agent proves who it is: its service-account token, or the certificate it holds now. */
+export type CaCredential =
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'certificate'; readonly chainPem: string; readonly privateKeyPem: string };
+
+export interface CertificateRequest {
+  readonly csrPem: string;
+  readonly ttlSeconds: number;
+  readonly credential: CaCredential;
+}
+
+export interface CaClient {
+  /** Returns Istio's cert_chain: leaf first, root bundle last. */
+  createCertificate(req: CertificateRequest): Promise<string[]>;
+  close(): void;
+}
+
+export interface CaClientOptions {
+  /** host:port */
+  readonly address: string;
+  /** Name expected in the CA's serving certificate; default the host of `address`. */
+  readonly serverName?: string;
+  /** Roots the CA's serving certificate must chain to; read per connection, so it may change. */
+  readonly trustedRootsPem: () => string;
+  readonly timeoutMs?: number;
+  readonly clock: Clock;
+}
+
+type CreateCertificateMethod = (
+  request: object,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, response?: { cert_chain?: string[] }) => void,
+) => void;
+
+let serviceConstructor: grpc.ServiceClientConstructor | undefined;
+
+function certificateServiceClient(): grpc.ServiceClientConstructor {
+  if (!serviceConstructor) {
+    const definition = protoLoader.loadSync('istio/v1/auth/ca.proto', { keepCase: true, longs: String, defaults: true, includeDirs: [CA_PROTO_DIR] });
+    serviceConstructor = grpc.makeGenericClientConstructor(definition[CA_SERVICE] as grpc.ServiceDefinition, CA_SERVICE);
+  }
+  return serviceConstructor;
+}
+
+function hostOf(address: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const colon = address.lastIndexOf(':');
+  return colon > 0 ? address.slice(0, colon) : address;
+}
+
+export function createCaClient(options: CaClientOptions): CaClient {
+  const expectedName = options.serverName ?? hostOf(options.address);
+  const timeoutMs = options.timeoutMs ?? CA_CALL_TIMEOUT_MS;
+  let tokenClient: { roots: string; client: grpc.Client } | undefined;
+
+  const makeClient = (roots: string, identity?: { chainPem: string; privateKeyPem: string }): grpc.Client => {
+    const credentials = grpc.credentials.createSsl(
+      Buffer.from(roots),
+      identity ? Buffer.from(identity.privateKeyPem) : null,
+      identity ? Buffer.from(identity.chainPem) : null,
+      // The CA's serving certificate names meshca, meshca.<ns>.svc, localhost, 127.0.0.1 and ::1;
+      // --ca-name picks which one we insist on when the address is something else.
+      { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(expectedName, cert) },
+    );
+    const Client = certificateServiceClient();
+    return new Client(options.address, credentials, {
+      'grpc.ssl_target_name_override': expectedName,
+      'grpc.default_authority': expectedName,
+    });
+  };
+
+  const call = (client: grpc.Client, req: CertificateRequest): Promise<string[]> =>
+    new Promise((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      if (req.credential.kind === 'token') metadata.set('authorization', `Bearer ${req.credential.token}`);
+      const stub = client as unknown as { CreateCertificate: CreateCertificateMethod };
+      stub.CreateCertificate({ csr: req.csrPem, validity_duration: req.ttlSeconds }, metadata, { deadline: options.clock.now() + timeoutMs }, (err, response) => {
+        if (err) {
+          reject(caError(err, options.address));
+          return;
+        }
+        const chain = response?.cert_chain ?? [];
+        if (chain.length < 2) reject(new MeshcaError('CA_UNAVAILABLE', `the CA at ${options.address} answered without a certificate chain`));
+        else resolve(chain);
+      });
+    });
+
+  return {
+    async createCertificate(req) {
+      const roots = options.trustedRootsPem();
+      if (req.credential.kind === 'certificate') {
+        const client = makeClient(roots, req.credential);
+        try {
+          return await call(client, req);
+        } finally {
+          client.close();
+        }
+      }
+      if (!tokenClient || tokenClient.roots !== roots) {
+        tokenClient?.client.close();
+        tokenClient = { roots, client: makeClient(roots) };
+      }
+      return call(tokenClient.client, req);
+    },
+    close() {
+      tokenClient?.client.close();
+      tokenClient = undefined;
+    },
+  };
+}
+
+/** The CA's refusal keeps its code and message (they never carry our token); transport failures become CA_UNAVAILABLE. */
+function caError(err: grpc.ServiceError, address: string): MeshcaError {
+  const details = err.details || err.message;
+  switch (err.code) {
+    case grpc.status.UNAUTHENTICATED:
+      return new MeshcaError('UNAUTHENTICATED', `the CA at ${address} refused our credentials: ${details}`, { cause: err });
+    case grpc.status.PERMISSION_DENIED:
+      return new MeshcaError('PERMISSION_DENIED', `the CA at ${address} refused to issue: ${details}`, { cause: err });
+    case grpc.status.INVALID_ARGUMENT:
+      return new MeshcaError('BAD_REQUEST', `the CA at ${address} refused the request: ${details}`, { cause: err });
+    default:
+      return new MeshcaError('CA_UNAVAILABLE', `the CA at ${address} is unavailable (${grpc.status[err.code] ?? err.code}: ${details})`, { cause: err });
+  }
+}

@@ -1,0 +1,69 @@
+// Checks what the CA answered before the agent serves it: the leaf is for our key, the chain
+// links to the root bundle the CA sent, and the roots are separated from the chain.
+// Never includes the private key in an error.
+
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { MeshcaError } from '../errors/index.ts';
+import { decodeCertificates, toPem, verifyChain } from '../pki/index.ts';
+
+export interface HeldSvid {
+  readonly spiffeId: string;
+  /** Leaf then intermediates, PEM: what goes into tls_certificate.certificate_chain. */
+  readonly chainPem: string;
+  readonly privateKeyPem: string;
+  /** The trust bundle the CA sent with it: the trailing self-signed certificates. */
+  readonly bundlePem: string;
+  readonly serialHex: string;
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  readonly receivedAtMs: number;
+}
+
+function isSelfSigned(cert: X509Certificate): boolean {
+  return cert.ca && cert.checkIssued(cert) && cert.verify(cert.publicKey);
+}
+
+function bad(message: string, cause?: unknown): MeshcaError {
+  return new MeshcaError('BAD_CHAIN', `the CA's answer was not usable: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+/** Istio's cert_chain (leaf first, root bundle last) → a verified SVID for `privateKey`. */
+export function acceptIssuedChain(certChain: readonly string[], privateKey: KeyObject, nowMs: number): HeldSvid {
+  let certs: X509Certificate[];
+  try {
+    certs = certChain.flatMap((pem) => decodeCertificates(pem, 'cert_chain')).map((der) => new X509Certificate(der));
+  } catch (err) {
+    throw bad('cert_chain holds something that is not a certificate', err);
+  }
+  let split = certs.length;
+  while (split > 1 && isSelfSigned(certs[split - 1]!)) split--;
+  const chain = certs.slice(0, split);
+  const roots = certs.slice(split);
+  if (roots.length === 0) throw bad('cert_chain ends without a root certificate');
+  const leaf = chain[0]!;
+  if (!leaf.publicKey.equals(createPublicKey(privateKey))) throw bad('the certificate is not for the key this agent made');
+  try {
+    verifyChain(chain, roots, nowMs);
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'the chain does not verify', err);
+  }
+  const spiffeId = /URI:(spiffe:\/\/[^,\s]+)/.exec(leaf.subjectAltName ?? '')?.[1];
+  if (!spiffeId) throw bad('the certificate has no SPIFFE ID');
+  return {
+    spiffeId,
+    chainPem: chain.map((c) => toPem(c.raw, 'CERTIFICATE')).join(''),
+    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+    bundlePem: roots.map((c) => toPem(c.raw, 'CERTIFICATE')).join(''),
+    serialHex: leaf.serialNumber.toLowerCase(),
+    notBeforeMs: Date.parse(leaf.validFrom),
+    notAfterMs: Date.parse(leaf.validTo),
+    receivedAtMs: nowMs,
+  };
+}
+
+/** A PEM bundle in canonical form, so the same roots always compare (and version) equal. */
+export function canonicalBundle(text: string, what: string): string {
+  return decodeCertificates(text, what)
+    .map((der) => toPem(der, 'CERTIFICATE'))
+    .join('');
+}
