@@ -48,7 +48,9 @@ export type CaEventName =
   | 'intermediate-prepare'
   | 'intermediate-activate'
   | 'server-start'
-  | 'server-stop';
+  | 'server-stop'
+  /** Retention removed records up to a signed checkpoint, which became the chain's new anchor. */
+  | 'ledger-prune';
 
 export interface CaEvent {
   readonly type: 'ca';
@@ -62,9 +64,16 @@ export interface CaEvent {
 export interface AuditQueryEvent {
   readonly type: 'audit-query';
   readonly timeMs: number;
+  /** The caller's SPIFFE ID, or "unauthenticated". */
   readonly caller: string;
   readonly decision: Decision;
   readonly filter: Readonly<Record<string, string | number | boolean>>;
+  /** Which auditor call: Query or Verify. */
+  readonly method?: string;
+  /** Why it was denied (safe to show: no token, no secrets). */
+  readonly reason?: string;
+  readonly authenticator?: string;
+  readonly peer?: string;
 }
 
 export type LedgerEvent = IssuanceEvent | CaEvent | AuditQueryEvent;

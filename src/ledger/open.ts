@@ -1,14 +1,42 @@
-// Opening a ledger from its --db URL. Until the ledger backends land (issue 8) this refuses every
-// URL except the explicit in-memory one, so nothing silently goes unrecorded.
+// Opening a ledger from its --db URL: sqlite:<path> or postgres://…, or `memory:` for benchmarks
+// only. Never falls back to anything that would let an issuance go unrecorded.
 
+import type { KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
+import { systemClock, type Clock } from '../time/index.ts';
+import { ChainedLedger, ledgerUnavailable } from './chained_ledger.ts';
 import type { AppendResult, LedgerEvent, LedgerWriter } from './events.ts';
+import type { Ledger } from './ledger.ts';
+import { loadOrCreateLedgerKey, type LedgerKey } from './ledger_key.ts';
+import { PostgresStore, redactUrl } from './postgres_store.ts';
+import { SqliteStore } from './sqlite_store.ts';
+import type { LedgerStore } from './store.ts';
 
 export interface ClosableLedgerWriter extends LedgerWriter {
   close(): Promise<void>;
 }
 
-/** An in-memory ledger (`memory:`) for tests and benchmarks: records are lost on exit. */
+export interface OpenLedgerOptions {
+  readonly clock?: Clock;
+  /** CA key directory: its ledger-key.pem (made on first use) signs checkpoints. */
+  readonly keysDir?: string;
+  /** The checkpoint key itself (tests); takes precedence over keysDir. */
+  readonly ledgerKey?: LedgerKey;
+  /** Extra public keys checkpoints may be signed by (verification of a ledger another CA wrote). */
+  readonly verifyKeys?: readonly KeyObject[];
+  /** Sign a checkpoint after this many records… */
+  readonly checkpointEvery?: number;
+  /** …or once this much time has passed with records uncovered. */
+  readonly checkpointIntervalMs?: number;
+  /** For readers (query, verify, export): refuse to create an empty SQLite ledger. */
+  readonly mustExist?: boolean;
+  /** SQLite: how long a write waits for another process's lock. */
+  readonly busyTimeoutMs?: number;
+  /** PostgreSQL: connections in the pool. */
+  readonly poolSize?: number;
+}
+
+/** An in-memory ledger (`memory:`) for benchmarks: no chain, no durability, lost on exit. */
 export function memoryLedger(): ClosableLedgerWriter & { readonly events: LedgerEvent[] } {
   const events: LedgerEvent[] = [];
   return {
@@ -21,9 +49,46 @@ export function memoryLedger(): ClosableLedgerWriter & { readonly events: Ledger
   };
 }
 
-export async function openLedgerWriter(url: string): Promise<ClosableLedgerWriter> {
+function isPostgresUrl(url: string): boolean {
+  return url.startsWith('postgres://') || url.startsWith('postgresql://');
+}
+
+async function openStore(url: string, opts: OpenLedgerOptions): Promise<LedgerStore> {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path.length === 0) throw new MeshcaError('BAD_CONFIG', '--db sqlite: needs a file path, e.g. sqlite:data/meshca.db');
+    try {
+      return new SqliteStore(path, { ...(opts.busyTimeoutMs !== undefined ? { busyTimeoutMs: opts.busyTimeoutMs } : {}), ...(opts.mustExist ? { mustExist: true } : {}) });
+    } catch (err) {
+      if (err instanceof MeshcaError) throw err;
+      throw ledgerUnavailable(url, 'be opened', err);
+    }
+  }
+  if (isPostgresUrl(url)) {
+    try {
+      return await PostgresStore.open(url, opts.poolSize !== undefined ? { poolSize: opts.poolSize } : {});
+    } catch (err) {
+      throw ledgerUnavailable(redactUrl(url), 'be opened', err);
+    }
+  }
+  throw new MeshcaError('BAD_CONFIG', `--db "${redactUrl(url)}" is not a ledger URL; use sqlite:<path> or postgres://…`);
+}
+
+/** Opens the full ledger (append, query, verify, prune, close) behind `url`. */
+export async function openLedger(url: string, opts: OpenLedgerOptions = {}): Promise<Ledger> {
+  const ledgerKey = opts.ledgerKey ?? (opts.keysDir !== undefined ? loadOrCreateLedgerKey(opts.keysDir) : undefined);
+  const store = await openStore(url, opts);
+  return new ChainedLedger(store, {
+    clock: opts.clock ?? systemClock,
+    ...(ledgerKey ? { ledgerKey } : {}),
+    ...(opts.verifyKeys ? { verifyKeys: opts.verifyKeys } : {}),
+    ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
+    ...(opts.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: opts.checkpointIntervalMs } : {}),
+  });
+}
+
+/** The write side for the CA and `meshca sign`; `memory:` only where losing records is the point. */
+export async function openLedgerWriter(url: string, opts: OpenLedgerOptions = {}): Promise<ClosableLedgerWriter> {
   if (url === 'memory:') return memoryLedger();
-  // Backends arrive with the ledger issue; until then record in memory and say so.
-  if (url.startsWith('sqlite:') || url.startsWith('postgres://') || url.startsWith('postgresql://')) return memoryLedger();
-  throw new MeshcaError('BAD_CONFIG', `--db "${url}" is not a ledger URL; use sqlite:<path> or postgres://…`);
+  return openLedger(url, opts);
 }

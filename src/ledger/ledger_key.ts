@@ -1,0 +1,61 @@
+// The ledger key: an ECDSA P-256 key, used only to sign checkpoints, kept as ledger-key.pem (0600)
+// in the CA key directory. Never used for certificates; never logged or put in a message.
+
+import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { MeshcaError } from '../errors/index.ts';
+import { readPrivateKeyFile, writePrivateKeyFile } from '../pki/index.ts';
+import { checkpointMessage } from './canonical.ts';
+import type { StoredCheckpoint } from './store.ts';
+
+export const LEDGER_KEY_FILE = 'ledger-key.pem';
+
+export interface LedgerKey {
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+  readonly keyId: string;
+}
+
+/** SHA-256 hex of the SubjectPublicKeyInfo DER: names the key in every checkpoint it signs. */
+export function ledgerKeyIdOf(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ format: 'der', type: 'spki' })).digest('hex');
+}
+
+export function ledgerKeyFrom(privateKey: KeyObject): LedgerKey {
+  if (privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new MeshcaError('BAD_KEY_FILE', 'the ledger key must be an ECDSA P-256 key');
+  }
+  const publicKey = createPublicKey(privateKey);
+  return { privateKey, publicKey, keyId: ledgerKeyIdOf(publicKey) };
+}
+
+/** Reads `<keysDir>/ledger-key.pem`, making it (atomically, 0600) on first use. */
+export function loadOrCreateLedgerKey(keysDir: string): LedgerKey {
+  const path = join(keysDir, LEDGER_KEY_FILE);
+  if (!existsSync(path)) {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writePrivateKeyFile(path, privateKey);
+  }
+  return ledgerKeyFrom(readPrivateKeyFile(path));
+}
+
+/** The ledger key's public half if the key directory has one; verification never makes a key. */
+export function readLedgerPublicKey(keysDir: string): KeyObject | undefined {
+  const path = join(keysDir, LEDGER_KEY_FILE);
+  if (!existsSync(path)) return undefined;
+  return createPublicKey(readPrivateKeyFile(path));
+}
+
+export function signCheckpoint(key: LedgerKey, seq: number, headHash: string, timeMs: number): StoredCheckpoint {
+  const signature = sign('sha256', checkpointMessage(seq, headHash, timeMs), key.privateKey).toString('base64');
+  return { seq, headHash, timeMs, keyId: key.keyId, signature };
+}
+
+export function isCheckpointSignedBy(cp: StoredCheckpoint, publicKey: KeyObject): boolean {
+  try {
+    return verify('sha256', checkpointMessage(cp.seq, cp.headHash, cp.timeMs), publicKey, Buffer.from(cp.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}

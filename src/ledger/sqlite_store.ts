@@ -1,0 +1,140 @@
+// The SQLite backend (`--db sqlite:<path>`, Node's built-in node:sqlite): WAL mode, synchronous
+// commits, BEGIN IMMEDIATE so appends from several processes on one file never fork the chain.
+
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { MeshcaError } from '../errors/index.ts';
+import { PRIVATE_FILE_MODE } from '../pki/index.ts';
+import { GENESIS_HASH } from './canonical.ts';
+import type { LedgerQuery } from './ledger.ts';
+import {
+  anchorFromRow,
+  checkpointFromRow,
+  HEAD_SQL,
+  headFromRow,
+  PRUNE_TARGET_SQL,
+  RECORD_COLUMNS,
+  recordFromRow,
+  SCHEMA_V1,
+  SCHEMA_VERSION,
+  whereClause,
+  type ChainAnchor,
+  type LedgerStore,
+  type StoredCheckpoint,
+  type StoredRecord,
+  type WriteBatch,
+  type ChainHead,
+} from './store.ts';
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export interface SqliteStoreOptions {
+  /** How long a write waits for another process's write lock before failing. */
+  readonly busyTimeoutMs?: number;
+  /** Refuse to create the file (query and verify must not make an empty ledger). */
+  readonly mustExist?: boolean;
+}
+
+type Row = Record<string, string | number | bigint | null>;
+
+export class SqliteStore implements LedgerStore {
+  readonly where: string;
+  readonly #db: DatabaseSync;
+  readonly #insertRecord: StatementSync;
+  readonly #insertCheckpoint: StatementSync;
+
+  constructor(path: string, opts: SqliteStoreOptions = {}) {
+    this.where = `sqlite:${path}`;
+    if (!existsSync(path)) {
+      if (opts.mustExist) throw new MeshcaError('BAD_CONFIG', `--db sqlite:${path}: there is no ledger at that path`);
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Create the file ourselves so it is 0600 from the start; SQLite gives -wal/-shm the same mode.
+      closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
+    }
+    try {
+      chmodSync(path, PRIVATE_FILE_MODE);
+    } catch {
+      // Not our file (e.g. a read-only mount for auditors): reading it is still fine.
+    }
+    this.#db = new DatabaseSync(path);
+    this.#db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
+    this.#db.exec('PRAGMA journal_mode = WAL');
+    // FULL: a commit is on disk before append resolves, not just in the WAL buffer.
+    this.#db.exec('PRAGMA synchronous = FULL');
+    this.#transaction(() => {
+      for (const sql of SCHEMA_V1) this.#db.exec(sql);
+      this.#db.prepare("INSERT OR IGNORE INTO meshca_ledger_meta (key, value) VALUES ('schema_version', ?)").run(SCHEMA_VERSION);
+    });
+    this.#insertRecord = this.#db.prepare(`INSERT INTO meshca_ledger_records (${RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#insertCheckpoint = this.#db.prepare('INSERT INTO meshca_ledger_checkpoints (seq, head_hash, time_ms, key_id, signature) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  #transaction<T>(fn: () => T): T {
+    // IMMEDIATE takes the write lock at BEGIN, so the head we read cannot move before we commit.
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  #head(): ChainHead {
+    return headFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
+  }
+
+  async write(build: (head: ChainHead) => WriteBatch): Promise<void> {
+    this.#transaction(() => {
+      const batch = build(this.#head());
+      for (const r of batch.records) {
+        this.#insertRecord.run(r.seq, r.timeMs, r.type, r.decision, r.spiffeId, r.namespace, r.serviceAccount, r.podName, r.serial, r.eventJson, r.prevHash, r.hash);
+      }
+      const cp = batch.checkpoint;
+      if (cp) this.#insertCheckpoint.run(cp.seq, cp.headHash, cp.timeMs, cp.keyId, cp.signature);
+    });
+  }
+
+  async query(q: LedgerQuery): Promise<StoredRecord[]> {
+    const { sql, params } = whereClause(q, () => '?');
+    const order = q.order === 'asc' ? 'ASC' : 'DESC';
+    const rows = this.#db.prepare(`SELECT ${RECORD_COLUMNS} FROM meshca_ledger_records ${sql} ORDER BY seq ${order} LIMIT ?`).all(...params, q.limit) as Row[];
+    return rows.map(recordFromRow);
+  }
+
+  async scan(afterSeq: number, limit: number): Promise<StoredRecord[]> {
+    const rows = this.#db.prepare(`SELECT ${RECORD_COLUMNS} FROM meshca_ledger_records WHERE seq > ? ORDER BY seq ASC LIMIT ?`).all(afterSeq, limit) as Row[];
+    return rows.map(recordFromRow);
+  }
+
+  async checkpoints(): Promise<StoredCheckpoint[]> {
+    const rows = this.#db.prepare('SELECT seq, head_hash, time_ms, key_id, signature FROM meshca_ledger_checkpoints ORDER BY seq ASC').all() as Row[];
+    return rows.map(checkpointFromRow);
+  }
+
+  async anchor(): Promise<ChainAnchor> {
+    return anchorFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
+  }
+
+  async prune(beforeMs: number): Promise<{ removed: number; anchorSeq: number }> {
+    return this.#transaction(() => {
+      const anchor = anchorFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
+      const target = this.#db.prepare(PRUNE_TARGET_SQL('?', '?')).get(beforeMs, anchor.seq) as Row | undefined;
+      if (!target) return { removed: 0, anchorSeq: anchor.seq };
+      const cp = checkpointFromRow(target);
+      const removed = Number(this.#db.prepare('DELETE FROM meshca_ledger_records WHERE seq <= ?').run(cp.seq).changes);
+      this.#db.prepare('DELETE FROM meshca_ledger_checkpoints WHERE seq < ?').run(cp.seq);
+      const setMeta = this.#db.prepare('INSERT INTO meshca_ledger_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+      setMeta.run('anchor_seq', String(cp.seq));
+      setMeta.run('anchor_hash', cp.headHash);
+      return { removed, anchorSeq: cp.seq };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
