@@ -2,14 +2,11 @@
 // verified against the trusted roots. Sends the bearer token as metadata; never logs it.
 
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { MeshcaError } from '../errors/index.ts';
+import { istioCertificateClient } from '../server/index.ts';
 import type { Clock } from '../time/index.ts';
 
-const CA_PROTO_DIR = fileURLToPath(new URL('../../protos', import.meta.url));
-const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
 /** A CreateCertificate that has not answered in this long is treated as the CA being down. */
 export const CA_CALL_TIMEOUT_MS = 10_000;
 
@@ -51,10 +48,7 @@ type CreateCertificateMethod = (
 let serviceConstructor: grpc.ServiceClientConstructor | undefined;
 
 function certificateServiceClient(): grpc.ServiceClientConstructor {
-  if (!serviceConstructor) {
-    const definition = protoLoader.loadSync('istio/v1/auth/ca.proto', { keepCase: true, longs: String, defaults: true, includeDirs: [CA_PROTO_DIR] });
-    serviceConstructor = grpc.makeGenericClientConstructor(definition[CA_SERVICE] as grpc.ServiceDefinition, CA_SERVICE);
-  }
+  serviceConstructor ??= istioCertificateClient();
   return serviceConstructor;
 }
 

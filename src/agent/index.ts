@@ -6,4 +6,3 @@ export { createCaClient, type CaClient, type CaCredential, type CertificateReque
 export { acceptIssuedChain, type HeldSvid } from './issued.ts';
 export { renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from './renewal.ts';
 export { serveSdsOnSocket, SDS_SOCKET_MODE } from './sds_socket.ts';
-export { parseListenAddress } from './http.ts';
