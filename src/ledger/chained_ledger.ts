@@ -94,9 +94,10 @@ export class ChainedLedger implements Ledger {
           prev = hash;
         }
         const uncovered = seq - head.lastCheckpointSeq;
+        // Due after N records, or once the oldest record no checkpoint covers is T old.
         const due =
           uncovered > 0 &&
-          (uncovered >= (this.#opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY) || now - head.lastCheckpointTimeMs >= this.#intervalMs() || forceCheckpoint);
+          (forceCheckpoint || uncovered >= (this.#opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY) || now - (head.oldestUncoveredTimeMs ?? now) >= this.#intervalMs());
         const checkpoint: StoredCheckpoint | undefined = key && due ? signCheckpoint(key, seq, prev, now) : undefined;
         return { records, ...(checkpoint ? { checkpoint } : {}) };
       });

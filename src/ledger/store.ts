@@ -45,7 +45,8 @@ export interface ChainHead {
   readonly seq: number;
   readonly hash: string;
   readonly lastCheckpointSeq: number;
-  readonly lastCheckpointTimeMs: number;
+  /** Time of the oldest record no checkpoint covers yet (undefined when all are covered). */
+  readonly oldestUncoveredTimeMs: number | undefined;
 }
 
 export interface WriteBatch {
@@ -180,7 +181,9 @@ export const HEAD_SQL = `SELECT
   (SELECT seq FROM meshca_ledger_records ORDER BY seq DESC LIMIT 1) AS seq,
   (SELECT hash FROM meshca_ledger_records ORDER BY seq DESC LIMIT 1) AS hash,
   (SELECT seq FROM meshca_ledger_checkpoints ORDER BY seq DESC LIMIT 1) AS cp_seq,
-  (SELECT time_ms FROM meshca_ledger_checkpoints ORDER BY seq DESC LIMIT 1) AS cp_time,
+  (SELECT time_ms FROM meshca_ledger_records WHERE seq > COALESCE(
+    (SELECT seq FROM meshca_ledger_checkpoints ORDER BY seq DESC LIMIT 1),
+    (SELECT CAST(value AS BIGINT) FROM meshca_ledger_meta WHERE key = 'anchor_seq'), 0) ORDER BY seq ASC LIMIT 1) AS uncovered_time,
   (SELECT value FROM meshca_ledger_meta WHERE key = 'anchor_seq') AS anchor_seq,
   (SELECT value FROM meshca_ledger_meta WHERE key = 'anchor_hash') AS anchor_hash`;
 
@@ -207,7 +210,7 @@ export function headFromRow(row: Record<string, Cell> | undefined, genesis: stri
     seq: hasRecords ? num(row!.seq) : anchor.seq,
     hash: hasRecords ? String(row!.hash) : anchor.hash,
     lastCheckpointSeq: hasCheckpoint ? num(row!.cp_seq) : anchor.seq,
-    lastCheckpointTimeMs: hasCheckpoint ? num(row!.cp_time) : 0,
+    oldestUncoveredTimeMs: row?.uncovered_time === null || row?.uncovered_time === undefined ? undefined : num(row.uncovered_time),
   };
 }
 
