@@ -1,0 +1,141 @@
+// Public face of src/authn/kubernetes: Kubernetes service-account token authentication for
+// `meshca serve` (--authn tokenreview|jwks|both). Builds authenticators; never logs a token.
+
+import { readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import { MeshcaError } from '../../errors/index.ts';
+import type { Logger, Registry } from '../../observability/index.ts';
+import type { Clock } from '../../time/index.ts';
+import type { Authenticator } from '../types.ts';
+import { createJwksAuthenticator, createJwksThenTokenReviewAuthenticator, createJwksVerifier } from './jwks.ts';
+import { kubeAuthMetrics } from './metrics.ts';
+import { createIssuerFetch, type IssuerTrust } from './oidc.ts';
+import { createTokenBucket } from './rate_limit.ts';
+import { createTokenReviewClient } from './review_client.ts';
+import { createTokenReviewAuthenticator } from './tokenreview.ts';
+
+export { callerFromReview, createTokenReviewAuthenticator, NEGATIVE_CACHE_TTL_MS, DEFAULT_REVIEW_DEADLINE_MS } from './tokenreview.ts';
+export { createJwksAuthenticator, createJwksVerifier, createJwksThenTokenReviewAuthenticator, JWKS_REFETCH_COOLDOWN_MS, type JwksVerdict, type JwksVerifier } from './jwks.ts';
+export { createTokenBucket, type RateLimiter } from './rate_limit.ts';
+export { ReviewCache } from './token_cache.ts';
+export { kubeAuthMetrics, type KubeAuthMetrics } from './metrics.ts';
+export { LEGACY_TOKEN_ISSUER, legacyRefusal, tokenShapeOf } from './token_shape.ts';
+
+export type KubernetesAuthMode = 'tokenreview' | 'jwks' | 'both';
+
+export interface KubernetesAuthOptions {
+  readonly mode: KubernetesAuthMode;
+  readonly audience: string;
+  readonly trustDomain: string;
+  /** Absent: in-cluster configuration (the pod's service account). */
+  readonly kubeconfigPath?: string;
+  /** Absent: discovery starts at the API server (its /.well-known/openid-configuration). */
+  readonly oidcIssuer?: string;
+  readonly allowLegacyTokens: boolean;
+  readonly tokenCacheTtlMs: number;
+  readonly tokenCacheSize: number;
+  readonly kubeQps: number;
+  readonly kubeBurst: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly registry: Registry;
+  /** Tests shorten this; production keeps the default (10 s). */
+  readonly jwksRefetchCooldownMs?: number;
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromCluster();
+  } catch (err) {
+    throw new MeshcaError('BAD_CONFIG', `kubeconfig: cannot load ${path ?? 'the in-cluster configuration'}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const server = kc.getCurrentCluster()?.server;
+  if (!server || server.includes('undefined')) {
+    throw new MeshcaError('BAD_CONFIG', path ? `kubeconfig: ${path} has no current cluster with a server` : 'kubeconfig: not running in a Kubernetes pod (no in-cluster API address); pass --kubeconfig');
+  }
+  return kc;
+}
+
+function clusterCaOf(kc: KubeConfig): string | undefined {
+  const cluster = kc.getCurrentCluster();
+  if (cluster?.caData) return Buffer.from(cluster.caData, 'base64').toString('utf8');
+  if (cluster?.caFile) {
+    try {
+      return readFileSync(cluster.caFile, 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+async function issuerTrustOf(kc: KubeConfig | undefined): Promise<IssuerTrust> {
+  if (!kc) return {};
+  const server = kc.getCurrentCluster()!.server;
+  const httpsOptions: { headers?: Record<string, string> } = {};
+  await kc.applyToHTTPSOptions(httpsOptions);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(httpsOptions.headers ?? {})) if (typeof v === 'string') headers[k] = v;
+  const ca = clusterCaOf(kc);
+  return { ...(ca ? { clusterCaPem: ca } : {}), apiServer: { origin: new URL(server).origin, headers } };
+}
+
+function validate(opts: KubernetesAuthOptions): void {
+  if (!opts.audience) throw new MeshcaError('BAD_CONFIG', 'audience: must not be empty');
+  if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 1) throw new MeshcaError('BAD_CONFIG', `token-cache-size: ${opts.tokenCacheSize} must be a whole number of at least 1`);
+  if (!(opts.tokenCacheTtlMs >= 0)) throw new MeshcaError('BAD_CONFIG', `token-cache-ttl: ${opts.tokenCacheTtlMs}ms must not be negative`);
+  if (opts.oidcIssuer !== undefined && !/^https:\/\/[^/]/.test(opts.oidcIssuer)) throw new MeshcaError('BAD_CONFIG', `oidc-issuer: "${opts.oidcIssuer}" must be an https URL`);
+}
+
+/**
+ * The authenticators for `--authn`: `tokenreview` → [TokenReview]; `jwks` → [JWKS];
+ * `both` → [JWKS first, TokenReview for what JWKS cannot decide] as one authenticator.
+ * Throws BAD_CONFIG (naming the setting) on bad options or a missing kubeconfig.
+ */
+export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Authenticator[] {
+  validate(opts);
+  const metrics = kubeAuthMetrics(opts.registry);
+  const log = opts.log.child({ component: 'authn-kubernetes' });
+  // JWKS with an explicit issuer can run without any API access; everything else needs it.
+  const needsApi = opts.mode !== 'jwks' || opts.oidcIssuer === undefined || opts.kubeconfigPath !== undefined;
+  const kc = needsApi ? loadKubeConfig(opts.kubeconfigPath) : undefined;
+
+  const tokenReview = () =>
+    createTokenReviewAuthenticator({
+      audience: opts.audience,
+      trustDomain: opts.trustDomain,
+      allowLegacyTokens: opts.allowLegacyTokens,
+      tokenCacheTtlMs: opts.tokenCacheTtlMs,
+      tokenCacheSize: opts.tokenCacheSize,
+      client: createTokenReviewClient({ kubeConfig: kc!, limiter: createTokenBucket({ qps: opts.kubeQps, burst: opts.kubeBurst, clock: opts.clock }), clock: opts.clock, log, metrics }),
+      clock: opts.clock,
+      log,
+      metrics,
+    });
+
+  const jwks = () =>
+    createJwksVerifier({
+      discoveryBase: opts.oidcIssuer ?? kc!.getCurrentCluster()!.server,
+      requireIssuer: opts.oidcIssuer !== undefined,
+      audience: opts.audience,
+      trustDomain: opts.trustDomain,
+      // Read per fetch (fetches are rare): in-cluster token files rotate under us.
+      fetchIssuer: async (url, init) => createIssuerFetch(await issuerTrustOf(kc))(url, init),
+      clock: opts.clock,
+      log,
+      ...(opts.jwksRefetchCooldownMs !== undefined ? { refetchCooldownMs: opts.jwksRefetchCooldownMs } : {}),
+    });
+
+  switch (opts.mode) {
+    case 'tokenreview':
+      return [tokenReview()];
+    case 'jwks':
+      return [createJwksAuthenticator(jwks())];
+    case 'both':
+      return [createJwksThenTokenReviewAuthenticator(jwks(), tokenReview(), log)];
+    default:
+      throw new MeshcaError('BAD_CONFIG', `authn: "${String(opts.mode)}" is not one of tokenreview, jwks, both`);
+  }
+}
