@@ -44,7 +44,7 @@ for (const [oid, sig] of Object.entries(CSR_SIGNATURES)) {
   const withNull = Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: oid, parameters: null })));
   SIGNATURES_BY_DER.set(withoutParams.toString('hex'), sig);
   // RFC 4055 §5: RSA identifiers carry NULL parameters (some encoders omit them; both accepted).
-  if (sig.key === 'rsa') SIGNATURES_BY_DER.set(withNull.toString('hex'), sig);
+  if (oid.startsWith('1.2.840.113549.')) SIGNATURES_BY_DER.set(withNull.toString('hex'), sig);
 }
 
 export interface VerifiedCsr {

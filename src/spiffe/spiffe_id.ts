@@ -78,8 +78,22 @@ export function formatSpiffeId(trustDomain: string, ...segments: string[]): Spif
   return parseSpiffeId(uri);
 }
 
-/** The Kubernetes workload form: spiffe://<td>/ns/<namespace>/sa/<service-account>. */
+/** Kubernetes namespaces are DNS-1123 labels. */
+const K8S_NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Kubernetes service-account names are DNS-1123 subdomains. */
+const K8S_SERVICE_ACCOUNT = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
+ * The Kubernetes workload form: spiffe://<td>/ns/<namespace>/sa/<service-account>. Names must be
+ * valid Kubernetes names, so one can never smuggle extra path segments ("a/sa/admin").
+ */
 export function kubernetesSpiffeId(trustDomain: string, namespace: string, serviceAccount: string): SpiffeId {
+  if (!K8S_NAMESPACE.test(namespace)) {
+    throw new MeshcaError('BAD_SPIFFE_ID', `namespace "${namespace.slice(0, 80)}" is not a valid Kubernetes namespace name (DNS-1123 label)`);
+  }
+  if (!K8S_SERVICE_ACCOUNT.test(serviceAccount)) {
+    throw new MeshcaError('BAD_SPIFFE_ID', `service account "${serviceAccount.slice(0, 80)}" is not a valid Kubernetes name (DNS-1123 subdomain)`);
+  }
   return formatSpiffeId(trustDomain, 'ns', namespace, 'sa', serviceAccount);
 }
 

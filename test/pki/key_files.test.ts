@@ -1,0 +1,56 @@
+// Private key files: written 0600 atomically, refused when group or others can read them.
+
+import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateKeyPair, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../../src/pki/index.ts';
+import { tempDir } from '../helpers/serve.ts';
+
+const dirs: { cleanup: () => void }[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => d.cleanup()));
+function dir() {
+  const d = tempDir();
+  dirs.push(d);
+  return d.path;
+}
+
+describe('private key files', () => {
+  it('are written with mode 0600 and leave no temporary files behind', () => {
+    const d = dir();
+    const path = join(d, 'k.pem');
+    writePrivateKeyFile(path, generateKeyPair().privateKey);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readdirSync(d)).toEqual(['k.pem']);
+    expect(readPrivateKeyFile(path).asymmetricKeyType).toBe('ec');
+  });
+
+  it('replace an existing file atomically', () => {
+    const d = dir();
+    const path = join(d, 'f');
+    writeFileAtomic(path, 'one', 0o644);
+    writeFileAtomic(path, 'two', 0o644);
+    expect(readdirSync(d)).toEqual(['f']);
+  });
+
+  it.each([0o644, 0o640, 0o604])('a key file with mode %o is refused, naming the file and the fix', (mode) => {
+    const d = dir();
+    const path = join(d, 'ca-key.pem');
+    writePrivateKeyFile(path, generateKeyPair().privateKey);
+    chmodSync(path, mode);
+    expect(() => readPrivateKeyFile(path)).toThrow(new RegExp(`private key ${path} is readable by group or others .*chmod 600 ${path}`));
+  });
+
+  it('a file that is not a key is refused without echoing its content', () => {
+    const d = dir();
+    const path = join(d, 'ca-key.pem');
+    writeFileSync(path, 'SECRET-NOT-A-KEY', { mode: 0o600 });
+    let message = '';
+    try {
+      readPrivateKeyFile(path);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/could not be read as a PEM private key/);
+    expect(message).not.toContain('SECRET');
+  });
+});
