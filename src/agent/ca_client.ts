@@ -1,9 +1,10 @@
 // The agent's client for istio.v1.auth.IstioCertificateService/CreateCertificate over TLS,
 // verified against the trusted roots. Sends the bearer token as metadata; never logs it.
 
+import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { MeshcaError } from '../errors/index.ts';
+import { isMeshcaError, MeshcaError } from '../errors/index.ts';
 import { istioCertificateClient } from '../server/index.ts';
 import type { Clock } from '../time/index.ts';
 
@@ -74,10 +75,8 @@ export function createCaClient(options: CaClientOptions): CaClient {
       { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(expectedName, cert) },
     );
     const Client = certificateServiceClient();
-    return new Client(options.address, credentials, {
-      'grpc.ssl_target_name_override': expectedName,
-      'grpc.default_authority': expectedName,
-    });
+    // RFC 6066: SNI carries host names only, so an IP address is checked but not sent as SNI.
+    return new Client(options.address, credentials, isIP(expectedName) ? {} : { 'grpc.ssl_target_name_override': expectedName, 'grpc.default_authority': expectedName });
   };
 
   const call = (client: grpc.Client, req: CertificateRequest): Promise<string[]> =>
@@ -111,7 +110,17 @@ export function createCaClient(options: CaClientOptions): CaClient {
         tokenClient?.client.close();
         tokenClient = { roots, client: makeClient(roots) };
       }
-      return call(tokenClient.client, req);
+      try {
+        return await call(tokenClient.client, req);
+      } catch (err) {
+        // A channel that failed to connect backs off on its own schedule (up to minutes); start
+        // afresh so our backoff, not grpc-js's, decides when the CA is tried again.
+        if (isMeshcaError(err, 'CA_UNAVAILABLE')) {
+          tokenClient?.client.close();
+          tokenClient = undefined;
+        }
+        throw err;
+      }
     },
     close() {
       tokenClient?.client.close();

@@ -1,0 +1,188 @@
+// `meshca agent` in-process against a real in-process CA: SDS over the real Unix socket, renewals
+// with new keys, real TLS handshakes with the served secrets, and the CA going away and back.
+
+import { X509Certificate } from 'node:crypto';
+import { lstatSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { describeError } from '../../src/errors/index.ts';
+import type { TestCa } from '../helpers/serve.ts';
+import { EnvoyLikeStream, sdsClient, type ReceivedResponse } from '../sds/envoy_client.ts';
+import { keyMatchesLeaf, mtlsHandshake, opensslVerify, pemBlocks, runTestAgent, scratchDir, spiffeIdOf, startCa, writeToken, type TestAgent } from './harness.ts';
+
+const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(opts: { ttlMs?: number; withToken?: boolean; outputDir?: boolean } = {}): Promise<{ dir: string; keysDir: string; ca: TestCa; agent: TestAgent }> {
+  const scratch = scratchDir();
+  cleanups.push(scratch.cleanup);
+  const keysDir = join(scratch.path, 'keys');
+  const ca = await startCa(keysDir);
+  cleanups.push(() => ca.stop());
+  if (opts.withToken !== false) await writeToken(keysDir, join(scratch.path, 'token'));
+  const agent = await runTestAgent({
+    caAddress: ca.server.grpcAddress,
+    dir: scratch.path,
+    rootCertPath: join(keysDir, 'root-cert.pem'),
+    ttlMs: opts.ttlMs ?? 3_600_000,
+    ...(opts.outputDir ? { outputDir: join(scratch.path, 'out') } : {}),
+  });
+  cleanups.push(() => agent.stop());
+  return { dir: scratch.path, keysDir, ca, agent };
+}
+
+function envoy(agent: TestAgent, names = ['default', 'ROOTCA'], extra: { nackResponse?: number } = {}): EnvoyLikeStream {
+  const client = sdsClient(`unix:${agent.socket}`);
+  const stream = new EnvoyLikeStream(client, { names, ...extra });
+  cleanups.push(() => {
+    stream.close();
+    client.close();
+  });
+  return stream;
+}
+
+describe('meshca agent', () => {
+  it('serves default and ROOTCA over its Unix socket: key matches the leaf and openssl verifies the chain', async () => {
+    const { dir, keysDir, agent } = await setup({ outputDir: true });
+    const r = await envoy(agent).responses.waitFor(1);
+    const cert = r.secrets.get('default')!;
+    const bundle = r.secrets.get('ROOTCA')!.bundlePem!;
+    expect(keyMatchesLeaf(cert)).toBe(true);
+    expect(spiffeIdOf(pemBlocks(cert.chainPem!)[0]!)).toBe(WEB_ID);
+    expect(bundle).toBe(readFileSync(join(keysDir, 'root-cert.pem'), 'utf8'));
+    expect(opensslVerify(dir, cert.chainPem!, bundle)).toContain('OK');
+    // The socket exists only for owner and group.
+    expect(lstatSync(agent.socket).isSocket()).toBe(true);
+    expect(statSync(agent.socket).mode & 0o777).toBe(0o660);
+    // File output for workloads without Envoy: same certificate, key 0600.
+    expect(readFileSync(join(dir, 'out', 'tls.crt'), 'utf8')).toBe(cert.chainPem);
+    expect(readFileSync(join(dir, 'out', 'tls.key'), 'utf8')).toBe(cert.privateKeyPem);
+    expect(readFileSync(join(dir, 'out', 'ca.crt'), 'utf8')).toBe(bundle);
+    expect(statSync(join(dir, 'out', 'tls.key')).mode & 0o777).toBe(0o600);
+    const health = `http://${agent.running.http!.address}`;
+    expect((await fetch(`${health}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${health}/metrics`)).text();
+    expect(metrics).toMatch(/meshca_sds_streams_open\{kind="sotw"\} 1/);
+    expect(metrics).toMatch(/meshca_agent_cert_expiry_timestamp_seconds \d/);
+    // The private key never reaches the log.
+    expect(JSON.stringify(agent.logs())).not.toContain(cert.privateKeyPem!.split('\n')[1]!);
+  });
+
+  it('pushes renewed certificates with new keys before the old ones expire, and TLS works across each renewal', async () => {
+    const { dir, agent } = await setup({ ttlMs: 10_000 });
+    const first = envoy(agent);
+    const second = envoy(agent, ['default', 'ROOTCA']);
+    const seen: ReceivedResponse[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const r = await first.responses.waitFor(n, 15_000);
+      seen.push(r);
+      const cert = r.secrets.get('default') ?? seen.findLast((s) => s.secrets.has('default'))!.secrets.get('default')!;
+      const bundle = (r.secrets.get('ROOTCA') ?? seen[0]!.secrets.get('ROOTCA'))!.bundlePem!;
+      expect(keyMatchesLeaf(cert)).toBe(true);
+      expect(opensslVerify(dir, cert.chainPem!, bundle)).toContain('OK');
+      expect(await mtlsHandshake(cert, bundle, WEB_ID)).toEqual({ serverSawId: WEB_ID, clientSawId: WEB_ID });
+    }
+    const certs = seen.map((r) => r.secrets.get('default')!);
+    // A new key every time.
+    expect(new Set(certs.map((c) => c.privateKeyPem)).size).toBe(3);
+    // No gap: each renewal arrived while the previous certificate was still valid.
+    for (let i = 1; i < seen.length; i++) {
+      const previous = new X509Certificate(pemBlocks(certs[i - 1]!.chainPem!)[0]!);
+      const next = new X509Certificate(pemBlocks(certs[i]!.chainPem!)[0]!);
+      expect(seen[i]!.atMs).toBeLessThan(Date.parse(previous.validTo));
+      expect(Date.parse(next.validFrom)).toBeLessThanOrEqual(seen[i]!.atMs);
+    }
+    // The second proxy on the same socket saw the same pushes.
+    const other = await second.responses.waitFor(3, 5_000);
+    expect(other.version).toBe(seen[2]!.version);
+    expect(second.responses.all.slice(0, 3).map((r) => r.version)).toEqual(seen.map((r) => r.version));
+  }, 30_000);
+
+  it('keeps serving when the CA is down, retries with growing backoff, and renews when it is back', async () => {
+    const { dir, keysDir, ca, agent } = await setup({ ttlMs: 60_000 });
+    const stream = envoy(agent, ['default']);
+    const before = await stream.responses.waitFor(1);
+    const address = ca.server.grpcAddress;
+    await ca.server.close(100);
+    for (let i = 0; i < 3; i++) await agent.running.agent.renew();
+    const failures = agent.logs().filter((l) => typeof l.retryInMs === 'number');
+    expect(failures.length).toBeGreaterThanOrEqual(3);
+    const delays = failures.map((l) => l.retryInMs as number);
+    expect(delays[1]!).toBeGreaterThan(delays[0]!);
+    expect(delays[2]!).toBeGreaterThan(delays[1]!);
+    expect(String(failures[0]!.msg)).toMatch(/still serving the current certificate, valid for another \d+[hms]/);
+    // Still serving: a proxy that connects now gets the current certificate; the agent is ready.
+    const late = await envoy(agent, ['default']).responses.waitFor(1);
+    expect(late.secrets.get('default')).toEqual(before.secrets.get('default'));
+    expect((await fetch(`http://${agent.running.http!.address}/readyz`)).status).toBe(200);
+    // The CA comes back on the same address: the next retry renews and pushes.
+    const back = await startCa(keysDir, address);
+    cleanups.push(() => back.stop());
+    const renewed = await stream.responses.waitFor(2, 15_000);
+    expect(renewed.secrets.get('default')!.privateKeyPem).not.toBe(before.secrets.get('default')!.privateKeyPem);
+    expect(keyMatchesLeaf(renewed.secrets.get('default')!)).toBe(true);
+    void dir;
+  }, 30_000);
+
+  it('reads the token file on every request: no token means no certificate yet, and SDS waits', async () => {
+    const { dir, keysDir, agent } = await setup({ withToken: false });
+    const stream = envoy(agent, ['default']);
+    await sleep(800);
+    expect(stream.responses.all).toHaveLength(0);
+    expect((await fetch(`http://${agent.running.http!.address}/readyz`)).status).toBe(503);
+    await writeToken(keysDir, join(dir, 'token'));
+    const r = await stream.responses.waitFor(1, 10_000);
+    expect(spiffeIdOf(pemBlocks(r.secrets.get('default')!.chainPem!)[0]!)).toBe(WEB_ID);
+  });
+
+  it('renews over mTLS with its current certificate when the token is gone', async () => {
+    const { dir, agent } = await setup();
+    const stream = envoy(agent, ['default']);
+    const before = await stream.responses.waitFor(1);
+    unlinkSync(join(dir, 'token'));
+    expect(await agent.running.agent.renew()).toBe(true);
+    const after = await stream.responses.waitFor(2);
+    expect(after.secrets.get('default')!.chainPem).not.toBe(before.secrets.get('default')!.chainPem);
+    expect(agent.logs().some((l) => String(l.msg).includes('renewing over mTLS'))).toBe(true);
+  });
+
+  it('removes a stale socket at start and refuses one another process is listening on', async () => {
+    const scratch = scratchDir();
+    cleanups.push(scratch.cleanup);
+    const keysDir = join(scratch.path, 'keys');
+    const ca = await startCa(keysDir);
+    cleanups.push(() => ca.stop());
+    await writeToken(keysDir, join(scratch.path, 'token'));
+    const socket = join(scratch.path, 'deep', 'er', 'socket');
+    // A live listener on the path: refused.
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(scratch.path, 'deep', 'er'), { recursive: true });
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(socket, () => r()));
+    const base = { caAddress: ca.server.grpcAddress, dir: scratch.path, rootCertPath: join(keysDir, 'root-cert.pem'), ttlMs: 3_600_000, socket };
+    await expect(runTestAgent(base)).rejects.toThrow(/in use by another process/);
+    // The same path left behind by a dead process: removed and served.
+    await new Promise<void>((r) => squatter.close(() => r()));
+    writeFileSync(join(scratch.path, 'marker'), '');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)}, () => process.exit(0))`]);
+    expect(lstatSync(socket).isSocket()).toBe(true);
+    const agent = await runTestAgent(base);
+    cleanups.push(() => agent.stop());
+    const r = await envoy(agent, ['default']).responses.waitFor(1);
+    expect(r.secrets.has('default')).toBe(true);
+  });
+
+  it('refuses to start without a readable root certificate, naming the setting', async () => {
+    const scratch = scratchDir();
+    cleanups.push(scratch.cleanup);
+    const err = await runTestAgent({ caAddress: '127.0.0.1:1', dir: scratch.path, rootCertPath: join(scratch.path, 'missing.pem'), ttlMs: 3_600_000 }).catch((e: unknown) => e);
+    expect(describeError(err)).toMatch(/--root-cert .*missing\.pem: cannot read the file \(ENOENT\)/);
+  });
+});
