@@ -35,6 +35,8 @@ export interface MintOptions {
   issuedAtOffsetSeconds?: number;
   /** Sign with a key the issuer does not publish (a forged token). */
   foreignKey?: boolean;
+  /** Override `sub` (to make it disagree with the kubernetes.io claims). */
+  subject?: string;
 }
 
 interface SigningKey {
@@ -131,7 +133,7 @@ export class KubeTokenIssuer {
     return new SignJWT({ 'kubernetes.io': k8s })
       .setProtectedHeader({ alg: 'RS256', kid: key.kid })
       .setIssuer(this.issuer)
-      .setSubject(`system:serviceaccount:${opts.namespace}:${opts.serviceAccount}`)
+      .setSubject(opts.subject ?? `system:serviceaccount:${opts.namespace}:${opts.serviceAccount}`)
       .setAudience(opts.audiences ?? ['meshca'])
       .setIssuedAt(nowS)
       .setNotBefore(nowS)

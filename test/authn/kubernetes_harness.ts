@@ -1,0 +1,73 @@
+// Shared set-up for the Kubernetes authentication tests: a fake API server reached through a real
+// kubeconfig file, a log that is captured (to prove no token reaches it), and a fresh registry.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createKubernetesAuthenticators, type KubernetesAuthOptions } from '../../src/authn/kubernetes/index.ts';
+import type { Authenticator, AuthOutcome } from '../../src/authn/types.ts';
+import { createLogger, Registry, type Logger } from '../../src/observability/index.ts';
+import type { Clock } from '../../src/time/index.ts';
+import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
+
+export interface Harness {
+  readonly fake: FakeKubeApiServer;
+  readonly kubeconfigPath: string;
+  readonly logs: string[];
+  readonly log: Logger;
+  close(): Promise<void>;
+}
+
+export async function startHarness(): Promise<Harness> {
+  const fake = await FakeKubeApiServer.start();
+  const dir = mkdtempSync(join(tmpdir(), 'meshca-kube-authn-'));
+  const logs: string[] = [];
+  return {
+    fake,
+    kubeconfigPath: fake.writeKubeconfig(dir),
+    logs,
+    log: createLogger('debug', { write: (line: string) => void logs.push(line) }),
+    async close() {
+      await fake.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A clock that runs with real time but can be pushed forward. */
+export function steppableClock(): Clock & { advance(ms: number): void } {
+  let offset = 0;
+  return { now: () => Date.now() + offset, advance: (ms) => void (offset += ms) };
+}
+
+export function kubeAuth(h: Harness, overrides: Partial<KubernetesAuthOptions> = {}): { authn: Authenticator; registry: Registry } {
+  const registry = new Registry();
+  const [authn] = createKubernetesAuthenticators({
+    mode: 'tokenreview',
+    audience: 'meshca',
+    trustDomain: 'cluster.local',
+    kubeconfigPath: h.kubeconfigPath,
+    allowLegacyTokens: false,
+    tokenCacheTtlMs: 5 * 60_000,
+    tokenCacheSize: 100_000,
+    kubeQps: 1000,
+    kubeBurst: 1000,
+    clock: { now: () => Date.now() },
+    log: h.log,
+    registry,
+    ...overrides,
+  });
+  return { authn: authn!, registry };
+}
+
+export async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = registry.getSingleMetric(name);
+  if (!m) return 0;
+  const { values } = await m.get();
+  return values.filter((v) => Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l)).reduce((sum, v) => sum + v.value, 0);
+}
+
+export function refusalOf(outcome: AuthOutcome): { kind: string; reason: string; retryAfterSeconds?: number } {
+  if (outcome.ok) throw new Error(`expected a refusal, got caller ${outcome.caller.spiffeId.uri}`);
+  return outcome;
+}
