@@ -5,6 +5,7 @@ import 'reflect-metadata';
 
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   issuance: () => import('./issuance.ts'),
+  e2e: () => import('./e2e.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
