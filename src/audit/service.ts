@@ -1,0 +1,176 @@
+// meshca.audit.v1.AuditService: the ledger for auditors over gRPC. Only SPIFFE IDs in --auditors
+// get answers; every call, allowed or refused, is recorded first. Never answers what it could not record.
+
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Caller } from '../authn/types.ts';
+import { isMeshcaError, MeshcaError, toGrpcStatus } from '../errors/index.ts';
+import type { AuditQueryEvent, Ledger, LedgerRecord, VerifyReport } from '../ledger/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { Clock } from '../time/index.ts';
+import { buildLedgerQuery, describeFilter, type AuditFilterInput } from './filter.ts';
+
+export const AUDIT_SERVICE_NAME = 'meshca.audit.v1.AuditService';
+const PROTOS_DIR = fileURLToPath(new URL('../../protos/', import.meta.url));
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTOS_DIR] };
+
+/** What authentication may look at: the call's metadata, peer and TLS auth context. */
+export type AuditCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
+
+export interface AuditServiceDeps {
+  readonly ledger: Pick<Ledger, 'append' | 'query' | 'verify'>;
+  /** SPIFFE IDs allowed to read the ledger. */
+  readonly auditors: readonly string[];
+  /** Who is calling; throws a MeshcaError UNAUTHENTICATED when the caller has no identity. */
+  readonly authenticate: (call: AuditCall) => Promise<Caller>;
+  readonly clock: Clock;
+  readonly log?: Pick<Logger, 'info' | 'warn'>;
+}
+
+interface QueryRequest {
+  spiffe_id: string;
+  namespace: string;
+  service_account: string;
+  pod: string;
+  serial: string;
+  since_ms: number;
+  until_ms: number;
+  denied_only: boolean;
+  limit: number;
+  type: string;
+  after_seq: number;
+  before_seq: number;
+  ascending: boolean;
+}
+
+type AuditPackage = { meshca: { audit: { v1: { AuditService: grpc.ServiceClientConstructor } } } };
+
+function loadAuditPackage(): AuditPackage {
+  return grpc.loadPackageDefinition(protoLoader.loadSync('meshca/audit/v1/audit.proto', LOADER_OPTIONS)) as unknown as AuditPackage;
+}
+
+/** A client constructor for the auditor API (tests, tools). */
+export function auditServiceClient(): grpc.ServiceClientConstructor {
+  return loadAuditPackage().meshca.audit.v1.AuditService;
+}
+
+function toFilterInput(req: QueryRequest): AuditFilterInput {
+  return {
+    id: req.spiffe_id,
+    ns: req.namespace,
+    sa: req.service_account,
+    pod: req.pod,
+    serial: req.serial,
+    since: req.since_ms,
+    until: req.until_ms,
+    denied: req.denied_only,
+    limit: req.limit,
+    type: req.type,
+    afterSeq: req.after_seq,
+    beforeSeq: req.before_seq,
+    ascending: req.ascending,
+  };
+}
+
+function toWireRecord(r: LedgerRecord): Record<string, unknown> {
+  const e = r.event;
+  return {
+    seq: r.seq,
+    hash: r.hash,
+    prev_hash: r.prevHash,
+    type: e.type,
+    time_ms: e.timeMs,
+    decision: e.type === 'ca' ? '' : e.decision,
+    spiffe_id: e.type === 'issuance' ? (e.spiffeId ?? '') : '',
+    serial: e.type === 'issuance' ? (e.serial ?? '') : '',
+    event_json: r.eventJson,
+  };
+}
+
+function toWireReport(r: VerifyReport): Record<string, unknown> {
+  return {
+    ok: r.ok,
+    records: r.records,
+    anchor_seq: r.anchorSeq,
+    head_seq: r.headSeq,
+    head_hash: r.headHash,
+    checkpoints: r.checkpoints,
+    checkpoints_signed: r.checkpointsSigned,
+    signatures_checked: r.signaturesChecked,
+    uncovered_records: r.uncoveredRecords,
+    problems: r.problems.map((p) => ({ kind: p.kind, seq: p.seq, message: p.message })),
+  };
+}
+
+function peerOf(call: AuditCall): string {
+  return call.getPeer().replace(/^ipv[46]:/, '');
+}
+
+export function createAuditService(deps: AuditServiceDeps): { service: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
+  const auditors = new Set(deps.auditors);
+
+  /** Authenticates, authorises and records the call; returns only if the caller may have an answer. */
+  async function admit(call: AuditCall, method: string, filter: () => Record<string, string | number | boolean>): Promise<void> {
+    const base = { type: 'audit-query' as const, method, peer: peerOf(call) };
+    let caller: Caller;
+    try {
+      caller = await deps.authenticate(call);
+    } catch (err) {
+      const reason = isMeshcaError(err) ? err.message : 'caller could not be authenticated';
+      await record({ ...base, timeMs: deps.clock.now(), caller: 'unauthenticated', decision: 'denied', reason, filter: {} });
+      throw err;
+    }
+    const who = { ...base, caller: caller.spiffeId.uri, authenticator: caller.authenticator };
+    if (!auditors.has(caller.spiffeId.uri)) {
+      const reason = `${caller.spiffeId.uri} is not an auditor (--auditors)`;
+      await record({ ...who, timeMs: deps.clock.now(), decision: 'denied', reason, filter: {} });
+      deps.log?.warn({ caller: caller.spiffeId.uri, method }, 'audit request refused: not an auditor');
+      throw new MeshcaError('PERMISSION_DENIED', reason);
+    }
+    let summary: Record<string, string | number | boolean>;
+    try {
+      summary = filter();
+    } catch (err) {
+      await record({ ...who, timeMs: deps.clock.now(), decision: 'denied', reason: isMeshcaError(err) ? err.message : 'bad request', filter: {} });
+      throw err;
+    }
+    // An auditor's read is only answered once it is on the record.
+    await deps.ledger.append({ ...who, timeMs: deps.clock.now(), decision: 'granted', filter: summary });
+    deps.log?.info({ caller: caller.spiffeId.uri, method, filter: summary }, 'audit request');
+  }
+
+  /** Refusals are recorded when possible; a ledger outage must not turn a refusal into an answer. */
+  async function record(event: AuditQueryEvent): Promise<void> {
+    await deps.ledger.append(event).catch(() => undefined);
+  }
+
+  const handlers: grpc.UntypedServiceImplementation = {
+    Query: (call: grpc.ServerWritableStream<QueryRequest, unknown>) => {
+      void (async () => {
+        try {
+          let query!: ReturnType<typeof buildLedgerQuery>;
+          await admit(call, 'Query', () => {
+            query = buildLedgerQuery(toFilterInput(call.request), deps.clock);
+            return describeFilter(query);
+          });
+          for (const r of await deps.ledger.query(query)) call.write(toWireRecord(r));
+          call.end();
+        } catch (err) {
+          call.emit('error', toGrpcStatus(err));
+        }
+      })();
+    },
+    Verify: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      void (async () => {
+        try {
+          await admit(call, 'Verify', () => ({}));
+          callback(null, toWireReport(await deps.ledger.verify()));
+        } catch (err) {
+          callback(toGrpcStatus(err));
+        }
+      })();
+    },
+  };
+  return { service: auditServiceClient().service, handlers };
+}
