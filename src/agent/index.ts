@@ -6,3 +6,4 @@ export { createCaClient, type CaClient, type CaCredential, type CertificateReque
 export { acceptIssuedChain, type HeldSvid } from './issued.ts';
 export { renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from './renewal.ts';
 export { serveSdsOnSocket, SDS_SOCKET_MODE } from './sds_socket.ts';
+export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct.ts';

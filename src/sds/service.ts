@@ -16,6 +16,8 @@ import { subscriptionIndexFor } from './subscriptions.ts';
 export interface OpenedSource {
   readonly source: SecretSource;
   close(): void;
+  /** Settles when the caller may no longer be served (e.g. its token expired); the stream ends with that error. */
+  readonly revoked?: Promise<unknown>;
 }
 
 /** Called once per stream or fetch: authenticate if needed and return the caller's secrets. */
@@ -99,6 +101,7 @@ function runStream<Req>(
         return;
       }
       opened = source;
+      source.revoked?.then(fail, fail);
       stream = make(source.source);
       for (const req of early.splice(0)) handle(req);
     },

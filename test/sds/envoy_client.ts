@@ -61,9 +61,9 @@ export function decodeSecretAny(any: Any): DecodedSecret {
   return out;
 }
 
-export function sdsClient(target: string): grpc.Client & Record<string, Function> {
+export function sdsClient(target: string, credentials = grpc.credentials.createInsecure()): grpc.Client & Record<string, Function> {
   const { Client } = load();
-  return new Client(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 4 << 20 }) as grpc.Client & Record<string, Function>;
+  return new Client(target, credentials, { 'grpc.max_receive_message_length': 4 << 20 }) as grpc.Client & Record<string, Function>;
 }
 
 /** A waitable queue of responses. */
@@ -90,6 +90,14 @@ class Responses {
       const timer = setTimeout(() => reject(new Error(`waited ${timeoutMs} ms for response #${count}; got ${this.all.length}`)), timeoutMs);
       this.#waiters.push({ count, resolve: () => (clearTimeout(timer), resolve(this.all[count - 1]!)) });
     });
+  }
+
+  /** Resolves with the first response (from the start) that carries secret `name`. */
+  async waitForSecret(name: string, timeoutMs = 10_000): Promise<ReceivedResponse> {
+    for (let n = 1; ; n++) {
+      const r = await this.waitFor(n, timeoutMs);
+      if (r.secrets.has(name)) return r;
+    }
   }
 
   waitForError(timeoutMs = 10_000): Promise<grpc.ServiceError> {

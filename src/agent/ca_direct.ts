@@ -1,0 +1,192 @@
+// CA-direct SDS, the weaker mode: proxies that cannot run an agent (gateways, VMs) open SDS on the
+// CA with a bearer token, and the CA makes their key. Each stream gets its own key, issued for the
+// stream's authenticated identity and renewed at half-life. Never logs a key or a token.
+
+import { X509Certificate } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import type { Caller } from '../authn/index.ts';
+import type { SvidIssuer } from '../ca/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { createCsrPem, generateKeyPair } from '../pki/index.ts';
+import {
+  addSdsService,
+  createSdsMetrics,
+  DEFAULT_SECRET_NAME,
+  ROOTCA_SECRET_NAME,
+  SecretStore,
+  tlsCertificateSecret,
+  trustedCaSecret,
+  type OpenedSource,
+  type SdsMetrics,
+  type SdsSecret,
+  type SdsService,
+  type SecretChange,
+  type SecretSource,
+} from '../sds/index.ts';
+import type { Clock } from '../time/index.ts';
+import { backoffDelayMs, renewAtMs } from './renewal.ts';
+
+/** How often the shared ROOTCA is compared with the CA's bundle (design.md: changes within 5 s). */
+export const BUNDLE_REFRESH_MS = 5_000;
+
+export interface CaDirectSdsDeps {
+  readonly issuer: Pick<SvidIssuer, 'issueWorkloadSvid'>;
+  /** Authenticates (and authorizes) the stream's caller from its metadata; throws MeshcaError. */
+  readonly authenticate: (metadata: grpc.Metadata, call: { readonly metadata: grpc.Metadata; getPeer(): string }) => Promise<Caller>;
+  /** The CA's current trust bundle, one PEM per root. */
+  readonly bundlePem: () => readonly string[];
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly ttlMs: number;
+  readonly metrics?: SdsMetrics;
+  readonly random?: () => number;
+}
+
+export interface CaDirectSds {
+  /** Adds SecretDiscoveryService to the CA's gRPC server. */
+  register(server: grpc.Server): SdsService;
+  /** Stops the bundle refresh (streams end with the server). */
+  close(): void;
+}
+
+/** One stream's secrets: its own `default`, issued on first request, and the shared ROOTCA. */
+class CallerSource implements SecretSource {
+  readonly #own = new SecretStore();
+  readonly #bundle: SecretStore;
+  readonly #caller: Caller;
+  readonly #peer: string;
+  readonly #deps: CaDirectSdsDeps;
+  readonly #random: () => number;
+  readonly #revoke: (err: MeshcaError) => void;
+  #issuing = false;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #closed = false;
+  readonly #unsubscribes: Array<() => void> = [];
+
+  constructor(caller: Caller, peer: string, bundle: SecretStore, deps: CaDirectSdsDeps, revoke: (err: MeshcaError) => void) {
+    this.#caller = caller;
+    this.#peer = peer;
+    this.#bundle = bundle;
+    this.#deps = deps;
+    this.#random = deps.random ?? Math.random;
+    this.#revoke = revoke;
+  }
+
+  get(name: string): SdsSecret | undefined {
+    if (name === ROOTCA_SECRET_NAME) return this.#bundle.get(name);
+    if (name !== DEFAULT_SECRET_NAME) return undefined;
+    const held = this.#own.get(name);
+    // The key is made only when a proxy asks for it; a ROOTCA-only stream never gets one.
+    if (!held && !this.#issuing && this.#timer === undefined) void this.#issue();
+    return held;
+  }
+
+  names(): readonly string[] {
+    return [DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME];
+  }
+
+  subscribe(listener: (change: SecretChange) => void): () => void {
+    const a = this.#own.subscribe(listener);
+    const b = this.#bundle.subscribe(listener);
+    const both = () => (a(), b());
+    this.#unsubscribes.push(both);
+    return both;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const u of this.#unsubscribes.splice(0)) u();
+  }
+
+  async #issue(): Promise<void> {
+    this.#issuing = true;
+    this.#timer = undefined;
+    const now = this.#deps.clock.now();
+    try {
+      if (this.#caller.expiresAtMs !== undefined && this.#caller.expiresAtMs <= now) {
+        // Renewals ride on the identity proven when the stream opened; once that proof has
+        // expired the proxy must reconnect and prove it again.
+        throw new MeshcaError('UNAUTHENTICATED', 'the credentials this SDS stream opened with have expired; reconnect with a fresh token');
+      }
+      const { privateKey } = generateKeyPair('ec-p256');
+      const svid = await this.#deps.issuer.issueWorkloadSvid({
+        caller: this.#caller,
+        csrPem: createCsrPem(privateKey),
+        requestedTtlSeconds: Math.round(this.#deps.ttlMs / 1000),
+        channel: 'SDS',
+        peer: this.#peer,
+      });
+      if (this.#closed) return;
+      const chain = withoutRoots(svid.chainPem);
+      this.#failures = 0;
+      this.#own.set(tlsCertificateSecret(DEFAULT_SECRET_NAME, chain.join(''), privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, svid.certificate.notAfterMs));
+      const renewAt = renewAtMs(this.#deps.clock.now(), svid.certificate.notBeforeMs, svid.certificate.notAfterMs, this.#random());
+      this.#schedule(renewAt - this.#deps.clock.now());
+      this.#deps.log.info({ spiffeId: svid.spiffeId, serial: svid.certificate.serialHex, peer: this.#peer }, 'issued an SDS certificate with a CA-made key');
+    } catch (err) {
+      if (this.#closed) return;
+      const held = this.#own.get(DEFAULT_SECRET_NAME);
+      const stillValid = held?.kind === 'tls-certificate' && held.notAfterMs > this.#deps.clock.now();
+      if (!stillValid || (err instanceof MeshcaError && err.code === 'UNAUTHENTICATED')) {
+        this.#revoke(err instanceof MeshcaError ? err : new MeshcaError('INTERNAL', 'could not issue a certificate', { cause: err }));
+        return;
+      }
+      this.#failures += 1;
+      const delayMs = backoffDelayMs(this.#failures, this.#random());
+      this.#deps.log.warn({ peer: this.#peer, attempt: this.#failures, retryInMs: delayMs, reason: describeError(err) }, 'SDS certificate renewal failed; serving the current one');
+      this.#schedule(delayMs);
+    } finally {
+      this.#issuing = false;
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#issue(), Math.max(0, delayMs));
+  }
+}
+
+/** tls_certificate carries leaf and intermediates; the roots travel as ROOTCA. */
+function withoutRoots(chainPem: readonly string[]): string[] {
+  return chainPem.filter((pem) => {
+    const cert = new X509Certificate(pem);
+    return !(cert.ca && cert.checkIssued(cert));
+  });
+}
+
+export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
+  const bundle = new SecretStore();
+  const refreshBundle = () => {
+    try {
+      bundle.set(trustedCaSecret(ROOTCA_SECRET_NAME, deps.bundlePem().join('')));
+    } catch (err) {
+      deps.log.error({ reason: describeError(err) }, 'could not read the trust bundle for SDS');
+    }
+  };
+  refreshBundle();
+  const timer = setInterval(refreshBundle, BUNDLE_REFRESH_MS);
+  timer.unref();
+  const open = async (call: { readonly metadata: grpc.Metadata; getPeer(): string }): Promise<OpenedSource> => {
+    const caller = await deps.authenticate(call.metadata, call);
+    refreshBundle();
+    let revoke: (err: MeshcaError) => void = () => {};
+    const revoked = new Promise<never>((_resolve, reject) => {
+      revoke = reject;
+    });
+    // Nobody may be listening yet; an unobserved rejection must not crash the process.
+    revoked.catch(() => undefined);
+    const source = new CallerSource(caller, call.getPeer(), bundle, deps, (err) => revoke(err));
+    return { source, close: () => source.close(), revoked };
+  };
+  return {
+    register(server) {
+      return addSdsService(server, { source: open, log: deps.log, metrics: deps.metrics ?? createSdsMetrics() });
+    },
+    close() {
+      clearInterval(timer);
+    },
+  };
+}
