@@ -5,6 +5,7 @@ import 'reflect-metadata';
 
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   issuance: () => import('./issuance.ts'),
+  sds: () => import('./sds.ts'),
   e2e: () => import('./e2e.ts'),
 };
 
