@@ -7,6 +7,14 @@ if (!process.features.typescript) {
   const r = spawnSync(process.execPath, ['--experimental-strip-types', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
+// grpc-js sets the TLS servername to the target host even when it is an IP address (e.g. our own
+// 127.0.0.1:15012), and Node warns (DEP0123) on every such connection; the name is still verified.
+const emitWarning = process.emitWarning;
+process.emitWarning = function (warning, ...rest) {
+  const code = typeof rest[0] === 'object' ? rest[0]?.code : rest[1];
+  if (code === 'DEP0123') return;
+  return emitWarning.call(process, warning, ...rest);
+};
 const { main } = await import('../src/cli/main.ts');
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => controller.abort(new Error(sig)));

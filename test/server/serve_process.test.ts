@@ -1,0 +1,55 @@
+// The README's path, through real processes: `meshca serve` on an empty key directory makes a
+// development CA and serves; `meshca token mint` + `openssl req` + `meshca request` get a chain
+// that OpenSSL verifies; SIGTERM stops the server with exit code 0.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
+import { runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
+
+describe('meshca serve as a process', () => {
+  it('makes a development CA, issues to a minted token via meshca request, and exits 0 on SIGTERM', async () => {
+    const dir = tempDir();
+    const keys = join(dir.path, 'keys');
+    const serve = await startServeProcess(['--keys', keys, '--db', `sqlite:${join(dir.path, 'meshca.db')}`]);
+    try {
+      expect(serve.output()).toMatch(/made a DEVELOPMENT CA in .*keys\/ because it was empty/);
+      const health = await fetch(`http://${serve.httpAddress}/readyz`);
+      expect(health.status).toBe(200);
+
+      const mint = await runMeshca(['token', 'mint', '--keys', keys, '--ns', 'default', '--sa', 'web', '--pod', 'web-0']);
+      expect(mint.code).toBe(0);
+      writeFileSync(join(dir.path, 'token'), mint.stdout);
+      writeFileSync(join(dir.path, 'req.csr'), opensslCsr().csrPem);
+      const req = await runMeshca([
+        'request', '--ca-addr', serve.grpcAddress, '--root-cert', join(keys, 'root-cert.pem'),
+        '--token-file', join(dir.path, 'token'), '--csr', join(dir.path, 'req.csr'), '--ttl', '30m',
+      ]);
+      expect(req.stderr).toBe('');
+      expect(req.code).toBe(0);
+      const certs = req.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g)!;
+      expect(certs).toHaveLength(3);
+      expect(opensslVerify(readFileSync(join(keys, 'root-cert.pem'), 'utf8'), certs[1]!, certs[0]!)).toContain('OK');
+      expect(new X509Certificate(certs[0]!).subjectAltName).toBe('URI:spiffe://cluster.local/ns/default/sa/web');
+      expect(serve.output()).not.toContain(mint.stdout.trim());
+
+      // A refused request says why, in one line.
+      const bad = await runMeshca(['request', '--ca-addr', serve.grpcAddress, '--root-cert', join(keys, 'root-cert.pem'), '--token-file', join(dir.path, 'token'), '--csr', join(dir.path, 'req.csr'), '--ttl', '30h']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/requested TTL 30h exceeds the maximum 24h/);
+    } finally {
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      expect(serve.output()).toMatch(/"msg":"stopped"/);
+      dir.cleanup();
+    }
+  });
+
+  it('exits non-zero with one line on a bad setting', async () => {
+    const r = await runMeshca(['serve', '--listen', 'nowhere', '--keys', '/nonexistent']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('meshca serve: --listen "nowhere" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)\n');
+  });
+});
