@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   issuance: () => import('./issuance.ts'),
   sds: () => import('./sds.ts'),
   e2e: () => import('./e2e.ts'),
+  tokenreview: () => import('./tokenreview.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
