@@ -87,6 +87,8 @@ export const SETTINGS = {
   denied: s('denied', 'bool', 'only denied requests', { default: false }),
   limit: s('limit', 'int', 'at most this many records', { default: 100 }),
   csv: s('csv', 'bool', 'print CSV', { default: false }),
+  'checkpoint-every': s('checkpoint-every', 'int', 'sign a ledger checkpoint after this many records', { default: 1000 }),
+  'checkpoint-interval': s('checkpoint-interval', 'duration', 'or once the oldest unsigned record is this old', { default: '60s' }),
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -5,11 +5,14 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type Ke
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
-import { readPrivateKeyFile, writePrivateKeyFile } from '../pki/index.ts';
+import { readFileSync } from 'node:fs';
+import { PUBLIC_FILE_MODE, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
 import { checkpointMessage } from './canonical.ts';
 import type { StoredCheckpoint } from './store.ts';
 
 export const LEDGER_KEY_FILE = 'ledger-key.pem';
+/** The public half, for auditors who verify a copy of the ledger without the CA's secrets. */
+export const LEDGER_PUBLIC_KEY_FILE = 'ledger-key.pub.pem';
 
 export interface LedgerKey {
   readonly privateKey: KeyObject;
@@ -37,14 +40,26 @@ export function loadOrCreateLedgerKey(keysDir: string): LedgerKey {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     writePrivateKeyFile(path, privateKey);
   }
-  return ledgerKeyFrom(readPrivateKeyFile(path));
+  const key = ledgerKeyFrom(readPrivateKeyFile(path));
+  const pubPath = join(keysDir, LEDGER_PUBLIC_KEY_FILE);
+  if (!existsSync(pubPath)) writeFileAtomic(pubPath, key.publicKey.export({ format: 'pem', type: 'spki' }) as string, PUBLIC_FILE_MODE);
+  return key;
 }
 
-/** The ledger key's public half if the key directory has one; verification never makes a key. */
+/**
+ * The ledger key's public half from a key directory (ledger-key.pem, or ledger-key.pub.pem for
+ * an auditor's copy); undefined if neither is there. Verification never makes a key.
+ */
 export function readLedgerPublicKey(keysDir: string): KeyObject | undefined {
   const path = join(keysDir, LEDGER_KEY_FILE);
-  if (!existsSync(path)) return undefined;
-  return createPublicKey(readPrivateKeyFile(path));
+  if (existsSync(path)) return createPublicKey(readPrivateKeyFile(path));
+  const pubPath = join(keysDir, LEDGER_PUBLIC_KEY_FILE);
+  if (!existsSync(pubPath)) return undefined;
+  try {
+    return createPublicKey(readFileSync(pubPath, 'utf8'));
+  } catch (err) {
+    throw new MeshcaError('BAD_KEY_FILE', `${pubPath} is not a PEM public key`, { cause: err });
+  }
 }
 
 export function signCheckpoint(key: LedgerKey, seq: number, headHash: string, timeMs: number): StoredCheckpoint {

@@ -1,0 +1,40 @@
+// `meshca audit verify`: recompute the hash chain, check the signed checkpoints, and name the first
+// record altered, removed or inserted. Exits 1 if the ledger does not verify.
+import { join } from 'node:path';
+import { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, openLedger, readLedgerPublicKey, type VerifyReport } from '../../ledger/index.ts';
+import type { Command } from '../command.ts';
+
+const SHOWN_PROBLEMS = 10;
+
+function describeReport(where: string, r: VerifyReport): string {
+  const range = r.records === 0 ? 'no records' : `${r.records} records (${r.anchorSeq + 1}–${r.headSeq})`;
+  const sigs = r.signaturesChecked ? `${r.checkpointsSigned} of ${r.checkpoints} checkpoints signed by the ledger key` : `${r.checkpoints} checkpoints, signatures NOT checked (no ledger key in --keys)`;
+  const anchor = r.anchorSeq > 0 ? `; pruned up to the checkpoint at record ${r.anchorSeq}` : '';
+  const uncovered = r.uncoveredRecords > 0 ? `; the last ${r.uncoveredRecords} not yet under a signed checkpoint` : '';
+  if (r.ok) return `ledger ${where} verifies: ${range}, ${sigs}${anchor}${uncovered}; head ${r.headHash}`;
+  const lines = [`ledger ${where} does NOT verify: ${r.problems[0]!.message}`];
+  for (const p of r.problems.slice(1, SHOWN_PROBLEMS)) lines.push(`  also: ${p.message}`);
+  if (r.problems.length > SHOWN_PROBLEMS) lines.push(`  …and ${r.problems.length - SHOWN_PROBLEMS} more`);
+  lines.push(`  checked ${range}, ${sigs}${anchor}`);
+  return lines.join('\n');
+}
+
+export const auditVerifyCommand: Command = {
+  path: ['audit', 'verify'],
+  usage: 'meshca audit verify [--db URL] [--keys DIR] [--json]',
+  summary: 'recompute the ledger hash chain, check signed checkpoints, name the first tampered record',
+  options: { settings: ['db', 'keys', 'json'] },
+  async run(v, ctx) {
+    const publicKey = readLedgerPublicKey(v.keys!);
+    if (!publicKey) ctx.stderr(`warning: neither ${join(v.keys!, LEDGER_KEY_FILE)} nor ${LEDGER_PUBLIC_KEY_FILE} exists; checkpoint signatures will not be checked\n`);
+    const ledger = await openLedger(v.db!, { clock: ctx.clock, mustExist: true, ...(publicKey ? { verifyKeys: [publicKey] } : {}) });
+    try {
+      const report = await ledger.verify();
+      if (v.json) ctx.stdout(`${JSON.stringify(report, null, 2)}\n`);
+      else ctx.stdout(`${describeReport(v.db!.replace(/(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/, '$1:***@'), report)}\n`);
+      return report.ok ? 0 : 1;
+    } finally {
+      await ledger.close();
+    }
+  },
+};
