@@ -6,13 +6,17 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
+import { createKubernetesAuthenticators } from '../authn/kubernetes/index.ts';
+import { createIdentityPolicy } from '../authn/policy.ts';
+import { createCaDirectSds } from '../agent/index.ts';
+import { createAuditService } from '../audit/index.ts';
 import { DEFAULT_LEAF_TTL_MS, inspectKeyDirectory, initCa, loadAuthorityFromDirectory, SvidIssuer } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { openLedgerWriter, type ClosableLedgerWriter } from '../ledger/index.ts';
+import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
 import type { Clock } from '../time/index.ts';
-import { allowAll, createCaServiceHandlers, type IdentityPolicy } from './ca_service.ts';
+import { authenticateCall, authenticateCaller, createCaServiceHandlers, type IdentityPolicy } from './ca_service.ts';
 import { CaState } from './ca_state.ts';
 import { parseListenAddress, type ServeConfig } from './config.ts';
 import { createHttpServer, type ReadinessCheck, type Route } from './http_server.ts';
@@ -41,6 +45,8 @@ export interface ServerContext {
   readonly state: CaState;
   readonly issuer: SvidIssuer;
   readonly ledger: ClosableLedgerWriter;
+  /** The queryable ledger; absent only for `--db memory:` (benchmarks). */
+  readonly fullLedger?: Ledger;
   readonly registry: Registry;
   readonly metrics: CaMetrics;
   readonly authenticators: () => readonly Authenticator[];
@@ -77,7 +83,7 @@ async function ensureCa(config: ServeConfig, deps: ServeDeps): Promise<void> {
   );
 }
 
-async function buildAuthenticators(config: ServeConfig, state: CaState, deps: ServeDeps): Promise<Authenticator[]> {
+async function buildAuthenticators(config: ServeConfig, state: CaState, deps: ServeDeps, registry: Registry): Promise<Authenticator[]> {
   const chain: Authenticator[] = [createMtlsAuthenticator({ issuers: () => state.issuers, trustDomain: config.trustDomain, clock: deps.clock })];
   if (config.devTokens) {
     const dev = await loadDevIssuer(config.keysDir, true);
@@ -97,6 +103,26 @@ async function buildAuthenticators(config: ServeConfig, state: CaState, deps: Se
     }
     chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audience: config.audience, keySet, trustDomain: config.trustDomain, clock: deps.clock }));
   }
+  const k8s = config.kubernetes;
+  if (k8s.mode !== 'none') {
+    chain.push(
+      ...createKubernetesAuthenticators({
+        mode: k8s.mode,
+        audience: config.audience,
+        trustDomain: config.trustDomain,
+        ...(k8s.kubeconfigPath ? { kubeconfigPath: k8s.kubeconfigPath } : {}),
+        ...(k8s.oidcIssuer ? { oidcIssuer: k8s.oidcIssuer } : {}),
+        allowLegacyTokens: k8s.allowLegacyTokens,
+        tokenCacheTtlMs: k8s.tokenCacheTtlMs,
+        tokenCacheSize: k8s.tokenCacheSize,
+        kubeQps: k8s.kubeQps,
+        kubeBurst: k8s.kubeBurst,
+        clock: deps.clock,
+        log: deps.log,
+        registry,
+      }),
+    );
+  }
   return chain;
 }
 
@@ -108,15 +134,19 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const { clock, log } = deps;
   await ensureCa(config, deps);
   const state = new CaState(loadAuthorityFromDirectory(config.keysDir, clock.now()));
-  const ledger = await openLedgerWriter(config.db);
+  // `memory:` keeps nothing and cannot be audited: for benchmarks only.
+  const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, { clock, keysDir: config.keysDir });
+  const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
+  if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   const registry = createRegistry();
   const metrics = createCaMetrics(registry);
   const issuer = new SvidIssuer({ authority: () => state.authority, ledger, clock, ttl: config.ttl });
 
-  const chain = await buildAuthenticators(config, state, deps);
-  const policy = deps.policy ?? allowAll;
+  const chain = await buildAuthenticators(config, state, deps, registry);
+  const identityPolicy = createIdentityPolicy(config.policy);
+  const policy: IdentityPolicy = deps.policy ?? ((caller) => identityPolicy.check(caller));
   let ctx: ServerContext = {
-    config, state, issuer, ledger, registry, metrics, policy, clock, log,
+    config, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics, policy, clock, log,
     authenticators: () => chain,
   };
   if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
@@ -147,6 +177,24 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(istioCertificateService(), createCaServiceHandlers({ issuer, authenticators: ctx.authenticators, policy, clock, log, metrics }));
+  if (fullLedger) {
+    const audit = createAuditService({ ledger: fullLedger, auditors: config.auditors, authenticate: (call) => authenticateCaller(call as never, ctx), clock, log });
+    server.addService(audit.service, audit.handlers);
+  }
+  const caDirectSds = config.sds
+    ? createCaDirectSds({
+        issuer,
+        authenticate: (_md, call) => authenticateCall(call as never, ctx),
+        bundlePem: () => state.bundlePem,
+        clock,
+        log,
+        ttlMs: config.ttl.defaultTtlMs,
+      })
+    : undefined;
+  if (caDirectSds) {
+    caDirectSds.register(server);
+    log.warn('CA-direct SDS is on (--sds): the CA makes and holds private keys for proxies that use it; prefer meshca agent, which keeps keys in the pod');
+  }
   deps.registerServices?.(server, ctx);
 
   const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, serving, false);
@@ -198,6 +246,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
           server.forceShutdown();
         }
         serving.stop();
+        caDirectSds?.close();
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: {} }).catch(() => undefined);
