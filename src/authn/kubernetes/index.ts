@@ -7,7 +7,7 @@ import { MeshcaError } from '../../errors/index.ts';
 import type { Logger, Registry } from '../../observability/index.ts';
 import type { Clock } from '../../time/index.ts';
 import type { Authenticator } from '../types.ts';
-import { createJwksAuthenticator, createJwksThenTokenReviewAuthenticator, createJwksVerifier } from './jwks.ts';
+import { createJwksAuthenticator, createJwksVerifier } from './jwks.ts';
 import { kubeAuthMetrics } from './metrics.ts';
 import { createIssuerFetch, type IssuerTrust } from './oidc.ts';
 import { createTokenBucket } from './rate_limit.ts';
@@ -15,7 +15,7 @@ import { createTokenReviewClient } from './review_client.ts';
 import { createTokenReviewAuthenticator } from './tokenreview.ts';
 
 export { callerFromReview, createTokenReviewAuthenticator, NEGATIVE_CACHE_TTL_MS, DEFAULT_REVIEW_DEADLINE_MS } from './tokenreview.ts';
-export { createJwksAuthenticator, createJwksVerifier, createJwksThenTokenReviewAuthenticator, JWKS_REFETCH_COOLDOWN_MS, type JwksVerdict, type JwksVerifier } from './jwks.ts';
+export { createJwksAuthenticator, createJwksVerifier, JWKS_REFETCH_COOLDOWN_MS, type JwksVerdict, type JwksVerifier } from './jwks.ts';
 export { createTokenBucket, type RateLimiter } from './rate_limit.ts';
 export { ReviewCache } from './token_cache.ts';
 export { kubeAuthMetrics, type KubeAuthMetrics } from './metrics.ts';
@@ -134,7 +134,7 @@ export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Aut
     case 'jwks':
       return [createJwksAuthenticator(jwks())];
     case 'both':
-      return [createJwksThenTokenReviewAuthenticator(jwks(), tokenReview(), log)];
+      return [createJwksAuthenticator(jwks(), { tokenReview: tokenReview(), log })];
     default:
       throw new MeshcaError('BAD_CONFIG', `authn: "${String(opts.mode)}" is not one of tokenreview, jwks, both`);
   }

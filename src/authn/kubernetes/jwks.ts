@@ -139,29 +139,15 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
   };
 }
 
-export function createJwksAuthenticator(verifier: JwksVerifier): Authenticator {
-  return {
-    name: 'jwks',
-    async authenticate(req: AuthRequest): Promise<AuthOutcome> {
-      const token = req.bearerToken;
-      if (!token) return { ok: false, kind: 'skip', reason: 'no bearer token' };
-      if (token.length > MAX_TOKEN_BYTES) return { ok: false, kind: 'refused', reason: `token is longer than ${MAX_TOKEN_BYTES} bytes` };
-      const verdict = await verifier.verify(token);
-      if (verdict.kind === 'accepted') return { ok: true, caller: verdict.caller };
-      if (verdict.kind === 'refused') return { ok: false, kind: 'refused', reason: verdict.reason };
-      return verdict.outcome;
-    },
-  };
-}
-
 /**
- * `--authn both`: JWKS decides what it can (accept or refuse, no API call); a token it cannot
- * decide (unknown issuer, a kid it cannot resolve yet, a legacy token, issuer unreachable) goes to
- * TokenReview, with its cache, coalescing and rate limit.
+ * `--authn jwks` (no fallback): an undecided token gets what JWKS alone can say. `--authn both`
+ * (fallback = TokenReview): JWKS decides what it can (accept or refuse, no API call); a token it
+ * cannot decide (unknown issuer, a kid it cannot resolve yet, a legacy token, issuer unreachable)
+ * goes to TokenReview, with its cache, coalescing and rate limit.
  */
-export function createJwksThenTokenReviewAuthenticator(verifier: JwksVerifier, tokenReview: Authenticator, log: Logger): Authenticator {
+export function createJwksAuthenticator(verifier: JwksVerifier, fallback?: { tokenReview: Authenticator; log: Logger }): Authenticator {
   return {
-    name: 'kubernetes',
+    name: fallback ? 'kubernetes' : 'jwks',
     async authenticate(req: AuthRequest): Promise<AuthOutcome> {
       const token = req.bearerToken;
       if (!token) return { ok: false, kind: 'skip', reason: 'no bearer token' };
@@ -169,8 +155,9 @@ export function createJwksThenTokenReviewAuthenticator(verifier: JwksVerifier, t
       const verdict = await verifier.verify(token);
       if (verdict.kind === 'accepted') return { ok: true, caller: verdict.caller };
       if (verdict.kind === 'refused') return { ok: false, kind: 'refused', reason: verdict.reason };
-      log.debug({ tokenId: tokenLogId(token), reason: verdict.outcome.reason }, 'JWKS cannot decide this token; asking TokenReview');
-      return tokenReview.authenticate(req);
+      if (!fallback) return verdict.outcome;
+      fallback.log.debug({ tokenId: tokenLogId(token), reason: verdict.outcome.reason }, 'JWKS cannot decide this token; asking TokenReview');
+      return fallback.tokenReview.authenticate(req);
     },
   };
 }

@@ -172,6 +172,7 @@ export function createTokenReviewAuthenticator(opts: TokenReviewAuthenticatorOpt
       if (work) {
         metrics.coalesced.inc();
       } else {
+        // The shared call runs within the first caller's deadline; later waiters stop at their own.
         work = reviewAndRemember(token, sha, shape.kind === 'legacy', deadlineMs)
           .catch((err: unknown): AuthOutcome => {
             log.error({ tokenId: sha.slice(0, 12), err: err instanceof Error ? err.message : String(err) }, 'TokenReview failed unexpectedly');
