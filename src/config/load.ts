@@ -103,9 +103,16 @@ export function loadSettings(cmd: CommandOptions, argv: readonly string[], env: 
       ...(spec.short ? { short: spec.short } : {}),
     };
   }
+  // Booleans also read as --flag=true|false and --no-flag, as operators expect from other tools.
+  const args = argv.map((arg) => {
+    const m = /^--([a-z][a-z0-9-]*)=(.*)$/.exec(arg);
+    if (!m || !(names as string[]).includes(m[1]!) || SETTINGS[m[1] as SettingName].type !== 'bool') return arg;
+    const on = convert(SETTINGS[m[1] as SettingName], m[2], `--${m[1]}`);
+    return on ? `--${m[1]}` : `--no-${m[1]}`;
+  });
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, allowNegative: true });
   } catch (err) {
     const first = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     const unknown = /^Unknown option '([^']*)'/.exec(first);
