@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   sds: () => import('./sds.ts'),
   e2e: () => import('./e2e.ts'),
   tokenreview: () => import('./tokenreview.ts'),
+  ledger: () => import('./ledger.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
