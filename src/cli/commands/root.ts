@@ -1,0 +1,161 @@
+// `meshca root status|prepare|activate|retire|rotate-intermediate`: root rotation on the key store
+// directly, from any machine that mounts it. Each step is idempotent, locked and recorded in the
+// ledger; refusals are one line that says why and when it becomes safe.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { MeshcaError } from '../../errors/index.ts';
+import { openLedger, openLedgerWriter, type Ledger } from '../../ledger/index.ts';
+import { parseKeyType, readPrivateKeyFile } from '../../pki/index.ts';
+import {
+  activateRoot,
+  DirectoryKeyStore,
+  formatRotationStatus,
+  prepareRoot,
+  retireRoot,
+  rotateIntermediate,
+  rotationPolicy,
+  rotationStatus,
+  type ExternalRoot,
+  type RotationContext,
+} from '../../rotation/index.ts';
+import type { Values } from '../../config/index.ts';
+import { report, type Command, type CommandContext } from '../command.ts';
+import type { SettingName } from '../../config/settings.ts';
+
+const COMMON: readonly SettingName[] = ['keys', 'db', 'max-ttl', 'trust-domain', 'json'];
+
+function actor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli:unknown';
+  }
+}
+
+async function withContext<T>(v: Values, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>): Promise<T> {
+  const store = new DirectoryKeyStore(v.keys!);
+  const ledger = await openLedgerWriter(v.db!);
+  try {
+    return await fn({
+      store,
+      clock: ctx.clock,
+      policy: rotationPolicy(v['max-ttl']!),
+      ledger,
+      actor: actor(),
+      organization: v.org ?? 'meshca',
+      rootTtlMs: v['root-ttl'] ?? 3650 * 86_400_000,
+      caTtlMs: v['ca-ttl'] ?? 365 * 86_400_000,
+      trustDomain: v['trust-domain']!,
+    });
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** The ledger for counting acknowledgements, if one exists; status works without it. */
+async function openForCounting(db: string): Promise<Ledger | undefined> {
+  if (db === 'memory:') return undefined;
+  if (db.startsWith('sqlite:') && !existsSync(db.slice('sqlite:'.length))) return undefined;
+  try {
+    return await openLedger(db, { mustExist: true });
+  } catch {
+    return undefined;
+  }
+}
+
+const statusCommand: Command = {
+  path: ['root', 'status'],
+  usage: 'meshca root status [--keys DIR] [--db URL] [--max-ttl 24h] [--json]',
+  summary: 'show every root and intermediate, the trust bundle being distributed and the next safe rotation step',
+  options: { settings: COMMON },
+  async run(v, ctx) {
+    const snapshot = new DirectoryKeyStore(v.keys!).snapshot(ctx.clock.now());
+    const ledger = await openForCounting(v.db!);
+    try {
+      const status = await rotationStatus(snapshot, ctx.clock.now(), rotationPolicy(v['max-ttl']!), ledger);
+      if (v.json) ctx.stdout(`${JSON.stringify(status, null, 2)}\n`);
+      else ctx.stdout(formatRotationStatus(status));
+      return 0;
+    } finally {
+      await ledger?.close();
+    }
+  },
+};
+
+const prepareCommand: Command = {
+  path: ['root', 'prepare'],
+  usage: 'meshca root prepare [--keys DIR] [--key-type ec-p256] [--root-cert FILE --root-key FILE] [--db URL]',
+  summary: 'make a new root and its intermediate and add the root to the trust bundle (it signs nothing yet)',
+  options: { settings: [...COMMON, 'key-type', 'root-cert', 'root-key', 'org', 'root-ttl', 'ca-ttl'] },
+  async run(v, ctx) {
+    if ((v['root-cert'] === undefined) !== (v['root-key'] === undefined)) throw new MeshcaError('BAD_CONFIG', '--root-cert and --root-key go together');
+    let external: ExternalRoot | undefined;
+    if (v['root-cert']) {
+      let certPem: string;
+      try {
+        certPem = readFileSync(v['root-cert'], 'utf8');
+      } catch (err) {
+        throw new MeshcaError('BAD_CONFIG', `--root-cert ${v['root-cert']}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      }
+      external = { certPem, key: readPrivateKeyFile(v['root-key']!) };
+    }
+    const r = await withContext(v, ctx, (rc) => prepareRoot(rc, { keyType: parseKeyType(v['key-type']!), ...(external ? { external } : {}) }));
+    const human =
+      r.outcome === 'prepared'
+        ? `prepared root ${r.rootKeyId.slice(0, 16)}… with intermediate ${r.intermediateKeyId.slice(0, 16)}…; it is in the trust bundle now and signs nothing yet. ` +
+          `Activate it after ${r.activationAllowedAt} with "meshca root activate"`
+        : `root ${r.rootKeyId.slice(0, 16)}… is already prepared (nothing changed); activate it after ${r.activationAllowedAt}`;
+    report(ctx, v, human, r);
+    return 0;
+  },
+};
+
+const activateCommand: Command = {
+  path: ['root', 'activate'],
+  usage: 'meshca root activate [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
+  summary: 'sign new certificates with the prepared root (refused until its bundle has been out for --max-ttl)',
+  options: { settings: [...COMMON, 'force'] },
+  async run(v, ctx) {
+    const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force! }));
+    if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
+    const human =
+      r.outcome === 'activated'
+        ? `activated root ${r.rootKeyId.slice(0, 16)}…: new certificates are signed by the new chain (every serve follows within 5 s); ` +
+          `the previous root ${r.previousRootKeyId!.slice(0, 16)}… stays in the bundle until "meshca root retire"`
+        : `root ${r.rootKeyId.slice(0, 16)}… is already active (nothing changed)`;
+    report(ctx, v, human, r);
+    return 0;
+  },
+};
+
+const retireCommand: Command = {
+  path: ['root', 'retire'],
+  usage: 'meshca root retire [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
+  summary: 'remove the previous root from the trust bundle (refused while anything it signed can be valid)',
+  options: { settings: [...COMMON, 'force'] },
+  async run(v, ctx) {
+    const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force! }));
+    if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
+    const human =
+      r.outcome === 'retired'
+        ? `retired root ${r.rootKeyId!.slice(0, 16)}…: it has left the trust bundle and its private key was deleted`
+        : 'nothing to retire: the trust bundle holds only roots in use (nothing changed)';
+    report(ctx, v, human, r);
+    return 0;
+  },
+};
+
+const rotateIntermediateCommand: Command = {
+  path: ['root', 'rotate-intermediate'],
+  usage: 'meshca root rotate-intermediate [--keys DIR] [--key-type ec-p256] [--ca-ttl 365d] [--db URL]',
+  summary: 'make a new intermediate under the active root and sign with it now (serve also does this on schedule)',
+  options: { settings: [...COMMON, 'key-type', 'org', 'ca-ttl'] },
+  async run(v, ctx) {
+    const r = await withContext(v, ctx, (rc) => rotateIntermediate(rc, { keyType: parseKeyType(v['key-type']!), now: true }));
+    report(ctx, v, `activated intermediate ${r.keyId!.slice(0, 16)}… under the active root; the previous one stays trusted until its certificates expire`, r);
+    return 0;
+  },
+};
+
+export const rootCommands: readonly Command[] = [statusCommand, prepareCommand, activateCommand, retireCommand, rotateIntermediateCommand];
