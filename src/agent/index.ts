@@ -4,6 +4,5 @@ export { startAgent, type AgentConfig, type RunningAgent } from './run.ts';
 export { WorkloadAgent, type WorkloadAgentOptions, type AgentStatus } from './workload_agent.ts';
 export { createCaClient, type CaClient, type CaCredential, type CertificateRequest } from './ca_client.ts';
 export { acceptIssuedChain, type HeldSvid } from './issued.ts';
-export { renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from './renewal.ts';
+export { renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from '../ca/index.ts';
 export { serveSdsOnSocket, SDS_SOCKET_MODE } from './sds_socket.ts';
-export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct.ts';

@@ -10,7 +10,7 @@ import { DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME, tlsCertificateSecret, trustedC
 import { formatDuration, type Clock } from '../time/index.ts';
 import type { CaCredential, CaClient } from './ca_client.ts';
 import { acceptIssuedChain, canonicalBundle, type HeldSvid } from './issued.ts';
-import { backoffDelayMs, renewAtMs } from './renewal.ts';
+import { backoffDelayMs, renewAtMs } from '../ca/index.ts';
 
 export interface AgentMetricsHooks {
   renewed(svid: HeldSvid): void;

@@ -14,3 +14,4 @@ export {
 export { addSdsService, type SdsService, type SdsServiceOptions, type OpenSource, type OpenedSource } from './service.ts';
 export { createSdsMetrics, type SdsMetrics, type SdsCounters } from './metrics.ts';
 export { loadSdsProtos, sdsProtoIncludeDirs, PROTO_OPTIONS } from './protos.ts';
+export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct.ts';

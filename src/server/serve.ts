@@ -8,7 +8,7 @@ import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
 import { createKubernetesAuthenticators } from '../authn/kubernetes/index.ts';
 import { createIdentityPolicy } from '../authn/policy.ts';
-import { createCaDirectSds } from '../agent/index.ts';
+import { createCaDirectSds } from '../sds/index.ts';
 import { createAuditService } from '../audit/index.ts';
 import { DEFAULT_LEAF_TTL_MS, inspectKeyDirectory, initCa, loadAuthorityFromDirectory, SvidIssuer } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCaDirectSds, type CaDirectSds } from '../../src/agent/index.ts';
+import { createCaDirectSds, type CaDirectSds } from '../../src/sds/index.ts';
 import { memoryLedger } from '../../src/ledger/open.ts';
 import { authenticateCall } from '../../src/server/index.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';

@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Caller } from '../authn/index.ts';
-import type { SvidIssuer } from '../ca/index.ts';
+import { backoffDelayMs, renewAtMs, type SvidIssuer } from '../ca/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { createCsrPem, generateKeyPair } from '../pki/index.ts';
@@ -23,9 +23,8 @@ import {
   type SdsService,
   type SecretChange,
   type SecretSource,
-} from '../sds/index.ts';
+} from './index.ts';
 import type { Clock } from '../time/index.ts';
-import { backoffDelayMs, renewAtMs } from './renewal.ts';
 
 /** How often the shared ROOTCA is compared with the CA's bundle (design.md: changes within 5 s). */
 export const BUNDLE_REFRESH_MS = 5_000;
