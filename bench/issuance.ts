@@ -4,7 +4,7 @@
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { createIntermediateCa, createLocalSigner, createRootCa, issueSvid, loadSigningAuthority, parseCsrPem, toPem } from '../src/pki/index.ts';
-import { fmt, writeSection } from './report.ts';
+import { fmt, measureRate, writeSection } from './report.ts';
 
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 3) * 1000;
 const SPIFFE = 'spiffe://cluster.local/ns/bench/sa/bench';
@@ -16,16 +16,7 @@ async function makeCsrPem(): Promise<string> {
   return csr.toString('pem');
 }
 
-async function rate(fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 200; i++) await fn(); // warm up the JIT
-  let n = 0;
-  const start = performance.now();
-  while (performance.now() - start < DURATION_MS) {
-    await fn();
-    n++;
-  }
-  return n / ((performance.now() - start) / 1000);
-}
+const rate = (fn: () => Promise<unknown>) => measureRate(fn, DURATION_MS);
 
 export async function run(): Promise<void> {
   x509.cryptoProvider.set(webcrypto as Crypto);

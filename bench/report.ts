@@ -24,6 +24,18 @@ export function writeSection(name: string, markdown: string): void {
   writeFileSync(DOC, doc);
 }
 
+/** Calls `fn` back to back for `durationMs` after `warmup` calls (for the JIT); returns calls/s. */
+export async function measureRate(fn: () => Promise<unknown>, durationMs: number, warmup = 200): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < durationMs) {
+    await fn();
+    n++;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
 export function percentile(sortedMs: readonly number[], p: number): number {
   if (sortedMs.length === 0) return NaN;
   return sortedMs[Math.min(sortedMs.length - 1, Math.floor((p / 100) * sortedMs.length))]!;

@@ -12,7 +12,7 @@ import { callerFromKubernetesClaims } from '../src/authn/kubernetes_claims.ts';
 import { tokenFacts } from '../src/authn/token.ts';
 import { createLogger, Registry } from '../src/observability/index.ts';
 import { FakeKubeApiServer } from '../test/fakes/kube_api_server.ts';
-import { fmt, writeSection } from './report.ts';
+import { fmt, measureRate, writeSection } from './report.ts';
 
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 3) * 1000;
 const STORM_AUTHS = 1_000;
@@ -20,16 +20,7 @@ const STORM_PODS = [10, 100, 1_000];
 const STORM_DEADLINE_MS = 5_000;
 const API_LATENCY_MS = 5;
 
-async function rate(fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 500; i++) await fn();
-  let n = 0;
-  const start = performance.now();
-  while (performance.now() - start < DURATION_MS) {
-    await fn();
-    n++;
-  }
-  return n / ((performance.now() - start) / 1000);
-}
+const rate = (fn: () => Promise<unknown>) => measureRate(fn, DURATION_MS, 500);
 
 export async function run(): Promise<void> {
   const fake = await FakeKubeApiServer.start();
