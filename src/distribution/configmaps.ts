@@ -1,0 +1,188 @@
+// Keeps the ConfigMap meshca-root-cert (key root-cert.pem, Istio's shape) in every namespace equal to
+// the trust bundle: created when a namespace appears, updated when the bundle changes, repaired when
+// edited or deleted. Only the replica holding the Lease writes. Never touches any other ConfigMap.
+
+import { ApiException, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { describeError } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { SECOND_MS, type Clock } from '../time/index.ts';
+import { startLeaseElector, type LeaseElector } from './lease.ts';
+
+export const BUNDLE_CONFIGMAP_NAME = 'meshca-root-cert';
+export const BUNDLE_CONFIGMAP_KEY = 'root-cert.pem';
+export const DISTRIBUTOR_LEASE_NAME = 'meshca-bundle-distributor';
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshca' };
+export const DEFAULT_LEASE_DURATION_MS = 15 * SECOND_MS;
+export const DEFAULT_RESYNC_MS = 60 * SECOND_MS;
+const WATCH_RESTART_MS = SECOND_MS;
+
+export interface ConfigMapDistributorOptions {
+  readonly kubeConfig: KubeConfig;
+  /** Where the Lease lives (the CA's own namespace). */
+  readonly namespace: string;
+  /** The bundle PEM to publish, read whenever it is needed. */
+  readonly bundlePem: () => string;
+  /** Calls the listener whenever the bundle changes; returns the unsubscribe. */
+  readonly onBundleChange: (listener: () => void) => () => void;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly registry?: Registry;
+  readonly identity?: string;
+  readonly leaseDurationMs?: number;
+  readonly resyncMs?: number;
+}
+
+export interface ConfigMapDistributor {
+  readonly isLeader: boolean;
+  /** Makes every namespace's ConfigMap match the bundle now (leader only); resolves when done. */
+  resync(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined;
+}
+
+export function startConfigMapDistributor(o: ConfigMapDistributorOptions): ConfigMapDistributor {
+  const api = o.kubeConfig.makeApiClient(CoreV1Api);
+  const log = o.log.child({ component: 'bundle-configmaps' });
+  const writes = new Counter({ name: 'meshca_bundle_configmap_writes_total', help: 'trust bundle ConfigMap writes by op (create | update) and result', labelNames: ['op', 'result'], registers: o.registry ? [o.registry] : [] });
+  const leaderGauge = new Gauge({ name: 'meshca_bundle_distributor_leader', help: '1 while this replica holds the bundle distributor lease', registers: o.registry ? [o.registry] : [] });
+  let watches: AbortController[] = [];
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let leading = false;
+  let stopped = false;
+
+  /** Creates or fixes one namespace's ConfigMap; a 409 means someone moved first, and the watch brings us back. */
+  const ensure = async (namespace: string, seen?: V1ConfigMap): Promise<void> => {
+    if (!leading) return;
+    const want = o.bundlePem();
+    let current = seen;
+    if (!current) {
+      try {
+        current = await api.readNamespacedConfigMap({ name: BUNDLE_CONFIGMAP_NAME, namespace });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+    }
+    if (!current) {
+      try {
+        await api.createNamespacedConfigMap({ namespace, body: { metadata: { name: BUNDLE_CONFIGMAP_NAME, namespace, labels: MANAGED_BY }, data: { [BUNDLE_CONFIGMAP_KEY]: want } } });
+        writes.inc({ op: 'create', result: 'ok' });
+        log.info({ namespace }, 'created the trust bundle ConfigMap');
+      } catch (err) {
+        const code = statusOf(err);
+        writes.inc({ op: 'create', result: String(code ?? 'error') });
+        // 404: the namespace is going away; 409: it appeared meanwhile (the watch will check it).
+        if (code !== 404 && code !== 409) throw err;
+      }
+      return;
+    }
+    const data = current.data ?? {};
+    if (data[BUNDLE_CONFIGMAP_KEY] === want && Object.keys(data).length === 1) return;
+    try {
+      await api.replaceNamespacedConfigMap({
+        name: BUNDLE_CONFIGMAP_NAME,
+        namespace,
+        body: { ...current, metadata: { ...current.metadata, labels: { ...(current.metadata?.labels ?? {}), ...MANAGED_BY } }, data: { [BUNDLE_CONFIGMAP_KEY]: want } },
+      });
+      writes.inc({ op: 'update', result: 'ok' });
+      log.info({ namespace }, 'updated the trust bundle ConfigMap');
+    } catch (err) {
+      const code = statusOf(err);
+      writes.inc({ op: 'update', result: String(code ?? 'error') });
+      if (code !== 404 && code !== 409) throw err;
+    }
+  };
+
+  const ensureLogged = (namespace: string, seen?: V1ConfigMap) =>
+    ensure(namespace, seen).catch((err) => log.warn({ namespace, reason: describeError(err) }, 'could not write the trust bundle ConfigMap; retrying at the next resync'));
+
+  const resync = async () => {
+    if (!leading) return;
+    try {
+      const [namespaces, maps] = await Promise.all([
+        api.listNamespace(),
+        api.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${BUNDLE_CONFIGMAP_NAME}` }),
+      ]);
+      const byNs = new Map(maps.items.map((m) => [m.metadata?.namespace ?? '', m]));
+      await Promise.all(
+        namespaces.items
+          .filter((ns) => ns.status?.phase !== 'Terminating')
+          .map((ns) => ensureLogged(ns.metadata!.name!, byNs.get(ns.metadata!.name!) ?? undefined)),
+      );
+    } catch (err) {
+      log.warn({ reason: describeError(err) }, 'could not list namespaces for the trust bundle; retrying at the next resync');
+    }
+  };
+
+  const watch = async (path: string, query: Record<string, string>, onEvent: (phase: string, obj: { metadata?: { name?: string; namespace?: string } } & V1ConfigMap) => void) => {
+    if (!leading || stopped) return;
+    const restart = () => {
+      if (!leading || stopped) return;
+      setTimeout(() => void watch(path, query, onEvent), WATCH_RESTART_MS).unref();
+    };
+    try {
+      const controller = await new Watch(o.kubeConfig).watch(path, query, onEvent, () => restart());
+      watches.push(controller);
+    } catch (err) {
+      log.debug({ path, reason: describeError(err) }, 'watch failed; restarting');
+      restart();
+    }
+  };
+
+  const startLeading = () => {
+    leading = true;
+    leaderGauge.set(1);
+    void resync();
+    void watch('/api/v1/namespaces', {}, (phase, ns) => {
+      if (phase === 'ADDED' && ns.metadata?.name) void ensureLogged(ns.metadata.name);
+    });
+    void watch('/api/v1/configmaps', { fieldSelector: `metadata.name=${BUNDLE_CONFIGMAP_NAME}` }, (phase, cm) => {
+      const ns = cm.metadata?.namespace;
+      if (!ns) return;
+      if (phase === 'DELETED') void ensureLogged(ns);
+      else if (phase === 'MODIFIED' || phase === 'ADDED') void ensureLogged(ns, cm);
+    });
+    resyncTimer = setInterval(() => void resync(), o.resyncMs ?? DEFAULT_RESYNC_MS);
+    resyncTimer.unref();
+  };
+
+  const stopLeading = () => {
+    leading = false;
+    leaderGauge.set(0);
+    clearInterval(resyncTimer);
+    for (const w of watches.splice(0)) w.abort();
+  };
+
+  const unsubscribe = o.onBundleChange(() => void resync());
+  const leaseDurationMs = o.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
+  const elector: LeaseElector = startLeaseElector({
+    kubeConfig: o.kubeConfig,
+    namespace: o.namespace,
+    name: DISTRIBUTOR_LEASE_NAME,
+    identity: o.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`,
+    leaseDurationMs,
+    retryMs: Math.max(200, Math.floor(leaseDurationMs / 3)),
+    clock: o.clock,
+    log,
+    onStartedLeading: startLeading,
+    onStoppedLeading: stopLeading,
+  });
+
+  return {
+    get isLeader() {
+      return elector.isLeader;
+    },
+    resync,
+    async stop() {
+      stopped = true;
+      unsubscribe();
+      await elector.stop();
+      stopLeading();
+    },
+  };
+}

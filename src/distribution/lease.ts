@@ -1,0 +1,122 @@
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does: create or
+// take over an expired lease, renew before it lapses, and stop leading the moment a renewal fails
+// or loses a 409 race. Only ever writes the one Lease it is given.
+
+import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { describeError } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { Clock } from '../time/index.ts';
+
+export interface LeaseOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly name: string;
+  /** Unique per replica (pod name + random suffix). */
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  /** How often to renew / try to acquire; well under the duration (client-go: duration/3 or less). */
+  readonly retryMs: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly onStartedLeading: () => void;
+  readonly onStoppedLeading: () => void;
+}
+
+export interface LeaseElector {
+  readonly isLeader: boolean;
+  /** One acquire-or-renew attempt (the loop calls this every retryMs). */
+  tick(): Promise<void>;
+  /** Stops; a leader releases the lease so another replica takes over at once. */
+  stop(): Promise<void>;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined;
+}
+
+function msOf(t: Date | string | undefined): number {
+  return t === undefined ? 0 : new Date(t).getTime();
+}
+
+export function startLeaseElector(o: LeaseOptions): LeaseElector {
+  const api = o.kubeConfig.makeApiClient(CoordinationV1Api);
+  let leader = false;
+  let stopped = false;
+  const durationSeconds = Math.max(1, Math.ceil(o.leaseDurationMs / 1000));
+
+  const setLeader = (now: boolean) => {
+    if (now === leader) return;
+    leader = now;
+    o.log.info({ lease: `${o.namespace}/${o.name}`, identity: o.identity }, now ? 'became the trust bundle distributor (lease acquired)' : 'no longer the trust bundle distributor');
+    if (now) o.onStartedLeading();
+    else o.onStoppedLeading();
+  };
+
+  const spec = (prev: V1Lease | undefined, nowMs: number) => {
+    const keep = prev?.spec?.holderIdentity === o.identity;
+    return {
+      holderIdentity: o.identity,
+      leaseDurationSeconds: durationSeconds,
+      acquireTime: keep && prev?.spec?.acquireTime ? new V1MicroTime(msOf(prev.spec.acquireTime)) : new V1MicroTime(nowMs),
+      renewTime: new V1MicroTime(nowMs),
+      leaseTransitions: (prev?.spec?.leaseTransitions ?? 0) + (keep ? 0 : 1),
+    };
+  };
+
+  const tick = async () => {
+    if (stopped) return;
+    const nowMs = o.clock.now();
+    try {
+      let current: V1Lease | undefined;
+      try {
+        current = await api.readNamespacedLease({ name: o.name, namespace: o.namespace });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+      if (!current) {
+        await api.createNamespacedLease({ namespace: o.namespace, body: { metadata: { name: o.name, namespace: o.namespace }, spec: { ...spec(undefined, nowMs), leaseTransitions: 0 } } });
+        setLeader(true);
+        return;
+      }
+      const holder = current.spec?.holderIdentity;
+      const expiresMs = msOf(current.spec?.renewTime) + (current.spec?.leaseDurationSeconds ?? durationSeconds) * 1000;
+      if (holder && holder !== o.identity && expiresMs > nowMs) {
+        setLeader(false);
+        return;
+      }
+      // Ours to renew, free, or expired: replace it, conditional on the version we read.
+      await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...current, spec: spec(current, nowMs) } });
+      setLeader(true);
+    } catch (err) {
+      // A lost race (409) or an unreachable API: whoever renewed last leads; stop acting now.
+      if (statusOf(err) !== 409) o.log.warn({ reason: describeError(err) }, 'could not acquire or renew the bundle distributor lease');
+      setLeader(false);
+    }
+  };
+
+  const timer = setInterval(() => void tick(), o.retryMs);
+  timer.unref();
+  void tick();
+
+  return {
+    get isLeader() {
+      return leader;
+    },
+    tick,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      if (!leader) return;
+      setLeader(false);
+      try {
+        const current = await api.readNamespacedLease({ name: o.name, namespace: o.namespace });
+        if (current.spec?.holderIdentity === o.identity) {
+          // Released like client-go's ReleaseOnCancel: an expired renewTime lets others take it now.
+          await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...current, spec: { ...current.spec, holderIdentity: '', renewTime: new V1MicroTime(0) } } });
+        }
+      } catch {
+        // It expires on its own.
+      }
+    },
+  };
+}
