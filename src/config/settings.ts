@@ -66,6 +66,10 @@ export const SETTINGS = {
   sds: s('sds', 'bool', 'also serve SDS on the gRPC port to token-bearing proxies (CA makes the key)', { default: false }),
   auditors: s('auditors', 'list', 'SPIFFE IDs allowed to query the ledger over gRPC', { default: [] }),
   admins: s('admins', 'list', 'SPIFFE IDs allowed to use the admin API (root rotation)', { default: [] }),
+  'keys-poll': s('keys-poll', 'duration', 'how often serve checks the key store for a change made by another process (rotation)', { default: '1s' }),
+  'root-expiry-warning': s('root-expiry-warning', 'duration', 'warn (log and metric) when the active root expires within this long', { default: '30d' }),
+  'ca-expiry-warning': s('ca-expiry-warning', 'duration', 'warn (log and metric) when the active intermediate expires within this long', { default: '7d' }),
+  'distribute-bundle': s('distribute-bundle', 'enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
   retain: s('retain', 'duration', 'ledger retention (0 keeps everything)', { default: '0s' }),
   'shutdown-grace': s('shutdown-grace', 'duration', 'how long shutdown waits for requests in flight', { default: '10s' }),
   // Token minting (development)

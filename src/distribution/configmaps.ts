@@ -2,11 +2,12 @@
 // the trust bundle: created when a namespace appears, updated when the bundle changes, repaired when
 // edited or deleted. Only the replica holding the Lease writes. Never touches any other ConfigMap.
 
-import { ApiException, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig as KubeConfigClass, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { describeError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { SECOND_MS, type Clock } from '../time/index.ts';
 import { startLeaseElector, type LeaseElector } from './lease.ts';
@@ -185,4 +186,23 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
       stopLeading();
     },
   };
+}
+
+/** Where a pod finds its service-account token: its presence means we run in a cluster. */
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * The Kubernetes client configuration for distribution, or undefined when it is off: `on` uses
+ * --kubeconfig (or the in-cluster configuration), `auto` turns on only inside a pod.
+ */
+export function loadDistributorKubeConfig(mode: 'auto' | 'on' | 'off', kubeconfigPath: string | undefined): KubeConfig | undefined {
+  if (mode === 'off' || (mode === 'auto' && !existsSync(IN_CLUSTER_TOKEN))) return undefined;
+  const kc = new KubeConfigClass();
+  try {
+    if (kubeconfigPath && mode === 'on') kc.loadFromFile(kubeconfigPath);
+    else kc.loadFromCluster();
+  } catch (err) {
+    throw new MeshcaError('BAD_CONFIG', `--distribute-bundle: cannot load ${kubeconfigPath ?? 'the in-cluster Kubernetes configuration'}: ${describeError(err)}`, { cause: err });
+  }
+  return kc;
 }

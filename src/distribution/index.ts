@@ -3,6 +3,7 @@
 export { spiffeBundleDocument, createBundleRoute, DEFAULT_REFRESH_HINT_SECONDS, type SpiffeBundleDocument, type SpiffeBundleKey, type BundleSource } from './bundle_document.ts';
 export {
   startConfigMapDistributor,
+  loadDistributorKubeConfig,
   BUNDLE_CONFIGMAP_NAME,
   BUNDLE_CONFIGMAP_KEY,
   DISTRIBUTOR_LEASE_NAME,

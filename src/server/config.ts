@@ -34,6 +34,16 @@ export interface ServeConfig {
   readonly retainMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
+  readonly rotation: {
+    readonly keysPollMs: number;
+    readonly rootExpiryWarningMs: number;
+    readonly caExpiryWarningMs: number;
+    /** Lifetime of intermediates made by auto-rotation. */
+    readonly caTtlMs: number;
+    readonly keyType: string;
+    readonly organization: string;
+    readonly distributeBundle: 'auto' | 'on' | 'off';
+  };
 }
 
 /** host:port, [v6]:port; port 0 picks a free one. */
@@ -84,6 +94,15 @@ export function serveConfigFrom(v: Values): ServeConfig {
     retainMs: v.retain ?? 0,
     shutdownGraceMs: v['shutdown-grace']!,
     logLevel: v['log-level']!,
+    rotation: {
+      keysPollMs: v['keys-poll'] ?? 1000,
+      rootExpiryWarningMs: v['root-expiry-warning'] ?? 30 * 86_400_000,
+      caExpiryWarningMs: v['ca-expiry-warning'] ?? 7 * 86_400_000,
+      caTtlMs: v['ca-ttl'] ?? 365 * 86_400_000,
+      keyType: v['key-type'] ?? 'ec-p256',
+      organization: v.org ?? 'meshca',
+      distributeBundle: (v['distribute-bundle'] ?? 'auto') as 'auto' | 'on' | 'off',
+    },
   });
 }
 
@@ -92,4 +111,5 @@ export const SERVE_SETTINGS = [
   'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
   'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
   'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
+  'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'ca-ttl',
 ] as const;

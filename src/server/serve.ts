@@ -10,7 +10,10 @@ import { createKubernetesAuthenticators } from '../authn/kubernetes/index.ts';
 import { createIdentityPolicy } from '../authn/policy.ts';
 import { createCaDirectSds } from '../sds/index.ts';
 import { createAuditService } from '../audit/index.ts';
-import { DEFAULT_LEAF_TTL_MS, inspectKeyDirectory, initCa, loadAuthorityFromDirectory, SvidIssuer } from '../ca/index.ts';
+import { createAdminService } from '../admin/index.ts';
+import { createBundleRoute, loadDistributorKubeConfig, startConfigMapDistributor, type ConfigMapDistributor } from '../distribution/index.ts';
+import { authorityFromSnapshot, DirectoryKeyStore, rotationPolicy, startRotationRuntime, type RotationContext } from '../rotation/index.ts';
+import { DEFAULT_LEAF_TTL_MS, inspectKeyDirectory, initCa, SvidIssuer } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
@@ -133,7 +136,10 @@ function listenUrl(host: string, port: number): string {
 export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promise<RunningCaServer> {
   const { clock, log } = deps;
   await ensureCa(config, deps);
-  const state = new CaState(loadAuthorityFromDirectory(config.keysDir, clock.now()));
+  // The key store as rotation keeps it (the cacerts files when never rotated), verified before use.
+  const keyStore = new DirectoryKeyStore(config.keysDir);
+  const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now());
+  const state = new CaState(loaded.authority, loaded.extraIssuers);
   // `memory:` keeps nothing and cannot be audited: for benchmarks only.
   const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, { clock, keysDir: config.keysDir });
   const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
@@ -195,6 +201,22 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     caDirectSds.register(server);
     log.warn('CA-direct SDS is on (--sds): the CA makes and holds private keys for proxies that use it; prefer meshca agent, which keeps keys in the pod');
   }
+  const policyOfRotation = rotationPolicy(config.ttl.maxTtlMs);
+  const rotationContext = (actor: string): RotationContext => ({
+    store: keyStore, clock, policy: policyOfRotation, ledger, actor, organization: config.rotation.organization,
+    rootTtlMs: DEFAULT_ROOT_TTL_MS, caTtlMs: config.rotation.caTtlMs, trustDomain: config.trustDomain,
+  });
+  const rotation = startRotationRuntime({
+    store: keyStore, state, startVersion: loaded.version, clock, log, registry, ledger, policy: policyOfRotation,
+    organization: config.rotation.organization, trustDomain: config.trustDomain, caTtlMs: config.rotation.caTtlMs, rootTtlMs: DEFAULT_ROOT_TTL_MS,
+    keyType: parseKeyType(config.rotation.keyType), autoRotateIntermediates: true, pollMs: config.rotation.keysPollMs,
+    rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
+  });
+  const admin = createAdminService({
+    admins: config.admins, authenticate: (call) => authenticateCaller(call as never, ctx), rotation: rotationContext,
+    defaultKeyType: parseKeyType(config.rotation.keyType), afterChange: () => void rotation.reload(), ...(fullLedger ? { ledger: fullLedger } : {}), clock, log,
+  });
+  server.addService(admin.service, admin.handlers);
   deps.registerServices?.(server, ctx);
 
   const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, serving, false);
@@ -206,9 +228,11 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const readiness: Record<string, ReadinessCheck> = {
     keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }),
     serving: () => (serving.notAfterMs && clock.now() < serving.notAfterMs ? { ok: true } : { ok: false, reason: 'no valid serving certificate' }),
+    chain: () => rotation.readiness(),
     ...deps.readiness?.(ctx),
   };
-  const http = createHttpServer({ registry, readiness, routes: deps.routes?.(ctx) ?? {} });
+  const bundleRoute = createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version }));
+  const http = createHttpServer({ registry, readiness, routes: { '/bundle': bundleRoute, ...deps.routes?.(ctx) } });
   const h = parseListenAddress(config.httpListen, '--http-listen');
   await new Promise<void>((resolve, reject) => {
     http.once('error', (err) => reject(new MeshcaError('BAD_CONFIG', `--http-listen ${config.httpListen}: ${err.message}`, { cause: err })));
@@ -218,6 +242,13 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const grpcAddress = listenUrl(g.host, grpcPort);
   const httpAddress = listenUrl(h.host, httpPort);
 
+  let distributor: ConfigMapDistributor | undefined;
+  const kubeConfig = loadDistributorKubeConfig(config.rotation.distributeBundle, config.kubernetes.kubeconfigPath);
+  if (kubeConfig) {
+    distributor = startConfigMapDistributor({
+      kubeConfig, namespace: config.namespace, bundlePem: () => state.bundlePem.join(''), onBundleChange: (l) => state.subscribe(() => l()), clock, log, registry,
+    });
+  }
   await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: { grpc: grpcAddress, http: httpAddress, issuerKeyId: state.authority.keyId, rootKeyId: state.authority.rootKeyId } });
   log.info(
     {
@@ -247,6 +278,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
         }
         serving.stop();
         caDirectSds?.close();
+        rotation.stop();
+        await distributor?.stop();
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: {} }).catch(() => undefined);

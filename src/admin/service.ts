@@ -1,0 +1,130 @@
+// meshca.admin.v1.RotationService: the rotation steps over gRPC for callers whose SPIFFE ID is in
+// --admins. Parses, authenticates, authorises, calls src/rotation, maps errors once. Never accepts
+// key material over the wire.
+
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Caller } from '../authn/types.ts';
+import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { parseKeyType, type KeyType } from '../pki/index.ts';
+import { activateRoot, prepareRoot, retireRoot, rotateIntermediate, rotationStatus, type RotationContext } from '../rotation/index.ts';
+import type { Clock } from '../time/index.ts';
+
+export const ADMIN_SERVICE_NAME = 'meshca.admin.v1.RotationService';
+const PROTOS_DIR = fileURLToPath(new URL('../../protos/', import.meta.url));
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTOS_DIR] };
+
+export type AdminCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
+
+export interface AdminServiceDeps {
+  /** SPIFFE IDs allowed to rotate. */
+  readonly admins: readonly string[];
+  readonly authenticate: (call: AdminCall) => Promise<Caller>;
+  /** The rotation context acting for `actor` (the admin's SPIFFE ID goes into the ledger). */
+  readonly rotation: (actor: string) => RotationContext;
+  readonly defaultKeyType: KeyType;
+  /** Called after a step changed the key store, so this serve follows at once. */
+  readonly afterChange: () => void;
+  readonly ledger?: Pick<Ledger, 'query'>;
+  readonly clock: Clock;
+  readonly log: Pick<Logger, 'info' | 'warn'>;
+}
+
+type AdminPackage = { meshca: { admin: { v1: { RotationService: grpc.ServiceClientConstructor } } } };
+
+let pkg: AdminPackage | undefined;
+function loadAdminPackage(): AdminPackage {
+  pkg ??= grpc.loadPackageDefinition(protoLoader.loadSync('meshca/admin/v1/admin.proto', LOADER_OPTIONS)) as unknown as AdminPackage;
+  return pkg;
+}
+
+/** A client constructor for the admin API (tools, tests). */
+export function adminServiceClient(): grpc.ServiceClientConstructor {
+  return loadAdminPackage().meshca.admin.v1.RotationService;
+}
+
+interface StepResponse {
+  outcome: string;
+  key_id?: string;
+  previous_key_id?: string;
+  warning?: string;
+}
+
+export function createAdminService(deps: AdminServiceDeps): { service: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
+  const admins = new Set(deps.admins);
+
+  async function admit(call: AdminCall, method: string): Promise<string> {
+    const caller = await deps.authenticate(call);
+    const id = caller.spiffeId.uri;
+    if (!admins.has(id)) {
+      deps.log.warn({ caller: id, method }, 'admin request refused: not an admin');
+      throw new MeshcaError('PERMISSION_DENIED', `${id} is not an admin (--admins)`);
+    }
+    deps.log.info({ caller: id, method }, 'admin request');
+    return id;
+  }
+
+  const keyTypeOf = (text: string | undefined) => (text ? parseKeyType(text) : deps.defaultKeyType);
+
+  function unary<Req>(method: string, run: (req: Req, actor: string) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> {
+    return (call, callback) => {
+      void (async () => {
+        try {
+          const actor = await admit(call, method);
+          callback(null, await run(call.request, actor));
+        } catch (err) {
+          callback(toGrpcStatus(err));
+        }
+      })();
+    };
+  }
+
+  const step = async (actor: string, f: (ctx: RotationContext) => Promise<StepResponse>): Promise<StepResponse> => {
+    const out = await f(deps.rotation(actor));
+    deps.afterChange();
+    return out;
+  };
+
+  const handlers: grpc.UntypedServiceImplementation = {
+    Status: unary('Status', async (_req, actor) => {
+      const ctx = deps.rotation(actor);
+      const s = await rotationStatus(ctx.store.snapshot(deps.clock.now()), deps.clock.now(), ctx.policy, deps.ledger);
+      return {
+        version: s.version,
+        bundle_root_key_ids: s.bundle.rootKeyIds,
+        next_step: s.nextStep.step,
+        next_step_allowed_at: s.nextStep.allowedAt,
+        next_step_why: s.nextStep.why,
+        status_json: JSON.stringify(s),
+      };
+    }),
+    PrepareRoot: unary<{ key_type?: string }>('PrepareRoot', (req, actor) =>
+      step(actor, async (ctx) => {
+        const r = await prepareRoot(ctx, { keyType: keyTypeOf(req.key_type) });
+        return { outcome: r.outcome, key_id: r.rootKeyId };
+      }),
+    ),
+    ActivateRoot: unary<{ force?: boolean }>('ActivateRoot', (req, actor) =>
+      step(actor, async (ctx) => {
+        const r = await activateRoot(ctx, { force: req.force === true });
+        return { outcome: r.outcome, key_id: r.rootKeyId, previous_key_id: r.previousRootKeyId ?? '', warning: r.warning ?? '' };
+      }),
+    ),
+    RetireRoot: unary<{ force?: boolean }>('RetireRoot', (req, actor) =>
+      step(actor, async (ctx) => {
+        const r = await retireRoot(ctx, { force: req.force === true });
+        return { outcome: r.outcome, key_id: r.rootKeyId ?? '', warning: r.warning ?? '' };
+      }),
+    ),
+    RotateIntermediate: unary<{ key_type?: string }>('RotateIntermediate', (req, actor) =>
+      step(actor, async (ctx) => {
+        const r = await rotateIntermediate(ctx, { keyType: keyTypeOf(req.key_type), now: true });
+        return { outcome: 'activated', key_id: r.keyId ?? '' };
+      }),
+    ),
+  };
+  return { service: adminServiceClient().service, handlers };
+}
