@@ -49,6 +49,8 @@ export class ChainedLedger implements Ledger {
   readonly #commit: GroupCommit<Job, AppendResult>;
   readonly #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The head as this process last wrote it; another replica may have moved on since. */
+  #head: ChainHead | undefined;
 
   constructor(store: LedgerStore, opts: ChainedLedgerOptions) {
     this.#store = store;
@@ -78,6 +80,7 @@ export class ChainedLedger implements Ledger {
     const key = this.#opts.ledgerKey;
     const now = this.#opts.clock.now();
     const forceCheckpoint = jobs.some((j) => j.kind === 'checkpoint' && j.force);
+    let next: ChainHead | undefined;
     try {
       await this.#store.write((head: ChainHead) => {
         results.length = 0;
@@ -99,9 +102,17 @@ export class ChainedLedger implements Ledger {
           uncovered > 0 &&
           (forceCheckpoint || uncovered >= (this.#opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY) || now - (head.oldestUncoveredTimeMs ?? now) >= this.#intervalMs());
         const checkpoint: StoredCheckpoint | undefined = key && due ? signCheckpoint(key, seq, prev, now) : undefined;
+        next = {
+          seq,
+          hash: prev,
+          lastCheckpointSeq: checkpoint ? seq : head.lastCheckpointSeq,
+          oldestUncoveredTimeMs: checkpoint || uncovered === 0 ? undefined : (head.oldestUncoveredTimeMs ?? now),
+        };
         return { records, ...(checkpoint ? { checkpoint } : {}) };
-      });
+      }, this.#head);
+      this.#head = next;
     } catch (err) {
+      this.#head = undefined;
       throw ledgerUnavailable(this.#store.where, 'record', err);
     }
     // A checkpoint job has no result of its own; give it a placeholder so indexes line up.

@@ -44,6 +44,43 @@ function lockKeyFor(schema: string): string {
 const INSERT_RECORDS = `INSERT INTO meshca_ledger_records (${RECORD_COLUMNS})
   SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])`;
 
+const UNNEST_RECORDS = `unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+  AS u(seq, time_ms, type, decision, spiffe_id, namespace, service_account, pod_name, serial, event, prev_hash, hash)`;
+
+const GUARDED_APPEND = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($13::bigint)),
+  ok AS MATERIALIZED (
+    SELECT 1 AS ok FROM lock
+    WHERE (SELECT hash FROM meshca_ledger_records WHERE seq = $14::bigint) = $15::text
+      AND NOT EXISTS (SELECT 1 FROM meshca_ledger_records WHERE seq > $14::bigint)),
+  ins AS (
+    INSERT INTO meshca_ledger_records (${RECORD_COLUMNS})
+    SELECT u.* FROM ${UNNEST_RECORDS} CROSS JOIN ok
+    RETURNING seq),
+  cp AS (
+    INSERT INTO meshca_ledger_checkpoints (seq, head_hash, time_ms, key_id, signature)
+    SELECT $16::bigint, $17::text, $18::bigint, $19::text, $20::text FROM ok WHERE $16::bigint IS NOT NULL
+    RETURNING seq)
+  SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM cp) AS checkpoints`;
+
+const UNIQUE_VIOLATION = '23505';
+
+function recordArrays(rs: readonly StoredRecord[]): unknown[] {
+  return [
+    rs.map((r) => r.seq),
+    rs.map((r) => r.timeMs),
+    rs.map((r) => r.type),
+    rs.map((r) => r.decision),
+    rs.map((r) => r.spiffeId),
+    rs.map((r) => r.namespace),
+    rs.map((r) => r.serviceAccount),
+    rs.map((r) => r.podName),
+    rs.map((r) => r.serial),
+    rs.map((r) => r.eventJson),
+    rs.map((r) => r.prevHash),
+    rs.map((r) => r.hash),
+  ];
+}
+
 export class PostgresStore implements LedgerStore {
   readonly where: string;
   readonly #pool: pg.Pool;
@@ -96,33 +133,47 @@ export class PostgresStore implements LedgerStore {
     }
   }
 
-  async write(build: (head: ChainHead) => WriteBatch): Promise<void> {
+  async write(build: (head: ChainHead) => WriteBatch, expected?: ChainHead): Promise<void> {
+    if (expected && expected.seq > 0 && (await this.#writeOptimistically(build(expected), expected))) return;
     await this.#transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
       const head = headFromRow((await c.query(HEAD_SQL)).rows[0], GENESIS_HASH);
       const batch = build(head);
       const rs = batch.records;
-      if (rs.length > 0) {
-        await c.query(INSERT_RECORDS, [
-          rs.map((r) => r.seq),
-          rs.map((r) => r.timeMs),
-          rs.map((r) => r.type),
-          rs.map((r) => r.decision),
-          rs.map((r) => r.spiffeId),
-          rs.map((r) => r.namespace),
-          rs.map((r) => r.serviceAccount),
-          rs.map((r) => r.podName),
-          rs.map((r) => r.serial),
-          rs.map((r) => r.eventJson),
-          rs.map((r) => r.prevHash),
-          rs.map((r) => r.hash),
-        ]);
-      }
+      if (rs.length > 0) await c.query(INSERT_RECORDS, recordArrays(rs));
       const cp = batch.checkpoint;
       if (cp) {
         await c.query('INSERT INTO meshca_ledger_checkpoints (seq, head_hash, time_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)', [cp.seq, cp.headHash, cp.timeMs, cp.keyId, cp.signature]);
       }
     });
+  }
+
+  /**
+   * One statement, one round trip: appends the batch only if the head is still `expected`. Under
+   * the advisory lock the guard is exact; and should a stale snapshot ever pass it, the primary key
+   * on seq refuses the duplicate, so the chain cannot fork. False means "read the head and retry".
+   */
+  async #writeOptimistically(batch: WriteBatch, expected: ChainHead): Promise<boolean> {
+    const rs = batch.records;
+    if (rs.length === 0) return false;
+    const cp = batch.checkpoint;
+    try {
+      const res = await this.#pool.query<{ inserted: string }>(GUARDED_APPEND, [
+        ...recordArrays(rs),
+        this.#lockKey,
+        expected.seq,
+        expected.hash,
+        cp?.seq ?? null,
+        cp?.headHash ?? null,
+        cp?.timeMs ?? null,
+        cp?.keyId ?? null,
+        cp?.signature ?? null,
+      ]);
+      return Number(res.rows[0]?.inserted ?? 0) === rs.length;
+    } catch (err) {
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
   }
 
   async query(q: LedgerQuery): Promise<StoredRecord[]> {

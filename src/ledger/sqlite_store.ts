@@ -1,7 +1,7 @@
-// The SQLite backend (`--db sqlite:<path>`, Node's built-in node:sqlite): WAL mode, synchronous
-// commits, BEGIN IMMEDIATE so appends from several processes on one file never fork the chain.
+// The SQLite backend (`--db sqlite:<path>`, Node's built-in node:sqlite): WAL mode, a commit is
+// durable (WAL fsynced) before write() resolves, BEGIN IMMEDIATE so processes never fork the chain.
 
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { MeshcaError } from '../errors/index.ts';
@@ -43,6 +43,8 @@ export class SqliteStore implements LedgerStore {
   readonly #db: DatabaseSync;
   readonly #insertRecord: StatementSync;
   readonly #insertCheckpoint: StatementSync;
+  readonly #walPath: string | undefined;
+  #walFd: number | undefined;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.where = `sqlite:${path}`;
@@ -59,9 +61,18 @@ export class SqliteStore implements LedgerStore {
     }
     this.#db = new DatabaseSync(path);
     this.#db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
-    this.#db.exec('PRAGMA journal_mode = WAL');
-    // FULL: a commit is on disk before append resolves, not just in the WAL buffer.
-    this.#db.exec('PRAGMA synchronous = FULL');
+    const mode = (this.#db.prepare('PRAGMA journal_mode = WAL').get() as Row | undefined)?.journal_mode;
+    if (mode === 'wal') {
+      // Durability without blocking: SQLite commits without fsync (NORMAL), and write() then fsyncs
+      // the WAL on libuv's thread pool before it resolves, so signing continues meanwhile. A commit
+      // whose WAL frames are on disk survives power loss; no append resolves before that.
+      this.#walPath = `${path}-wal`;
+      this.#db.exec('PRAGMA synchronous = NORMAL');
+    } else {
+      // No WAL (a filesystem without shared memory): let SQLite fsync every commit itself.
+      this.#walPath = undefined;
+      this.#db.exec('PRAGMA synchronous = FULL');
+    }
     this.#transaction(() => {
       for (const sql of SCHEMA_V1) this.#db.exec(sql);
       this.#db.prepare("INSERT OR IGNORE INTO meshca_ledger_meta (key, value) VALUES ('schema_version', ?)").run(SCHEMA_VERSION);
@@ -96,6 +107,24 @@ export class SqliteStore implements LedgerStore {
       const cp = batch.checkpoint;
       if (cp) this.#insertCheckpoint.run(cp.seq, cp.headHash, cp.timeMs, cp.keyId, cp.signature);
     });
+    await this.#syncWal();
+  }
+
+  async #syncWal(): Promise<void> {
+    if (this.#walPath === undefined) return;
+    if (this.#walFd === undefined) {
+      // The WAL exists once something was committed to it, and stays while our connection is open.
+      this.#walFd = openSync(this.#walPath, 'r');
+      // Its directory entry must be durable too, once.
+      const dirFd = openSync(dirname(this.#walPath), 'r');
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
+    }
+    const fd = this.#walFd;
+    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   async query(q: LedgerQuery): Promise<StoredRecord[]> {
@@ -120,7 +149,7 @@ export class SqliteStore implements LedgerStore {
   }
 
   async prune(beforeMs: number): Promise<{ removed: number; anchorSeq: number }> {
-    return this.#transaction(() => {
+    const result = this.#transaction(() => {
       const anchor = anchorFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
       const target = this.#db.prepare(PRUNE_TARGET_SQL('?', '?')).get(beforeMs, anchor.seq) as Row | undefined;
       if (!target) return { removed: 0, anchorSeq: anchor.seq };
@@ -132,9 +161,13 @@ export class SqliteStore implements LedgerStore {
       setMeta.run('anchor_hash', cp.headHash);
       return { removed, anchorSeq: cp.seq };
     });
+    await this.#syncWal();
+    return result;
   }
 
   async close(): Promise<void> {
+    if (this.#walFd !== undefined) closeSync(this.#walFd);
+    this.#walFd = undefined;
     if (this.#db.isOpen) this.#db.close();
   }
 }

@@ -63,9 +63,11 @@ export interface LedgerStore {
   readonly where: string;
   /**
    * Runs one write transaction holding the ledger-wide write lock (across processes and replicas):
-   * reads the head, lets `build` decide what to write, writes it, commits durably.
+   * reads the head, lets `build` decide what to write, writes it, commits durably. `expected` is
+   * the head this process last wrote: a backend may write against it optimistically in one round
+   * trip, provided it falls back to reading the head (and calling `build` again) when it moved.
    */
-  write(build: (head: ChainHead) => WriteBatch): Promise<void>;
+  write(build: (head: ChainHead) => WriteBatch, expected?: ChainHead): Promise<void>;
   query(q: LedgerQuery): Promise<StoredRecord[]>;
   /** Records in ascending seq after `afterSeq`, for verification. */
   scan(afterSeq: number, limit: number): Promise<StoredRecord[]>;
