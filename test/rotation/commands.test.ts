@@ -1,0 +1,95 @@
+// `meshca root …` through the real command line: clear one-line refusals, idempotent steps, two
+// processes racing `prepare` making exactly one root, ledger records, and an external root.
+
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.ts';
+import { openLedger } from '../../src/ledger/index.ts';
+import { runMeshca, tempDir } from '../helpers/serve.ts';
+
+/** The real command line in this process (fast); the race below uses separate processes. */
+async function meshca(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+describe('meshca root', () => {
+  const dir = tempDir('meshca-root-');
+  afterAll(() => dir.cleanup());
+  const keys = join(dir.path, 'keys');
+  const db = `sqlite:${join(dir.path, 'ledger.db')}`;
+  const root = (...args: string[]) => meshca(['root', ...args, '--keys', keys, '--db', db]);
+  const rootProcess = (...args: string[]) => runMeshca(['root', ...args, '--keys', keys, '--db', db]);
+
+  it('walks prepare → activate → retire, refusing each step that is not yet safe with one line saying when it will be', async () => {
+    expect((await meshca(['ca', 'init', '--keys', keys])).code).toBe(0);
+    const oldRoot = readFileSync(join(keys, 'root-cert.pem'), 'utf8');
+
+    const early = await root('activate');
+    expect(early.code).toBe(1);
+    expect(early.stderr).toBe('meshca root activate: refused: no root is prepared; run "meshca root prepare" first\n');
+
+    // Two processes racing: exactly one root is made, the other finds it prepared.
+    const [a, b] = await Promise.all([rootProcess('prepare', '--json'), rootProcess('prepare', '--json')]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    const outcomes = [JSON.parse(a.stdout).outcome, JSON.parse(b.stdout).outcome].sort();
+    expect(outcomes).toEqual(['already-prepared', 'prepared']);
+    expect(JSON.parse(a.stdout).rootKeyId).toBe(JSON.parse(b.stdout).rootKeyId);
+    expect(readdirSync(join(keys, 'rotation', 'roots'))).toHaveLength(2);
+    // The Istio files now carry both roots; the active chain is unchanged.
+    const bundle = readFileSync(join(keys, 'root-cert.pem'), 'utf8');
+    expect(bundle.startsWith(oldRoot)).toBe(true);
+    expect(bundle.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(statSync(join(keys, 'ca-key.pem')).mode & 0o777).toBe(0o600);
+
+    const tooSoon = await root('activate');
+    expect(tooSoon.code).toBe(1);
+    expect(tooSoon.stderr.split('\n')).toHaveLength(2);
+    expect(tooSoon.stderr).toMatch(/refused: the new bundle has been out only \d+s, less than the longest leaf lifetime \(--max-ttl 24h\) .* Try again in 2\dh.*, or pass --force/);
+
+    const status = JSON.parse((await root('status', '--json')).stdout);
+    expect(status.nextStep).toMatchObject({ step: 'activate', allowedNow: false });
+    expect(status.bundle.rootKeyIds).toHaveLength(2);
+    expect(status.acknowledgements).toEqual({ received: 0, pending: 0, truncated: false });
+
+    const forced = await root('activate', '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.stderr).toMatch(/^warning: activated .* early \(--force\): workloads that have not renewed since .* do not trust the new root yet/);
+    expect((await root('activate')).stdout).toMatch(/is already active \(nothing changed\)/);
+    execFileSync('openssl', ['verify', '-CAfile', join(keys, 'root-cert.pem'), '-untrusted', join(keys, 'cert-chain.pem'), join(keys, 'ca-cert.pem')]);
+
+    const retireEarly = await root('retire');
+    expect(retireEarly.code).toBe(1);
+    expect(retireEarly.stderr).toMatch(/^meshca root retire: refused: certificates from the old chain \(root [0-9a-f]{16}…\) can be valid until .*pass --force if the old root is compromised\n$/);
+
+    expect((await root('retire', '--force')).code).toBe(0);
+    expect((await root('retire')).stdout).toMatch(/nothing to retire/);
+    const after = readFileSync(join(keys, 'root-cert.pem'), 'utf8');
+    expect(after.match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+    expect(after).not.toContain(oldRoot.trim());
+
+    const ledger = await openLedger(db, { mustExist: true });
+    const events = (await ledger.query({ type: 'ca', limit: 100, order: 'asc' })).map((r) => r.event as { event: string; actor: string; detail: Record<string, unknown> });
+    await ledger.close();
+    expect(events.map((e) => e.event)).toEqual(['root-prepare', 'root-activate', 'root-retire']);
+    expect(events[1]!.detail.forced).toBe(true);
+    expect(events[0]!.actor).toMatch(/^cli:/);
+  }, 60_000);
+
+  it('plugs in an external root without keeping its key', async () => {
+    const keys2 = join(dir.path, 'keys2');
+    expect((await meshca(['ca', 'init', '--keys', keys2])).code).toBe(0);
+    const ext = join(dir.path, 'ext');
+    expect((await meshca(['ca', 'init', '--keys', ext])).code).toBe(0);
+    const r = await meshca(['root', 'prepare', '--keys', keys2, '--db', 'memory:', '--root-cert', join(ext, 'root-cert.pem'), '--root-key', join(ext, 'root-key.pem'), '--json']);
+    expect(r.code).toBe(0);
+    const id = JSON.parse(r.stdout).rootKeyId as string;
+    expect(readdirSync(join(keys2, 'rotation', 'roots', id))).toEqual(['root-cert.pem']);
+    const status = JSON.parse((await meshca(['root', 'status', '--keys', keys2, '--db', 'memory:', '--json'])).stdout);
+    expect(status.roots.find((x: { keyId: string }) => x.keyId === id)).toMatchObject({ state: 'prepared', keyHeld: false });
+  }, 30_000);
+});
