@@ -33,11 +33,17 @@ function encode(value: Json | undefined): string {
       return JSON.stringify(value);
     case 'object': {
       if (Array.isArray(value)) return `[${value.map((v) => encode(v)).join(',')}]`;
+      // On the issuance hot path: one sort, one pass, no intermediate arrays.
       const obj = value as { readonly [k: string]: Json | undefined };
-      const keys = Object.keys(obj)
-        .filter((k) => obj[k] !== undefined)
-        .sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${encode(obj[k])}`).join(',')}}`;
+      const keys = Object.keys(obj).sort();
+      let out = '{';
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += `${JSON.stringify(k)}:${typeof v === 'string' ? JSON.stringify(v) : encode(v)}`;
+      }
+      return `${out}}`;
     }
     default:
       throw new MeshcaError('INTERNAL', `a ledger event holds a ${typeof value}, which has no canonical form`);

@@ -5,10 +5,10 @@ import { MeshcaError } from '../errors/index.ts';
 import { SECOND_MS, type Clock } from '../time/index.ts';
 import { encodeEvent, recordHash } from './canonical.ts';
 import type { AppendResult, LedgerEvent } from './events.ts';
-import { GroupCommit } from './group_commit.ts';
+import { GroupCommit, type Flushed } from './group_commit.ts';
 import type { Ledger, LedgerQuery, LedgerRecord, PruneResult, VerifyReport } from './ledger.ts';
 import { signCheckpoint, type LedgerKey } from './ledger_key.ts';
-import { indexedColumnsOf, type ChainHead, type LedgerStore, type StoredCheckpoint, type StoredRecord } from './store.ts';
+import { indexedColumnsOf, type ChainHead, type LedgerStore, type StoredCheckpoint, type StoredRecord, type Written } from './store.ts';
 import { verifyChain } from './verify.ts';
 import type { KeyObject } from 'node:crypto';
 
@@ -75,14 +75,15 @@ export class ChainedLedger implements Ledger {
     return this.#commit.submit({ kind: 'event', event });
   }
 
-  async #write(jobs: readonly Job[]): Promise<AppendResult[]> {
+  async #write(jobs: readonly Job[]): Promise<Flushed<AppendResult>> {
     const results: AppendResult[] = [];
     const key = this.#opts.ledgerKey;
     const now = this.#opts.clock.now();
     const forceCheckpoint = jobs.some((j) => j.kind === 'checkpoint' && j.force);
     let next: ChainHead | undefined;
+    let written: Written;
     try {
-      await this.#store.write((head: ChainHead) => {
+      written = await this.#store.write((head: ChainHead) => {
         results.length = 0;
         const records: StoredRecord[] = [];
         let seq = head.seq;
@@ -117,7 +118,14 @@ export class ChainedLedger implements Ledger {
     }
     // A checkpoint job has no result of its own; give it a placeholder so indexes line up.
     let i = 0;
-    return jobs.map((j) => (j.kind === 'event' ? results[i++]! : { seq: 0, hash: '' }));
+    const where = this.#store.where;
+    return {
+      results: jobs.map((j) => (j.kind === 'event' ? results[i++]! : { seq: 0, hash: '' })),
+      durable: written.durable.catch((err: unknown) => {
+        this.#head = undefined;
+        throw ledgerUnavailable(where, 'make the record durable', err);
+      }),
+    };
   }
 
   async query(q: LedgerQuery): Promise<LedgerRecord[]> {

@@ -7,14 +7,25 @@ export interface Pending<T, R> {
   reject(err: unknown): void;
 }
 
+export interface Flushed<R> {
+  readonly results: readonly R[];
+  readonly durable: Promise<void>;
+}
+
 export class GroupCommit<T, R> {
-  readonly #flush: (items: readonly T[]) => Promise<R[]>;
+  readonly #flush: (items: readonly T[]) => Promise<Flushed<R>>;
   readonly #maxBatch: number;
   #queue: Pending<T, R>[] = [];
   #running: Promise<void> | undefined;
+  /** The last batch's durability, settled (never rejects). */
+  #durable: Promise<void> = Promise.resolve();
 
-  /** `flush` writes the whole batch in one transaction and returns one result per item, in order. */
-  constructor(flush: (items: readonly T[]) => Promise<R[]>, maxBatch: number) {
+  /**
+   * `flush` writes the whole batch in one transaction and returns one result per item, in order.
+   * The next batch may be written as soon as it resolves; the items themselves resolve only when
+   * `durable` does, so a commit and the previous batch's fsync can overlap.
+   */
+  constructor(flush: (items: readonly T[]) => Promise<Flushed<R>>, maxBatch: number) {
     this.#flush = flush;
     this.#maxBatch = maxBatch;
   }
@@ -29,6 +40,7 @@ export class GroupCommit<T, R> {
   /** Resolves once everything submitted so far has been written (or failed). */
   async drain(): Promise<void> {
     while (this.#running) await this.#running;
+    await this.#durable;
   }
 
   async #loop(): Promise<void> {
@@ -38,8 +50,11 @@ export class GroupCommit<T, R> {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#maxBatch);
         try {
-          const results = await this.#flush(batch.map((p) => p.item));
-          batch.forEach((p, i) => p.resolve(results[i]!));
+          const { results, durable } = await this.#flush(batch.map((p) => p.item));
+          this.#durable = durable.then(
+            () => batch.forEach((p, i) => p.resolve(results[i]!)),
+            (err: unknown) => batch.forEach((p) => p.reject(err)),
+          );
         } catch (err) {
           for (const p of batch) p.reject(err);
         }

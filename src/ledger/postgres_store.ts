@@ -22,6 +22,8 @@ import {
   type StoredCheckpoint,
   type StoredRecord,
   type WriteBatch,
+  type Written,
+  ALREADY_DURABLE,
 } from './store.ts';
 
 export const DEFAULT_POOL_SIZE = 4;
@@ -133,8 +135,9 @@ export class PostgresStore implements LedgerStore {
     }
   }
 
-  async write(build: (head: ChainHead) => WriteBatch, expected?: ChainHead): Promise<void> {
-    if (expected && expected.seq > 0 && (await this.#writeOptimistically(build(expected), expected))) return;
+  /** A PostgreSQL commit returns once it is durable (synchronous_commit), so there is no second phase. */
+  async write(build: (head: ChainHead) => WriteBatch, expected?: ChainHead): Promise<Written> {
+    if (expected && expected.seq > 0 && (await this.#writeOptimistically(build(expected), expected))) return ALREADY_DURABLE;
     await this.#transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
       const head = headFromRow((await c.query(HEAD_SQL)).rows[0], GENESIS_HASH);
@@ -146,6 +149,7 @@ export class PostgresStore implements LedgerStore {
         await c.query('INSERT INTO meshca_ledger_checkpoints (seq, head_hash, time_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)', [cp.seq, cp.headHash, cp.timeMs, cp.keyId, cp.signature]);
       }
     });
+    return ALREADY_DURABLE;
   }
 
   /**

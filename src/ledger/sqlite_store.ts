@@ -24,7 +24,9 @@ import {
   type StoredCheckpoint,
   type StoredRecord,
   type WriteBatch,
+  type Written,
   type ChainHead,
+  ALREADY_DURABLE,
 } from './store.ts';
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -44,7 +46,13 @@ export class SqliteStore implements LedgerStore {
   readonly #insertRecord: StatementSync;
   readonly #insertCheckpoint: StatementSync;
   readonly #walPath: string | undefined;
+  readonly #headStatement: StatementSync;
   #walFd: number | undefined;
+  /** The fsync in flight, and the one queued behind it for commits made since it started. */
+  #syncing: Promise<void> | undefined;
+  #queuedSync: Promise<void> | undefined;
+  /** After a failed fsync the kernel may have dropped the pages: nothing is trusted until reopened. */
+  #broken: Error | undefined;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.where = `sqlite:${path}`;
@@ -79,6 +87,7 @@ export class SqliteStore implements LedgerStore {
     });
     this.#insertRecord = this.#db.prepare(`INSERT INTO meshca_ledger_records (${RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#insertCheckpoint = this.#db.prepare('INSERT INTO meshca_ledger_checkpoints (seq, head_hash, time_ms, key_id, signature) VALUES (?, ?, ?, ?, ?)');
+    this.#headStatement = this.#db.prepare(HEAD_SQL);
   }
 
   #transaction<T>(fn: () => T): T {
@@ -95,10 +104,11 @@ export class SqliteStore implements LedgerStore {
   }
 
   #head(): ChainHead {
-    return headFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
+    return headFromRow(this.#headStatement.get() as Row | undefined, GENESIS_HASH);
   }
 
-  async write(build: (head: ChainHead) => WriteBatch): Promise<void> {
+  async write(build: (head: ChainHead) => WriteBatch): Promise<Written> {
+    if (this.#broken) throw this.#broken;
     this.#transaction(() => {
       const batch = build(this.#head());
       for (const r of batch.records) {
@@ -107,24 +117,49 @@ export class SqliteStore implements LedgerStore {
       const cp = batch.checkpoint;
       if (cp) this.#insertCheckpoint.run(cp.seq, cp.headHash, cp.timeMs, cp.keyId, cp.signature);
     });
-    await this.#syncWal();
+    return this.#walPath === undefined ? ALREADY_DURABLE : { durable: this.#syncAfterCommit() };
   }
 
-  async #syncWal(): Promise<void> {
-    if (this.#walPath === undefined) return;
-    if (this.#walFd === undefined) {
-      // The WAL exists once something was committed to it, and stays while our connection is open.
-      this.#walFd = openSync(this.#walPath, 'r');
-      // Its directory entry must be durable too, once.
-      const dirFd = openSync(dirname(this.#walPath), 'r');
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
+  /** Resolves once an fsync that started after this call has finished: one fsync covers many commits. */
+  #syncAfterCommit(): Promise<void> {
+    if (!this.#syncing) {
+      this.#syncing = this.#fsyncWal().finally(() => {
+        this.#syncing = undefined;
+      });
+      return this.#syncing;
     }
-    const fd = this.#walFd;
-    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    this.#queuedSync ??= this.#syncing.then(
+      () => this.#startQueued(),
+      () => this.#startQueued(),
+    );
+    return this.#queuedSync;
+  }
+
+  #startQueued(): Promise<void> {
+    this.#queuedSync = undefined;
+    return this.#syncAfterCommit();
+  }
+
+  async #fsyncWal(): Promise<void> {
+    if (this.#broken) throw this.#broken;
+    try {
+      if (this.#walFd === undefined) {
+        // The WAL exists once something was committed to it, and stays while our connection is open.
+        this.#walFd = openSync(this.#walPath!, 'r');
+        // Its directory entry must be durable too, once.
+        const dirFd = openSync(dirname(this.#walPath!), 'r');
+        try {
+          fsyncSync(dirFd);
+        } finally {
+          closeSync(dirFd);
+        }
+      }
+      const fd = this.#walFd;
+      await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      this.#broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    }
   }
 
   async query(q: LedgerQuery): Promise<StoredRecord[]> {
@@ -145,7 +180,7 @@ export class SqliteStore implements LedgerStore {
   }
 
   async anchor(): Promise<ChainAnchor> {
-    return anchorFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
+    return anchorFromRow(this.#headStatement.get() as Row | undefined, GENESIS_HASH);
   }
 
   async prune(beforeMs: number): Promise<{ removed: number; anchorSeq: number }> {
@@ -161,7 +196,7 @@ export class SqliteStore implements LedgerStore {
       setMeta.run('anchor_hash', cp.headHash);
       return { removed, anchorSeq: cp.seq };
     });
-    await this.#syncWal();
+    if (this.#walPath !== undefined) await this.#syncAfterCommit();
     return result;
   }
 

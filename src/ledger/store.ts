@@ -54,9 +54,12 @@ export interface WriteBatch {
   readonly checkpoint?: StoredCheckpoint;
 }
 
-export interface PrunePlan {
-  readonly anchor: StoredCheckpoint;
+/** A committed write; `durable` resolves once it is on disk (rejects if that failed). */
+export interface Written {
+  readonly durable: Promise<void>;
 }
+
+export const ALREADY_DURABLE: Written = Object.freeze({ durable: Promise.resolve() });
 
 export interface LedgerStore {
   /** A printable name without credentials, for messages. */
@@ -67,7 +70,7 @@ export interface LedgerStore {
    * the head this process last wrote: a backend may write against it optimistically in one round
    * trip, provided it falls back to reading the head (and calling `build` again) when it moved.
    */
-  write(build: (head: ChainHead) => WriteBatch, expected?: ChainHead): Promise<void>;
+  write(build: (head: ChainHead) => WriteBatch, expected?: ChainHead): Promise<Written>;
   query(q: LedgerQuery): Promise<StoredRecord[]>;
   /** Records in ascending seq after `afterSeq`, for verification. */
   scan(afterSeq: number, limit: number): Promise<StoredRecord[]>;
