@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   e2e: () => import('./e2e.ts'),
   tokenreview: () => import('./tokenreview.ts'),
   ledger: () => import('./ledger.ts'),
+  rotation: () => import('./rotation.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -38,6 +38,8 @@ export interface HandshakeStats {
   ok: number;
   failed: number;
   failures: string[];
+  /** Why the server side refused a handshake (the client only sees the connection close). */
+  serverErrors: string[];
 }
 
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
@@ -143,7 +145,10 @@ export class HandshakePair {
       }
       sock.end('ok');
     });
-    this.#server.on('tlsClientError', () => undefined);
+    // The client sees these too (as a closed connection); keep the server's reason for the report.
+    this.#server.on('tlsClientError', (err) => {
+      if (this.#stats.serverErrors.length < 20) this.#stats.serverErrors.push(err.message);
+    });
   }
 
   #fail(reason: string): void {
@@ -207,7 +212,7 @@ export class HandshakePair {
 }
 
 export async function startHandshakes(agents: readonly MeshAgent[], loopsPerPair: number): Promise<{ stats: HandshakeStats; stop: () => Promise<void> }> {
-  const stats: HandshakeStats = { ok: 0, failed: 0, failures: [] };
+  const stats: HandshakeStats = { ok: 0, failed: 0, failures: [], serverErrors: [] };
   const pairs: HandshakePair[] = [];
   for (let i = 0; i + 1 < agents.length; i += 2) pairs.push(new HandshakePair(agents[i]!, agents[i + 1]!, stats));
   await Promise.all(pairs.map((p) => p.start(loopsPerPair)));
