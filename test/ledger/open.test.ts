@@ -26,6 +26,8 @@ describe('opening a ledger', () => {
     const path = join(tmp(), 'data', 'sub', 'meshca.db');
     const writer = await openLedgerWriter(`sqlite:${path}`);
     await writer.append(EVENT);
+    // The write-ahead log holds the same records, so it is as private as the database.
+    expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
     await writer.close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const raw = new DatabaseSync(path);
