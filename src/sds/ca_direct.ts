@@ -45,6 +45,8 @@ export interface CaDirectSdsDeps {
 export interface CaDirectSds {
   /** Adds SecretDiscoveryService to the CA's gRPC server. */
   register(server: grpc.Server): SdsService;
+  /** Re-reads the bundle now and pushes ROOTCA to every stream if it changed (call on rotation). */
+  refreshBundle(): void;
   /** Stops the bundle refresh (streams end with the server). */
   close(): void;
 }
@@ -184,6 +186,7 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
     register(server) {
       return addSdsService(server, { source: open, log: deps.log, metrics: deps.metrics ?? createSdsMetrics() });
     },
+    refreshBundle,
     close() {
       clearInterval(timer);
     },

@@ -199,6 +199,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     : undefined;
   if (caDirectSds) {
     caDirectSds.register(server);
+    // Push a rotated bundle at once rather than at the next periodic refresh.
+    state.subscribe(() => caDirectSds.refreshBundle());
     log.warn('CA-direct SDS is on (--sds): the CA makes and holds private keys for proxies that use it; prefer meshca agent, which keeps keys in the pod');
   }
   const policyOfRotation = rotationPolicy(config.ttl.maxTtlMs);
