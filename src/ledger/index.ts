@@ -7,3 +7,4 @@ export { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, loadOrCreateLedgerKey, readLed
 export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from './chained_ledger.ts';
 export { normalizeSerial } from './store.ts';
 export { redactUrl } from './postgres_store.ts';
+export { startRetention, RETENTION_INTERVAL_MS } from './retention.ts';

@@ -32,6 +32,8 @@ export interface ServeConfig {
   readonly auditors: readonly string[];
   readonly admins: readonly string[];
   readonly retainMs: number;
+  readonly checkpointEvery: number;
+  readonly checkpointIntervalMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
   readonly rotation: {
@@ -92,6 +94,8 @@ export function serveConfigFrom(v: Values): ServeConfig {
     auditors: v.auditors ?? [],
     admins: v.admins ?? [],
     retainMs: v.retain ?? 0,
+    checkpointEvery: v['checkpoint-every'] ?? 1000,
+    checkpointIntervalMs: v['checkpoint-interval'] ?? 60_000,
     shutdownGraceMs: v['shutdown-grace']!,
     logLevel: v['log-level']!,
     rotation: {
@@ -112,4 +116,5 @@ export const SERVE_SETTINGS = [
   'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
   'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
   'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'ca-ttl',
+  'checkpoint-every', 'checkpoint-interval',
 ] as const;

@@ -15,7 +15,7 @@ import { createBundleRoute, loadDistributorKubeConfig, startConfigMapDistributor
 import { authorityFromSnapshot, DirectoryKeyStore, rotationPolicy, startRotationRuntime, type RotationContext } from '../rotation/index.ts';
 import { DEFAULT_LEAF_TTL_MS, inspectKeyDirectory, initCa, SvidIssuer } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
+import { memoryLedger, openLedger, startRetention, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
 import type { Clock } from '../time/index.ts';
@@ -141,8 +141,14 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now());
   const state = new CaState(loaded.authority, loaded.extraIssuers);
   // `memory:` keeps nothing and cannot be audited: for benchmarks only.
-  const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, { clock, keysDir: config.keysDir });
+  const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, {
+        clock,
+        keysDir: config.keysDir,
+        checkpointEvery: config.checkpointEvery,
+        checkpointIntervalMs: config.checkpointIntervalMs,
+      });
   const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
+  const retention = fullLedger ? startRetention(fullLedger, config.retainMs, clock, log) : undefined;
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   const registry = createRegistry();
   const metrics = createCaMetrics(registry);
@@ -279,6 +285,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
           server.forceShutdown();
         }
         serving.stop();
+        retention?.stop();
         caDirectSds?.close();
         rotation.stop();
         await distributor?.stop();
