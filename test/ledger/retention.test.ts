@@ -24,7 +24,7 @@ function fakes(fail = false) {
         return { removed: 3, anchorSeq: 10 };
       },
     },
-    log: { info: (_o: unknown, m: string) => void logs.push(m), error: (_o: unknown, m: string) => void logs.push(m) },
+    log: { info: (_o: unknown, m: string) => void logs.push(m), error: (_o: unknown, m: string) => void logs.push(m) } as unknown as Parameters<typeof startRetention>[3],
   };
 }
 

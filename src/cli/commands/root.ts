@@ -35,7 +35,7 @@ function actor(): string {
 
 async function withContext<T>(v: Values, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>): Promise<T> {
   const store = new DirectoryKeyStore(v.keys!);
-  const ledger = await openLedgerWriter(v.db!);
+  const ledger = await openLedgerWriter(v.db!, { keysDir: v.keys!, clock: ctx.clock });
   try {
     return await fn({
       store,

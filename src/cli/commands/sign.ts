@@ -25,7 +25,7 @@ export const signCommand: Command = {
     }
     if (v.ttl! % 1000 !== 0) throw new MeshcaError('BAD_TTL', `--ttl ${formatDuration(v.ttl!)} must be whole seconds`);
     const authority = loadAuthorityFromDirectory(v.keys!, ctx.clock.now());
-    const ledger = await openLedgerWriter(v.db!);
+    const ledger = await openLedgerWriter(v.db!, { keysDir: v.keys!, clock: ctx.clock });
     try {
       const issuer = new SvidIssuer({
         authority: () => authority,
