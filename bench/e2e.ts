@@ -1,7 +1,6 @@
 // End-to-end CreateCertificate: `meshca serve` in its own process, a grpc-js client over TLS
 // with JWT bearer tokens, 64 requests in flight. Reports requests/s and latency percentiles.
 
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { fmt, percentile, writeSection } from './report.ts';
 const CONCURRENCY = 64;
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
 const WORKLOADS = 256;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 
 async function csrPem(): Promise<string> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
@@ -55,39 +55,81 @@ export async function driveLoad(client: CaClient, tokens: string[], csrs: string
   return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, total: latencies.length };
 }
 
+interface Setup {
+  dir: string;
+  keys: string;
+  tokens: string[];
+  csrs: string[];
+}
+
+async function measure(setup: Setup, db: string, seconds: number): Promise<LoadResult> {
+  const serve = await startServeProcess(['--keys', setup.keys, '--db', db]);
+  try {
+    const client = new CaClient({ address: serve.grpcAddress, rootPem: readFileSync(join(setup.keys, 'root-cert.pem'), 'utf8'), serverName: 'localhost' });
+    await driveLoad(client, setup.tokens, setup.csrs, CONCURRENCY, 1000); // warm up
+    const r = await driveLoad(client, setup.tokens, setup.csrs, CONCURRENCY, seconds * 1000);
+    client.close();
+    return r;
+  } finally {
+    serve.child.kill('SIGTERM');
+    await serve.exited;
+  }
+}
+
 export async function run(): Promise<void> {
   x509.cryptoProvider.set(webcrypto as Crypto);
-  void generateKeyPairSync;
   const dir = mkdtempSync(join(tmpdir(), 'meshca-bench-'));
   const keys = join(dir, 'keys');
-  const serve = await startServeProcess(['--keys', keys, '--db', 'memory:']);
   try {
+    // The first start makes the development CA and its token issuer key.
+    const first = await startServeProcess(['--keys', keys, '--db', 'memory:']);
+    first.child.kill('SIGTERM');
+    await first.exited;
     const dev = await loadDevIssuer(keys, false);
     const tokens = await Promise.all(
       Array.from({ length: WORKLOADS }, (_, i) => dev.mint({ namespace: `ns${i % 16}`, serviceAccount: `sa${i}`, podName: `pod-${i}`, audience: 'meshca', ttlMs: 3600_000, nowMs: Date.now() })),
     );
     const csrs = await Promise.all(Array.from({ length: CONCURRENCY }, csrPem));
-    const client = new CaClient({ address: serve.grpcAddress, rootPem: readFileSync(join(keys, 'root-cert.pem'), 'utf8'), serverName: 'localhost' });
-    await driveLoad(client, tokens, csrs, CONCURRENCY, 1000); // warm up
-    const r = await driveLoad(client, tokens, csrs, CONCURRENCY, DURATION_MS);
-    client.close();
+    const setup = { dir, keys, tokens, csrs };
+
+    const ledgers: [string, string][] = [
+      ['off (`memory:`)', 'memory:'],
+      ['SQLite (WAL, synchronous FULL)', `sqlite:${join(dir, 'ledger.db')}`],
+    ];
+    if (process.env.MESHCA_TEST_POSTGRES_URL) ledgers.push(['PostgreSQL (loopback)', process.env.MESHCA_TEST_POSTGRES_URL]);
+    // Alternate rounds and keep each configuration's best: this shared machine's speed drifts.
+    const best = new Map<string, LoadResult>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, db] of ledgers) {
+        const r = await measure(setup, db, DURATION_MS / 1000);
+        if (!best.has(name) || r.rps > best.get(name)!.rps) best.set(name, r);
+      }
+    }
+    const off = best.get(ledgers[0]![0])!;
+    const rows = ledgers.map(([name]) => {
+      const r = best.get(name)!;
+      const cost = name === ledgers[0]![0] ? '—' : `${fmt((1 - r.rps / off.rps) * 100, 1)}%`;
+      return `| ${name} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} ms | ${fmt(r.p99, 1)} ms | ${r.errors} | ${cost} |`;
+    });
     writeSection(
       'e2e',
       [
         '## End to end: CreateCertificate over TLS',
         '',
-        `\`meshca serve\` in its own process (ledger \`memory:\`, logging one line per request); one grpc-js client process over TLS on loopback, ${CONCURRENCY} requests in flight, ` +
-          `${WORKLOADS} distinct development JWTs (ES256, verified with jose on every request), ECDSA P-256 CSRs, ${DURATION_MS / 1000} s. ` +
-          'Client and server share the machine’s two cores.',
+        `\`meshca serve\` in its own process, logging one line per request; one grpc-js client process over TLS on loopback, ${CONCURRENCY} requests in flight, ` +
+          `${WORKLOADS} distinct development JWTs (ES256, verified with jose on every request), ECDSA P-256 CSRs; ${DURATION_MS / 1000} s per run, ` +
+          `best of ${ROUNDS} alternating runs per ledger. Client and server share the machine’s two cores, so the server has about one of them.`,
         '',
-        '| requests/s | p50 | p99 | errors |',
-        '| ---: | ---: | ---: | ---: |',
-        `| ${fmt(r.rps)} | ${fmt(r.p50, 1)} ms | ${fmt(r.p99, 1)} ms | ${r.errors} |`,
+        'The ledger rows are the issue-8 figure as a user sees it: every certificate is committed to the ledger (group commit) before it is returned.',
+        '',
+        '| ledger | requests/s | p50 | p99 | errors | ledger cost |',
+        '| --- | ---: | ---: | ---: | ---: | ---: |',
+        ...rows,
+        '',
+        'Target: the ledger costs under 15% of issuance throughput.',
       ].join('\n'),
     );
   } finally {
-    serve.child.kill('SIGTERM');
-    await serve.exited;
     rmSync(dir, { recursive: true, force: true });
   }
 }
