@@ -227,7 +227,7 @@ export async function run(): Promise<void> {
         '| --- | ---: | ---: | ---: |',
         ...rows,
         '',
-        `Target: the ledger costs under 15%.${PG_URL ? '' : ' (PostgreSQL skipped: MESHCA_TEST_POSTGRES_URL not set.)'} Part of the cost with 64 clients is waiting, not work: each client waits for its record's commit and fsync before it sends again, so the CPU idles meanwhile; with 256 in flight more of that wait is hidden. The database runs on the same machine as the benchmark, and its CPU time is taken from the issuer's.`,
+        `Target: the ledger costs under 15%.${PG_URL ? '' : ' (PostgreSQL skipped: MESHCA_TEST_POSTGRES_URL not set.)'} Part of the cost with 64 clients is waiting, not work: each client waits for its record's commit and fsync before it sends again, so the CPU idles meanwhile; with 256 in flight more of that wait is hidden. The database runs on the same machine as the benchmark, and its CPU time is taken from the issuer's. This in-process figure is the worst case: nothing else is spent per issuance. Through the CA's API, where each request also pays for TLS, gRPC and token verification, the ledger's share is measured in *End to end* below.`,
         '',
         `Query latency on a ledger of ${fmt(BIG_LEDGER)} records (${fmt(IDENTITIES)} identities), ${QUERIES} random lookups each, through \`Ledger.query\`; p50 / p99 in ms:`,
         '',
