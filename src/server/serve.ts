@@ -129,6 +129,27 @@ async function buildAuthenticators(config: ServeConfig, state: CaState, deps: Se
   return chain;
 }
 
+/** Remembers whether the last append failed, so /readyz can tell a load balancer to go elsewhere. */
+function watchLedger(inner: ClosableLedgerWriter): ClosableLedgerWriter & { readonly failing: string | undefined } {
+  let failing: string | undefined;
+  return {
+    get failing() {
+      return failing;
+    },
+    async append(event) {
+      try {
+        const result = await inner.append(event);
+        failing = undefined;
+        return result;
+      } catch (err) {
+        failing = err instanceof Error ? err.message : String(err);
+        throw err;
+      }
+    },
+    close: () => inner.close(),
+  };
+}
+
 function listenUrl(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -147,7 +168,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
         checkpointEvery: config.checkpointEvery,
         checkpointIntervalMs: config.checkpointIntervalMs,
       });
-  const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
+  const rawLedger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
+  const ledger = watchLedger(rawLedger);
   const retention = fullLedger ? startRetention(fullLedger, config.retainMs, clock, log) : undefined;
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   const registry = createRegistry();
@@ -158,7 +180,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const identityPolicy = createIdentityPolicy(config.policy);
   const policy: IdentityPolicy = deps.policy ?? ((caller) => identityPolicy.check(caller));
   let ctx: ServerContext = {
-    config, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics, policy, clock, log,
+    config, state, issuer, ledger: rawLedger, ...(fullLedger ? { fullLedger } : {}), registry, metrics, policy, clock, log,
     authenticators: () => chain,
   };
   if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
@@ -237,6 +259,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }),
     serving: () => (serving.notAfterMs && clock.now() < serving.notAfterMs ? { ok: true } : { ok: false, reason: 'no valid serving certificate' }),
     chain: () => rotation.readiness(),
+    ledger: () => (ledger.failing ? { ok: false, reason: `the ledger cannot record (${ledger.failing}); issuance is refused until it can` } : { ok: true }),
     ...deps.readiness?.(ctx),
   };
   const bundleRoute = createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version }));
