@@ -19,7 +19,7 @@ interface SecretMessage {
   validation_context?: { trusted_ca?: { inline_bytes?: Buffer } };
 }
 
-const client = new Client(`unix:${socket}`, grpc.credentials.createInsecure()) as grpc.Client & { StreamSecrets(): grpc.ClientDuplexStream<object, { version_info: string; nonce: string; resources: { value: Buffer }[] }> };
+const client = new Client(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { StreamSecrets(): grpc.ClientDuplexStream<object, { version_info: string; nonce: string; resources: { value: Buffer }[] }> };
 const request = (extra: object) => ({ node: { id: 'sds-watch' }, resource_names: ['default', 'ROOTCA'], type_url: SECRET_TYPE_URL, ...extra });
 
 function watch(): void {
