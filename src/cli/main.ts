@@ -21,7 +21,8 @@ function findCommand(argv: readonly string[]): { command?: Command; rest: string
 
 function overview(): string {
   const lines = ['Usage: meshca <command> [options]', '', 'meshca: a certificate authority and workload identity service for service meshes.', '', 'Commands:'];
-  for (const cmd of COMMANDS) lines.push(`  ${cmd.path.join(' ').padEnd(16)} ${cmd.summary}`);
+  const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length)) + 2;
+  for (const cmd of COMMANDS) lines.push(`  ${cmd.path.join(' ').padEnd(width)} ${cmd.summary}`);
   lines.push('', 'Run "meshca <command> --help" for its options.');
   return lines.join('\n');
 }

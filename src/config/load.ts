@@ -160,7 +160,8 @@ export function formatHelp(usage: string, summary: string, cmd: CommandOptions):
     const def = cmd.defaults?.[name] ?? spec.default;
     const shown = def === undefined || (Array.isArray(def) && def.length === 0) || def === false ? '' : ` (default ${String(def)})`;
     const flag = `--${name}${spec.type === 'bool' ? '' : ` <${spec.type === 'enum' ? spec.choices?.join('|') : spec.type}>`}`;
-    lines.push(`  ${flag.padEnd(34)} ${spec.help}${shown}  [${envNameOf(name)}]`);
+    const env = name === 'help' ? '' : `  [${envNameOf(name)}]`;
+    lines.push(`  ${flag.padEnd(34)} ${spec.help}${shown}${env}`);
   }
   return lines.join('\n');
 }
