@@ -2,6 +2,9 @@
 # on 127.0.0.1 and exports MESHCA_TEST_POSTGRES_URL so the ledger tests also run against PostgreSQL.
 # It never touches an existing cluster: everything lives in a fresh temp dir, stopped on exit.
 
+# runuser and useradd live in sbin, which a non-login shell's PATH may lack.
+case ":$PATH:" in *":/usr/sbin:"*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
+
 meshca_pg_bindir() {
   local ctl
   ctl="$(command -v pg_ctl 2>/dev/null || true)"
