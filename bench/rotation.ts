@@ -162,11 +162,11 @@ export async function run(): Promise<void> {
     const renewals = watchRenewals(agents);
     const cpuFrom = cpuSample((await mesh.count()).cpuUs, serve.child.pid);
     const phases: PhaseFigures[] = [];
+    mesh.setPhase('before prepare');
+    await mesh.start();
     const startedAtMs = Date.now();
     const started = performance.now();
-    let phase = { name: 'before prepare', at: started, ok: 0, failed: 0 };
-    mesh.setPhase(phase.name);
-    await mesh.start();
+    let phase = { name: 'before prepare', at: started, ...(await mesh.count()) };
     // BENCH_TIMELINE=1: one line a second on stdout (handshakes, CPU, agents' loop delay), to see a stall as it happens.
     const timeline: string[] = [];
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -251,10 +251,12 @@ export async function run(): Promise<void> {
         '## Root rotation under load',
         '',
         `\`meshca serve\` in its own process (10-second certificates, key store polled every 200 ms); ${AGENTS} agents in the bench's main thread, each on its own SDS Unix socket; ` +
-          `${AGENTS / 2} node:tls server/client pairs (${LOOPS_PER_PAIR} connections at a time each) on ${where}, each endpoint an Envoy-like SDS client of its agent's socket, ` +
+          `${AGENTS / 2} node:tls server/client pairs (${LOOPS_PER_PAIR} connections at a time each) on ${where}${WORKERS > 0 && WORKER_NICE > 0 ? ` at nice ${WORKER_NICE} (the load generator yields to the agents and the CA it loads)` : ''}, each endpoint an Envoy-like SDS client of its agent's socket, ` +
           'doing full mutual-TLS 1.3 handshakes (a new TCP connection each, no session resumption) with the agents\' current secrets; ' +
           'both sides verify the peer chain against their ROOTCA and check the peer\'s SPIFFE ID, and a handshake counts only when the server confirmed the client. ' +
-          'The rotation: prepare, activate once allowed, intermediate rotation 3 s later, retire once allowed. Everything shares the machine\'s two cores.',
+          'The rotation: prepare, activate once allowed, intermediate rotation 3 s later, retire once allowed. Everything shares the machine\'s two cores. ' +
+          'A failed handshake is reported with the side that refused, OpenSSL\'s reason and what each side held; an expired certificate whose agent renewed late ' +
+          '(10-second certificates leave about 5 s between renewal and expiry, which a starved machine can eat) is told apart from a trust failure, which would be a rotation bug.',
         '',
         '| phase | seconds | handshakes | handshakes/s | failed |',
         '| --- | ---: | ---: | ---: | ---: |',
@@ -262,9 +264,12 @@ export async function run(): Promise<void> {
         `| **whole rotation** | ${fmt(seconds, 1)} | ${fmt(total.ok)} | **${fmt(total.ok / seconds)}** | **${total.failed}** |`,
         '',
         calibration
-          ? `Calibration, same ${where}, pairs and certificate shapes (ECDSA P-256 leaf, intermediate and root), fixed certificates, no CA and no agents running: ` +
-            `**${fmt(calibration.rate)} handshakes/s** (${calibration.stats.failed} failed; CPU: ${calibration.cpu.replace(/, agents' thread.*the bench's other/, ", the bench's other")}), ` +
-            `so the rotation run reaches ${fmt((100 * total.ok) / seconds / calibration.rate)}% of what this machine did with node:tls a minute earlier.`
+          ? `Calibration, a minute earlier on the same ${where}, pairs and certificate shapes (ECDSA P-256 leaf, intermediate and root) with fixed certificates, no CA and no agents: ` +
+            `**${fmt(calibration.rate)} handshakes/s** (${calibration.stats.failed} failed; CPU: ${calibration.cpu.replace(/, agents' thread.*the bench's other/, ", the bench's other")}). ` +
+            `Both ends of one handshake cost ${fmt((1000 * calibration.workerCores) / calibration.rate, 2)} ms of CPU, so this machine's ceiling for node:tls is about ` +
+            `${fmt((os.availableParallelism() * calibration.rate) / calibration.workerCores)} handshakes/s with nothing else running; the rotation run reaches ` +
+            `${fmt((100 * total.ok) / seconds / calibration.rate)}% of the calibration while the agents and the CA take their share of the same cores` +
+            (cpuTo ? ` (${fmt((1000 * (cpuTo.workersUs - cpuFrom.workersUs)) / 1e6 / total.ok, 2)} ms of handshake-thread CPU per handshake).` : '.')
           : 'No calibration run (BENCH_WORKERS=0).',
         '',
         ...(cpuTo ? [`CPU during the rotation: ${describeCpu(cpuFrom, cpuTo)}.`, ''] : []),

@@ -129,7 +129,7 @@ export async function calibrationEndpoints(count: number, trustDomain = 'cluster
 export async function measureCalibration(
   endpoints: readonly Endpoint[],
   opts: { workers: number; loopsPerPair: number; nice?: number; warmupMs: number; durationMs: number },
-): Promise<{ rate: number; stats: HandshakeStats; cpu: string }> {
+): Promise<{ rate: number; stats: HandshakeStats; cpu: string; workerCores: number }> {
   const w = await startHandshakeWorkers(endpoints, opts);
   await w.start();
   await new Promise((r) => setTimeout(r, opts.warmupMs));
@@ -141,5 +141,5 @@ export async function measureCalibration(
   const cpuTo = cpuSample(to.cpuUs, undefined);
   const seconds = (performance.now() - t0) / 1000;
   const stats = await w.stop();
-  return { rate: (to.ok - from.ok) / seconds, stats, cpu: describeCpu(cpuFrom, cpuTo) };
+  return { rate: (to.ok - from.ok) / seconds, stats, cpu: describeCpu(cpuFrom, cpuTo), workerCores: (to.cpuUs - from.cpuUs) / 1e6 / seconds };
 }
