@@ -46,7 +46,7 @@ async function inProcessHandshakes(agents: readonly MeshAgent[]): Promise<Handsh
     },
     setPhase: (p) => ((phase = p), mesh?.setPhase(p)),
     // Their CPU is the agents' thread's, counted there.
-    count: async () => ({ ok: mesh!.stats.ok, failed: mesh!.stats.failed, cpuUs: 0 }),
+    count: async () => ({ ok: mesh?.stats.ok ?? 0, failed: mesh?.stats.failed ?? 0, cpuUs: 0 }),
     async stop() {
       await mesh!.stop();
       return mesh!.stats;
@@ -205,8 +205,10 @@ export async function run(): Promise<void> {
       await sleep(2000);
       const prepared = await prepareRoot(ctx, { keyType: 'ec-p256' });
       await mark('prepared → activate');
-      await sleep(Date.parse(prepared.activationAllowedAt) - Date.now() + 100);
-      await activateRoot(ctx, { force: false });
+      // BENCH_FORCE_EARLY=1 activates at once (--force), to show what a rotation bug looks like here.
+      const forceEarly = process.env.BENCH_FORCE_EARLY === '1';
+      if (!forceEarly) await sleep(Date.parse(prepared.activationAllowedAt) - Date.now() + 100);
+      await activateRoot(ctx, { force: forceEarly });
       const activatedAt = Date.now();
       activatedAtMs = activatedAt;
       await mark('activated → intermediate rotation');
@@ -256,7 +258,9 @@ export async function run(): Promise<void> {
           'both sides verify the peer chain against their ROOTCA and check the peer\'s SPIFFE ID, and a handshake counts only when the server confirmed the client. ' +
           'The rotation: prepare, activate once allowed, intermediate rotation 3 s later, retire once allowed. Everything shares the machine\'s two cores. ' +
           'A failed handshake is reported with the side that refused, OpenSSL\'s reason and what each side held; an expired certificate whose agent renewed late ' +
-          '(10-second certificates leave about 5 s between renewal and expiry, which a starved machine can eat) is told apart from a trust failure, which would be a rotation bug.',
+          '(10-second certificates leave about 5 s between renewal and expiry, which a starved machine can eat) is told apart from a trust failure, which would be a rotation bug. ' +
+          'An earlier version ran the pairs on the agents\' own thread (BENCH_WORKERS=0 still does): that thread saturated, renewals finished up to seconds late, and under extra load on the machine ' +
+          'client certificates expired before their successors arrived (CERT_HAS_EXPIRED, refused by the server; node\'s rejectUnauthorized had hidden the reason, leaving only a closed connection).',
         '',
         '| phase | seconds | handshakes | handshakes/s | failed |',
         '| --- | ---: | ---: | ---: | ---: |',
