@@ -111,9 +111,14 @@ function failureLines(stats: HandshakeStats, startedAtMs: number, roots: Map<str
     const c = classify(d, renewals).replace(/arrived [\d.]+ s late/, 'arrived late');
     byCause.set(c, (byCause.get(c) ?? 0) + 1);
   }
+  const all = Object.entries(stats.byReason);
+  const expired = all.filter(([k]) => /EXPIRED/.test(k)).reduce((s, [, n]) => s + n, 0);
   return [
     '',
-    `Failed handshakes by cause (the first ${stats.details.length} of ${stats.failed}): ${[...byCause].map(([c, n]) => `${n} × ${c}`).join('; ')}.`,
+    `Failed handshakes: ${stats.failed}, of which ${expired} on an expired certificate and ${stats.failed - expired} for any other reason (${all
+      .filter(([k]) => !/EXPIRED/.test(k))
+      .map(([k, n]) => `${n} × ${k}`)
+      .join('; ') || 'none'}). ` + `The first ${stats.details.length}, with the agents' renewals: ${[...byCause].map(([c, n]) => `${n} × ${c}`).join('; ')}.`,
     '',
     ...stats.details
       .slice(0, 12)

@@ -96,6 +96,7 @@ export async function startHandshakeWorkers(endpoints: readonly Endpoint[], opts
         merged.failures.push(...s.failures);
         merged.details.push(...s.details);
         merged.serverErrors.push(...s.serverErrors);
+        for (const [k, n] of Object.entries(s.byReason)) merged.byReason[k] = (merged.byReason[k] ?? 0) + n;
       }
       merged.details.sort((a, b) => a.atMs - b.atMs);
       return merged;

@@ -59,6 +59,8 @@ export interface HandshakeStats {
   /** One line per failure (the first 50), readable in a test's failure message. */
   failures: string[];
   details: HandshakeFailure[];
+  /** Every failure (not only the first 50), counted by "<refusedBy>: <reason>". */
+  byReason: Record<string, number>;
   /** Errors the servers saw that are not a counted failure of their own (e.g. the client's alert). */
   serverErrors: string[];
   /** Set by whoever drives the rotation; every failure is tagged with it. */
@@ -68,7 +70,7 @@ export interface HandshakeStats {
 const KEEP_FAILURES = 50;
 
 export function newHandshakeStats(): HandshakeStats {
-  return { ok: 0, failed: 0, failures: [], details: [], serverErrors: [], phase: '' };
+  return { ok: 0, failed: 0, failures: [], details: [], byReason: {}, serverErrors: [], phase: '' };
 }
 
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
@@ -273,6 +275,8 @@ export class HandshakePair {
 
   #fail(outcome: { refusedBy: HandshakeFailure['refusedBy']; reason: string }, client: MeshSecrets, server: MeshSecrets): void {
     this.#stats.failed++;
+    const key = `${outcome.refusedBy}: ${outcome.reason}`;
+    this.#stats.byReason[key] = (this.#stats.byReason[key] ?? 0) + 1;
     if (this.#stats.details.length >= KEEP_FAILURES) return;
     const now = Date.now();
     const f: HandshakeFailure = { atMs: now, phase: this.#stats.phase, pair: this.#number, ...outcome, client: describeSecrets(client, now), server: describeSecrets(server, now) };
