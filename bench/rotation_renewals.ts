@@ -128,7 +128,7 @@ export function rotationMargins(r: RenewalReport, agentCount: number, roots: { o
   const oldChain = r.renewals.filter((x) => x.chainRoot === roots.oldRoot);
   const lastOldIssuedMs = Math.max(...oldChain.map((x) => x.atMs));
   const lastOldExpiresMs = Math.max(...oldChain.map((x) => x.notAfterMs));
-  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const s = (ms: number) => `${(Math.abs(ms) < 50 ? 0 : ms / 1000).toFixed(1)} s`;
   return (
     `${before} / ${agentCount} agents held a bundle with the new root before activation, the last ${s(at.activateMs - lastAgentMs)} before it; ` +
     `the last old-chain certificate was served ${s(lastOldIssuedMs - at.activateMs)} after activation and expired ${s(at.retireMs - lastOldExpiresMs)} before retirement`

@@ -14,7 +14,13 @@ const send = (m: FromWorker) => port.postMessage(m);
 
 // Linux: setpriority() on a thread id renices that thread only (/proc/thread-self → "<pid>/task/<tid>").
 // The load generator yields to the system under test (agents, CA) and takes every idle cycle.
-if (setup.nice > 0) setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), setup.nice);
+if (setup.nice > 0) {
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), setup.nice);
+  } catch {
+    // Not Linux: the thread keeps the process's priority.
+  }
+}
 
 const stats = newHandshakeStats();
 const holders: Array<SecretsHolder & { close?: () => void }> = setup.endpoints.map((e) =>
