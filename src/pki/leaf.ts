@@ -60,7 +60,11 @@ export function issueServingCertificate(
   return issue(authority, req, servingExtensions(names.dnsNames, names.ipAddresses, req.keyAlgorithm));
 }
 
-/** [leaf, intermediates…, roots…] as CreateCertificate returns it. */
+/**
+ * CreateCertificate's cert_chain: [leaf, intermediates…, trust bundle]. The bundle is ONE element
+ * holding every root, as Istio's CA sends its root-cert.pem: istio-agent takes the last element as
+ * its ROOTCA, so separate elements would make it trust only the last root during a rotation.
+ */
 export function chainWithBundle(authority: SigningAuthority, leafPem: string): string[] {
-  return [leafPem, ...authority.chainPem, ...authority.rootsPem];
+  return [leafPem, ...authority.chainPem, authority.rootsPem.join('')];
 }

@@ -48,10 +48,15 @@ export function intermediateLeavesValidUntilMs(slot: SupersededSlot<Intermediate
   return Math.min(slot.cert.notAfterMs, slot.supersededAtMs + policy.reloadBoundMs + Math.max(slot.maxLeafTtlMs, policy.maxLeafTtlMs));
 }
 
-/** The trust bundle: every root not retired, the active one first. */
+/**
+ * The trust bundle: every root not retired, oldest first. The order does not change when a root
+ * is activated, so the bundle's bytes (and every SDS version and client channel keyed on them)
+ * change only when a root joins or leaves.
+ */
 export function trustBundleRoots(state: RotationState): RootSlot[] {
-  const order = { active: 0, superseded: 1, prepared: 2, retired: 3 } as const;
-  return state.roots.filter(isTrusted).sort((a, b) => order[a.state] - order[b.state]);
+  return state.roots
+    .filter(isTrusted)
+    .sort((a, b) => a.cert.notBeforeMs - b.cert.notBeforeMs || (a.cert.keyId < b.cert.keyId ? -1 : a.cert.keyId > b.cert.keyId ? 1 : 0));
 }
 
 export type RootStep =

@@ -211,6 +211,34 @@ describe('CreateCertificate', () => {
   });
 });
 
+describe('the trust bundle in cert_chain', () => {
+  it('is one last element holding every root, as istio-agent expects its ROOTCA', async () => {
+    const own = await startTestCa();
+    try {
+      const { makeTestAuthority } = await import('../helpers/test_ca.ts');
+      const { loadSigningAuthority } = await import('../../src/pki/index.ts');
+      const other = await makeTestAuthority();
+      const current = own.server.context.state.authority;
+      own.server.context.state.update(
+        loadSigningAuthority({ chainPem: current.chainPem.join(''), rootsPem: current.rootsPem.join('') + other.rootPem, signer: current.template.signer, nowMs: Date.now() }),
+      );
+      const c = new CaClient({ address: own.server.grpcAddress, rootPem: own.rootPem, serverName: 'localhost' });
+      const dev = await loadDevIssuer(own.keysDir, false);
+      const token = await dev.mint({ namespace: 'a', serviceAccount: 'b', audience: 'meshca', ttlMs: 60_000, nowMs: Date.now() });
+      const { certChain } = await c.createCertificate({ csr: opensslCsr().csrPem, token });
+      c.close();
+      expect(certChain).toHaveLength(3);
+      const bundle = certChain[2]!;
+      expect(bundle.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+      expect(bundle).toContain(own.rootPem.trim());
+      expect(bundle).toContain(other.rootPem.trim());
+      expect(opensslVerify(bundle, certChain[1]!, certChain[0]!)).toContain('OK');
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('finishes a request in flight before closing', async () => {
     const own = await startTestCa([], { deps: { extraAuthenticators: () => [slowAuthenticator] } });
