@@ -86,12 +86,18 @@ export async function startServeProcess(args: string[], env: Record<string, stri
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const addresses = await new Promise<{ grpc: string; http: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`meshca serve did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
-    const check = () => {
-      for (const line of out.split('\n')) {
+    // Scan only complete new lines, and stop listening once found: the log keeps growing.
+    let pending = '';
+    const check = (chunk: Buffer | string) => {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
         if (!line.includes('meshca serve listening')) continue;
-        const rec = JSON.parse(line) as { grpc: string; http: string };
         clearTimeout(timer);
-        resolve(rec);
+        child.stdout!.off('data', check);
+        child.stderr!.off('data', check);
+        resolve(JSON.parse(line) as { grpc: string; http: string });
         return;
       }
     };
