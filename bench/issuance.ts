@@ -16,7 +16,13 @@ async function makeCsrPem(): Promise<string> {
   return csr.toString('pem');
 }
 
-const rate = (fn: () => Promise<unknown>) => measureRate(fn, DURATION_MS);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Best of a few windows: this shared VM's speed drifts by ±10% from one second to the next. */
+async function rate(fn: () => Promise<unknown>): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < ROUNDS; i++) best = Math.max(best, await measureRate(fn, DURATION_MS / ROUNDS));
+  return best;
+}
 
 export async function run(): Promise<void> {
   x509.cryptoProvider.set(webcrypto as Crypto);
@@ -66,7 +72,7 @@ export async function run(): Promise<void> {
     [
       '## In-process issuance (one core)',
       '',
-      'Parse and verify an ECDSA P-256 CSR, build the X509-SVID, sign with the P-256 intermediate, encode PEM; sequential, one core.',
+      `Parse and verify an ECDSA P-256 CSR, build the X509-SVID, sign with the P-256 intermediate, encode PEM; sequential, one core; best of ${ROUNDS} windows of ${DURATION_MS / ROUNDS / 1000} s each. Most of each issuance is the two ECDSA operations: verifying the CSR's signature with a key never seen before (~85 µs) and signing the certificate (~25 µs).`,
       '',
       '| path | issuances/s | µs each |',
       '| --- | ---: | ---: |',
