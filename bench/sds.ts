@@ -23,10 +23,11 @@ const TARGET_BYTES_PER_STREAM = 20 * 1024;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-function settledMemory(): { heap: number; rss: number } {
+function settledMemory(): { heap: number; rss: number; reserved: number } {
   for (let i = 0; i < 3; i++) gc();
   const m = process.memoryUsage();
-  return { heap: m.heapUsed + m.external + m.arrayBuffers, rss: m.rss };
+  // arrayBuffers is already part of external.
+  return { heap: m.heapUsed + m.external, rss: m.rss, reserved: m.heapTotal + m.external };
 }
 
 async function makeSecretFactory(): Promise<() => Promise<SdsSecret>> {
@@ -93,6 +94,7 @@ export async function run(): Promise<void> {
 
   const heapPerStream = (held.heap - before.heap) / streams;
   const rssPerStream = (held.rss - before.rss) / streams;
+  const reservedPerStream = (held.reserved - before.reserved) / streams;
   const worst = Math.max(...rotationMs);
   writeSection(
     'sds',
@@ -108,9 +110,11 @@ export async function run(): Promise<void> {
       `| rotation reaches all streams (worst of ${ROTATIONS}) | ${fmt(worst)} ms | ≤ ${fmt(TARGET_MS)} ms |`,
       `| rotation reaches all streams (each) | ${rotationMs.map((m) => fmt(m)).join(' / ')} ms | |`,
       `| server memory per stream (heap + external) | ${fmt(heapPerStream / 1024, 1)} KB | ≤ ${TARGET_BYTES_PER_STREAM / 1024} KB |`,
-      `| server memory per stream (RSS) | ${fmt(rssPerStream / 1024, 1)} KB | |`,
+      `| V8 heap reserved per stream (heapTotal + external) | ${fmt(reservedPerStream / 1024, 1)} KB | |`,
+      `| process RSS growth per stream | ${fmt(rssPerStream / 1024, 1)} KB | |`,
       '',
-      `Encoded once per rotation and shared: each stream writes the same response bytes. ${worst <= TARGET_MS && heapPerStream <= TARGET_BYTES_PER_STREAM ? 'Both targets met.' : 'A target was missed; see above.'}`,
+      `Encoded once per rotation and shared: each stream writes the same response bytes. ${worst <= TARGET_MS && heapPerStream <= TARGET_BYTES_PER_STREAM ? 'Both targets met' : 'A target was missed; see above'} for live memory (what the streams hold after a full GC). ` +
+        `The process's RSS grows more than that, almost all of it V8 heap reserved while the streams were set up and not handed back to the OS; it is reused, not leaked, but a memory limit must allow for it.`,
     ].join('\n'),
   );
 }
