@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Caller } from '../authn/types.ts';
+import type { Caller } from '../authn/index.ts';
 import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';

@@ -7,3 +7,5 @@ export { createMtlsAuthenticator } from './mtls.ts';
 export { loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } from './dev_issuer.ts';
 export { bearerTokenFrom, tokenSha256, tokenLogId, tokenFacts, MAX_TOKEN_BYTES } from './token.ts';
 export { callerFromKubernetesClaims } from './kubernetes_claims.ts';
+export { createIdentityPolicy, withIdentityPolicy, type IdentityPolicy as CallerPolicy, type PolicyDecision } from './policy.ts';
+export { createKubernetesAuthenticators, type KubernetesAuthOptions, type KubernetesAuthMode } from './kubernetes/index.ts';

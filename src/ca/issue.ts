@@ -4,8 +4,8 @@
 
 import { createHash, X509Certificate } from 'node:crypto';
 import { isMeshcaError, MeshcaError } from '../errors/index.ts';
-import type { Caller } from '../authn/types.ts';
-import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/events.ts';
+import type { Caller } from '../authn/index.ts';
+import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/index.ts';
 import {
   chainWithBundle,
   issueSvid,

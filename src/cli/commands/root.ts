@@ -21,7 +21,7 @@ import {
 } from '../../rotation/index.ts';
 import type { Values } from '../../config/index.ts';
 import { report, type Command, type CommandContext } from '../command.ts';
-import type { SettingName } from '../../config/settings.ts';
+import type { SettingName } from '../../config/index.ts';
 
 const COMMON: readonly SettingName[] = ['keys', 'db', 'max-ttl', 'trust-domain', 'json'];
 

@@ -1,0 +1,100 @@
+// The pieces `meshca serve` is assembled from that decide policy rather than plumbing: the
+// embedded development CA, the authenticator chain, and the ledger's health for /readyz.
+
+import { readFileSync } from 'node:fs';
+import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
+import { createJwtAuthenticator, createKubernetesAuthenticators, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
+import { inspectKeyDirectory, initCa } from '../ca/index.ts';
+import { MeshcaError } from '../errors/index.ts';
+import type { ClosableLedgerWriter } from '../ledger/index.ts';
+import type { Logger, Registry } from '../observability/index.ts';
+import { DEFAULT_CA_TTL_MS, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
+import type { Clock } from '../time/index.ts';
+import type { CaState } from './ca_state.ts';
+import type { ServeConfig } from './config.ts';
+
+/** The embedded default: an empty key directory gets a development CA, loudly. */
+export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: Logger; devKeyType?: string }): Promise<void> {
+  if (inspectKeyDirectory(config.keysDir) !== 'empty') return;
+  const result = await initCa({
+    keysDir: config.keysDir,
+    trustDomain: config.trustDomain,
+    organization: 'meshca development CA',
+    keyType: parseKeyType(deps.devKeyType ?? 'ec-p256'),
+    rootTtlMs: DEFAULT_ROOT_TTL_MS,
+    caTtlMs: DEFAULT_CA_TTL_MS,
+    nowMs: deps.clock.now(),
+    force: false,
+  });
+  deps.log.warn(
+    { keysDir: config.keysDir, rootKeyId: result.rootKeyId, caKeyId: result.caKeyId },
+    `made a DEVELOPMENT CA in ${config.keysDir}/ because it was empty; for a real CA stop meshca and run ` +
+      `"meshca ca init --keys ${config.keysDir} --root-cert <your-root.pem> --root-key <your-root-key.pem> --force", ` +
+      `or copy your CA (root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem) into ${config.keysDir}/`,
+  );
+}
+
+/** The authenticator chain, in order: mTLS renewal, development tokens, JWKS issuers, Kubernetes. */
+export async function buildAuthenticators(config: ServeConfig, state: CaState, deps: { clock: Clock; log: Logger }, registry: Registry): Promise<Authenticator[]> {
+  const chain: Authenticator[] = [createMtlsAuthenticator({ issuers: () => state.issuers, trustDomain: config.trustDomain, clock: deps.clock })];
+  if (config.devTokens) {
+    const dev = await loadDevIssuer(config.keysDir, true);
+    chain.push(createJwtAuthenticator({ name: 'dev-jwt', issuer: dev.issuer, audience: config.audience, keySet: dev.keySet, trustDomain: config.trustDomain, clock: deps.clock }));
+    deps.log.warn('trusting development tokens from "meshca token mint" (--dev-tokens); turn this off in production with --dev-tokens=false');
+  }
+  if (config.jwks) {
+    let keySet;
+    if (config.jwks.file) {
+      try {
+        keySet = createLocalJWKSet(JSON.parse(readFileSync(config.jwks.file, 'utf8')));
+      } catch (err) {
+        throw new MeshcaError('BAD_CONFIG', `--jwks-file ${config.jwks.file}: not a readable JWK set`, { cause: err });
+      }
+    } else {
+      keySet = createRemoteJWKSet(new URL(config.jwks.url!), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+    }
+    chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audience: config.audience, keySet, trustDomain: config.trustDomain, clock: deps.clock }));
+  }
+  const k8s = config.kubernetes;
+  if (k8s.mode !== 'none') {
+    chain.push(
+      ...createKubernetesAuthenticators({
+        mode: k8s.mode,
+        audience: config.audience,
+        trustDomain: config.trustDomain,
+        ...(k8s.kubeconfigPath ? { kubeconfigPath: k8s.kubeconfigPath } : {}),
+        ...(k8s.oidcIssuer ? { oidcIssuer: k8s.oidcIssuer } : {}),
+        allowLegacyTokens: k8s.allowLegacyTokens,
+        tokenCacheTtlMs: k8s.tokenCacheTtlMs,
+        tokenCacheSize: k8s.tokenCacheSize,
+        kubeQps: k8s.kubeQps,
+        kubeBurst: k8s.kubeBurst,
+        clock: deps.clock,
+        log: deps.log,
+        registry,
+      }),
+    );
+  }
+  return chain;
+}
+
+/** Remembers whether the last append failed, so /readyz can tell a load balancer to go elsewhere. */
+export function watchLedger(inner: ClosableLedgerWriter): ClosableLedgerWriter & { readonly failing: string | undefined } {
+  let failing: string | undefined;
+  return {
+    get failing() {
+      return failing;
+    },
+    async append(event) {
+      try {
+        const result = await inner.append(event);
+        failing = undefined;
+        return result;
+      } catch (err) {
+        failing = err instanceof Error ? err.message : String(err);
+        throw err;
+      }
+    },
+    close: () => inner.close(),
+  };
+}
