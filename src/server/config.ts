@@ -1,6 +1,7 @@
 // `meshca serve` configuration: built once from validated settings, frozen, passed down.
 
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
+import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { Values } from '../config/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import { parseSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
@@ -17,15 +18,9 @@ export interface ServeConfig {
   readonly ttl: TtlPolicy;
   readonly devTokens: boolean;
   readonly jwks?: { readonly file?: string; readonly url?: string; readonly issuer: string };
-  readonly kubernetes: {
-    readonly mode: 'none' | 'tokenreview' | 'jwks' | 'both';
-    readonly kubeconfigPath?: string;
-    readonly oidcIssuer?: string;
-    readonly allowLegacyTokens: boolean;
-    readonly tokenCacheTtlMs: number;
-    readonly tokenCacheSize: number;
-    readonly kubeQps: number;
-    readonly kubeBurst: number;
+  /** The Kubernetes authenticators' settings; `none` turns them off. */
+  readonly kubernetes: Omit<KubernetesAuthOptions, 'mode' | 'audience' | 'trustDomain' | 'clock' | 'log' | 'registry' | 'jwksRefetchCooldownMs'> & {
+    readonly mode: 'none' | KubernetesAuthOptions['mode'];
   };
   readonly policy: { readonly allowNamespaces: readonly string[]; readonly denyNamespaces: readonly string[]; readonly denyIds: readonly string[] };
   readonly sds: boolean;
