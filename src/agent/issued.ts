@@ -4,7 +4,7 @@
 
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
-import { decodeCertificates, toPem, verifyChain } from '../pki/index.ts';
+import { decodeCertificates, isSelfSigned, toPem, verifyChain } from '../pki/index.ts';
 
 export interface HeldSvid {
   readonly spiffeId: string;
@@ -17,10 +17,6 @@ export interface HeldSvid {
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
   readonly receivedAtMs: number;
-}
-
-function isSelfSigned(cert: X509Certificate): boolean {
-  return cert.ca && cert.checkIssued(cert) && cert.verify(cert.publicKey);
 }
 
 function bad(message: string, cause?: unknown): MeshcaError {

@@ -1,15 +1,15 @@
 // Bearer tokens: pulled from `authorization` metadata, summarised for the ledger by their hash.
 // The token itself never leaves this module's callers' stack frames: not logged, not stored.
 
-import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
+import { sha256Hex } from '../pki/index.ts';
 import type { TokenFacts } from './types.ts';
 
 /** Biggest bearer token accepted; a projected service-account token is ~1 KiB. */
 export const MAX_TOKEN_BYTES = 16 * 1024;
 
 export function tokenSha256(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return sha256Hex(token);
 }
 
 /** Short hash prefix for log lines: correlates requests without revealing the token. */

@@ -2,7 +2,7 @@
 // sign → check the result → record in the ledger → answer. The caller has already been
 // authenticated; the SPIFFE ID comes from that identity and never from the CSR.
 
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Caller } from '../authn/index.ts';
 import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/index.ts';
@@ -10,6 +10,7 @@ import {
   chainWithBundle,
   issueSvid,
   parseCsrPem,
+  sha256Hex,
   type SerialSource,
   type SigningAuthority,
   type VerifiedCsr,
@@ -39,8 +40,10 @@ export interface SvidRequest {
 export interface X509Svid {
   readonly spiffeId: string;
   readonly certificate: IssuedCertificate;
-  /** [leaf, intermediates…, roots…] PEM. */
+  /** CreateCertificate's cert_chain: [leaf, intermediates…, trust bundle]. */
   readonly chainPem: readonly string[];
+  /** Leaf then intermediates: what a TLS endpoint presents (SDS tls_certificate). */
+  readonly certificateChainPem: readonly string[];
   readonly issuerKeyId: string;
   readonly rootKeyId: string;
 }
@@ -118,6 +121,7 @@ export class SvidIssuer {
         spiffeId: req.caller.spiffeId.uri,
         certificate,
         chainPem: chainWithBundle(authority, certificate.pem),
+        certificateChainPem: [certificate.pem, ...authority.chainPem],
         issuerKeyId: authority.keyId,
         rootKeyId: authority.rootKeyId,
       };
@@ -167,8 +171,4 @@ export class SvidIssuer {
       })
       .catch(() => undefined);
   }
-}
-
-export function sha256Hex(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
 }

@@ -1,12 +1,12 @@
 // The ledger key: an ECDSA P-256 key, used only to sign checkpoints, kept as ledger-key.pem (0600)
 // in the CA key directory. Never used for certificates; never logged or put in a message.
 
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
 import { readFileSync } from 'node:fs';
-import { PUBLIC_FILE_MODE, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+import { PUBLIC_FILE_MODE, readPrivateKeyFile, sha256Hex, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
 import { checkpointMessage } from './canonical.ts';
 import type { StoredCheckpoint } from './store.ts';
 
@@ -22,7 +22,7 @@ export interface LedgerKey {
 
 /** SHA-256 hex of the SubjectPublicKeyInfo DER: names the key in every checkpoint it signs. */
 export function ledgerKeyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ format: 'der', type: 'spki' })).digest('hex');
+  return sha256Hex(publicKey.export({ format: 'der', type: 'spki' }));
 }
 
 export function ledgerKeyFrom(privateKey: KeyObject): LedgerKey {

@@ -7,6 +7,11 @@ function covers(cert: X509Certificate, atMs: number): boolean {
   return Date.parse(cert.validFrom) <= atMs && atMs <= Date.parse(cert.validTo);
 }
 
+/** A root: a CA certificate that names and signs itself. */
+export function isSelfSigned(cert: X509Certificate): boolean {
+  return cert.ca && cert.checkIssued(cert) && cert.verify(cert.publicKey);
+}
+
 export function describeCert(cert: X509Certificate): string {
   return cert.subject ? cert.subject.replace(/\n/g, ', ') : (cert.subjectAltName ?? cert.serialNumber);
 }

@@ -11,5 +11,6 @@ export { DEFAULT_BACKDATE_MS, leafValidity } from './profiles.ts';
 export { type MadeCa, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
 export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } from './authority.ts';
 export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertificate, chainWithBundle } from './leaf.ts';
-export { verifyChain, describeCert } from './chain.ts';
+export { sha256Hex } from './digest.ts';
+export { verifyChain, describeCert, isSelfSigned } from './chain.ts';
 export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, assertPrivateFileMode, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.ts';

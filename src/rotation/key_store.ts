@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:
 import { join } from 'node:path';
 import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { decodeCertificates, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+import { decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
 import { withFileLock } from './lock.ts';
 import { activeSlotOf } from './slots.ts';
 import { trustBundleRoots } from './schedule.ts';
@@ -61,10 +61,6 @@ export function certificateFacts(pem: string): { keyId: string; subject: string;
   const der = decodeCertificates(pem, 'certificate')[0]!;
   const cert = new X509Certificate(der);
   return { keyId: keyIdOf(der), subject: cert.subject.replace(/\n/g, ', '), notBeforeMs: Date.parse(cert.validFrom), notAfterMs: Date.parse(cert.validTo), cert };
-}
-
-function isSelfSigned(c: X509Certificate): boolean {
-  return c.ca && c.checkIssued(c) && c.verify(c.publicKey);
 }
 
 class Material {

@@ -1,7 +1,7 @@
 // What `meshca root status` shows: every slot, the bundle being distributed and since when, how
 // many workloads have received it (from the ledger, where one is given), and the next safe step.
 
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../pki/index.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { KeyStoreSnapshot } from './key_store.ts';
 import { intermediateScheduleAtMs, nextRootStep, trustBundleRoots, type RotationPolicy } from './schedule.ts';
@@ -101,7 +101,7 @@ export async function rotationStatus(snapshot: KeyStoreSnapshot, nowMs: number, 
     version: state.version,
     roots: state.roots.map(viewOf),
     intermediates: state.intermediates.map(viewOf),
-    bundle: { rootKeyIds: bundle.map((s) => s.cert.keyId), sha256: createHash('sha256').update(bundlePem).digest('hex'), since: iso(since)! },
+    bundle: { rootKeyIds: bundle.map((s) => s.cert.keyId), sha256: sha256Hex(bundlePem), since: iso(since)! },
     ...(ledger ? { acknowledgements: await acknowledgementsOf(ledger, since, policy.maxLeafTtlMs) } : {}),
     nextStep: { step: step.step, ...('keyId' in step ? { keyId: step.keyId } : {}), allowedAt: iso(step.allowedAtMs)!, allowedNow: step.allowedAtMs <= nowMs, why: step.why },
     intermediateRotation: { prepareAt: iso(schedule.prepareAtMs)!, activateAt: iso(schedule.activateAtMs)!, automatic: rootHeld },

@@ -2,7 +2,6 @@
 // CA with a bearer token, and the CA makes their key. Each stream gets its own key, issued for the
 // stream's authenticated identity and renewed at half-life. Never logs a key or a token.
 
-import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Caller } from '../authn/index.ts';
 import { backoffDelayMs, renewAtMs, type SvidIssuer } from '../ca/index.ts';
@@ -121,9 +120,8 @@ class CallerSource implements SecretSource {
         peer: this.#peer,
       });
       if (this.#closed) return;
-      const chain = withoutRoots(svid.chainPem);
       this.#failures = 0;
-      this.#own.set(tlsCertificateSecret(DEFAULT_SECRET_NAME, chain.join(''), privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, svid.certificate.notAfterMs));
+      this.#own.set(tlsCertificateSecret(DEFAULT_SECRET_NAME, svid.certificateChainPem.join(''), privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, svid.certificate.notAfterMs));
       const renewAt = renewAtMs(this.#deps.clock.now(), svid.certificate.notBeforeMs, svid.certificate.notAfterMs, this.#random());
       this.#schedule(renewAt - this.#deps.clock.now());
       this.#deps.log.info({ spiffeId: svid.spiffeId, serial: svid.certificate.serialHex, peer: this.#peer }, 'issued an SDS certificate with a CA-made key');
@@ -150,13 +148,6 @@ class CallerSource implements SecretSource {
   }
 }
 
-/** tls_certificate carries leaf and intermediates; the roots travel as ROOTCA. */
-function withoutRoots(chainPem: readonly string[]): string[] {
-  return chainPem.filter((pem) => {
-    const cert = new X509Certificate(pem);
-    return !(cert.ca && cert.checkIssued(cert));
-  });
-}
 
 export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
   const bundle = new SecretStore();
