@@ -4,9 +4,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 import { loadDevIssuer } from '../src/authn/index.ts';
+import { createCsrPem, generateKeyPair } from '../src/pki/index.ts';
 import { CaClient } from '../test/helpers/ca_client.ts';
 import { startServeProcess } from '../test/helpers/serve.ts';
 import { fmt, percentile, writeSection } from './report.ts';
@@ -15,12 +14,6 @@ const CONCURRENCY = 64;
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
 const WORKLOADS = 256;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-
-async function csrPem(): Promise<string> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as { privateKey: CryptoKey; publicKey: CryptoKey };
-  return (await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=bench', keys, signingAlgorithm: alg }, webcrypto as Crypto)).toString('pem');
-}
 
 export interface LoadResult {
   rps: number;
@@ -77,7 +70,6 @@ async function measure(setup: Setup, db: string, seconds: number): Promise<LoadR
 }
 
 export async function run(): Promise<void> {
-  x509.cryptoProvider.set(webcrypto as Crypto);
   const dir = mkdtempSync(join(tmpdir(), 'meshca-bench-'));
   const keys = join(dir, 'keys');
   try {
@@ -89,7 +81,7 @@ export async function run(): Promise<void> {
     const tokens = await Promise.all(
       Array.from({ length: WORKLOADS }, (_, i) => dev.mint({ namespace: `ns${i % 16}`, serviceAccount: `sa${i}`, podName: `pod-${i}`, audience: 'meshca', ttlMs: 3600_000, nowMs: Date.now() })),
     );
-    const csrs = await Promise.all(Array.from({ length: CONCURRENCY }, csrPem));
+    const csrs = Array.from({ length: CONCURRENCY }, () => createCsrPem(generateKeyPair('ec-p256').privateKey));
     const setup = { dir, keys, tokens, csrs };
 
     const ledgers: [string, string][] = [

@@ -3,18 +3,11 @@
 
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { createIntermediateCa, createLocalSigner, createRootCa, issueSvid, loadSigningAuthority, parseCsrPem, toPem } from '../src/pki/index.ts';
+import { createCsrPem, createIntermediateCa, createLocalSigner, createRootCa, generateKeyPair, issueSvid, loadSigningAuthority, parseCsrPem, toPem } from '../src/pki/index.ts';
 import { fmt, measureRate, writeSection } from './report.ts';
 
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 3) * 1000;
 const SPIFFE = 'spiffe://cluster.local/ns/bench/sa/bench';
-
-async function makeCsrPem(): Promise<string> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as { privateKey: CryptoKey; publicKey: CryptoKey };
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=bench', keys, signingAlgorithm: alg }, webcrypto as Crypto);
-  return csr.toString('pem');
-}
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Best of a few windows: this shared VM's speed drifts by ±10% from one second to the next. */
@@ -32,7 +25,7 @@ export async function run(): Promise<void> {
   const inter = await createIntermediateCa({ ...base, ttlMs: 365 * 86400e3, rootCertificateDer: root.certificateDer, rootSigner: createLocalSigner(root.privateKey), rootNotAfterMs: now + 3650 * 86400e3 });
   const rootPem = toPem(root.certificateDer, 'CERTIFICATE');
   const authority = loadSigningAuthority({ chainPem: toPem(inter.certificateDer, 'CERTIFICATE'), rootsPem: rootPem, signer: createLocalSigner(inter.privateKey), nowMs: now });
-  const csrPem = await makeCsrPem();
+  const csrPem = createCsrPem(generateKeyPair('ec-p256').privateKey);
 
   const fast = await rate(async () => {
     const csr = parseCsrPem(csrPem);

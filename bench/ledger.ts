@@ -2,9 +2,8 @@
 // on (SQLite, PostgreSQL when MESHCA_TEST_POSTGRES_URL is set) against `memory:`, and query
 // latency by SPIFFE ID and by serial on a ledger of a million records.
 
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -12,7 +11,7 @@ import pg from 'pg';
 import { SvidIssuer, validateTtlPolicy } from '../src/ca/index.ts';
 import { encodeEvent, recordHash } from '../src/ledger/canonical.ts';
 import { memoryLedger, openLedger, type ClosableLedgerWriter, type IssuanceEvent, type Ledger } from '../src/ledger/index.ts';
-import { createIntermediateCa, createLocalSigner, createRootCa, loadSigningAuthority, toPem } from '../src/pki/index.ts';
+import { createCsrPem, createIntermediateCa, createLocalSigner, createRootCa, generateKeyPair, loadSigningAuthority, toPem } from '../src/pki/index.ts';
 import { parseSpiffeId } from '../src/spiffe/index.ts';
 import { DAY_MS, HOUR_MS, systemClock } from '../src/time/index.ts';
 import { fmt, percentile, writeSection } from './report.ts';
@@ -28,15 +27,7 @@ const QUERIES = 300;
 const PG_URL = process.env.MESHCA_TEST_POSTGRES_URL;
 
 /** One CSR serves every request: parsing and verifying it is part of each issuance. */
-function csrPem(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'meshca-bench-csr-'));
-  try {
-    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-subj', '/CN=bench'], { stdio: 'pipe' });
-    return readFileSync(join(dir, 'c.pem'), 'utf8');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const csrPem = (): string => createCsrPem(generateKeyPair('ec-p256').privateKey);
 
 async function throughput(issuer: SvidIssuer, csr: string, inFlight: number): Promise<number> {
   const caller = { spiffeId: parseSpiffeId('spiffe://cluster.local/ns/bench/sa/bench'), authenticator: 'jwt', namespace: 'bench', serviceAccount: 'bench', token: { sha256: 'ab'.repeat(32) } };

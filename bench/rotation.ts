@@ -19,6 +19,7 @@ import { fmt, writeSection } from './report.ts';
 import { calibrationEndpoints, measureCalibration, startHandshakeWorkers, type HandshakeWorkers } from './rotation_handshakes.ts';
 import { cpuSample, describeCpu, type CpuSample } from './rotation_cpu.ts';
 import { rotationMargins, watchRenewals, type RenewalReport } from './rotation_renewals.ts';
+import { pemBlocks } from '../test/helpers/csr.ts';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 200);
 const LOOPS_PER_PAIR = Number(process.env.BENCH_LOOPS ?? 2);
@@ -30,10 +31,6 @@ const CALIBRATION_MS = Number(process.env.BENCH_CALIBRATION_SECONDS ?? 8) * 1000
 const TTL_MS = 10_000;
 const RELOAD_MS = 1_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
-function pemBlocks(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
-}
 
 /** The TLS pairs on the agents' own thread, behind the same interface as the workers. */
 async function inProcessHandshakes(agents: readonly MeshAgent[]): Promise<HandshakeWorkers> {

@@ -6,6 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { rootLabel, type MeshAgent } from '../test/rotation/mesh.ts';
+import { pemBlocks } from '../test/helpers/csr.ts';
 
 export interface Renewal {
   readonly agent: number;
@@ -39,10 +40,6 @@ const SAMPLE_MS = 100;
 
 function quantile(sorted: readonly number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-function pemBlocks(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }
 
 /** Labels of the bundle's roots and of the one among them the chain ends at (parsed once per bundle). */

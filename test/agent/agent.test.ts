@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { describeError } from '../../src/errors/index.ts';
 import type { TestCa } from '../helpers/serve.ts';
 import { EnvoyLikeStream, sdsClient, type ReceivedResponse } from '../sds/envoy_client.ts';
-import { keyMatchesLeaf, mtlsHandshake, opensslVerify, pemBlocks, runTestAgent, scratchDir, spiffeIdOf, startCa, writeToken, type TestAgent } from './harness.ts';
+import { keyMatchesLeaf, mtlsHandshake, opensslVerifyServed, pemBlocks, runTestAgent, scratchDir, spiffeIdOf, startCa, writeToken, type TestAgent } from './harness.ts';
 
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,7 +56,7 @@ describe('meshca agent', () => {
     expect(keyMatchesLeaf(cert)).toBe(true);
     expect(spiffeIdOf(pemBlocks(cert.chainPem!)[0]!)).toBe(WEB_ID);
     expect(bundle).toBe(readFileSync(join(keysDir, 'root-cert.pem'), 'utf8'));
-    expect(opensslVerify(dir, cert.chainPem!, bundle)).toContain('OK');
+    expect(opensslVerifyServed(cert.chainPem!, bundle)).toContain('OK');
     // The socket exists only for owner and group.
     expect(lstatSync(agent.socket).isSocket()).toBe(true);
     expect(statSync(agent.socket).mode & 0o777).toBe(0o660);
@@ -75,7 +75,7 @@ describe('meshca agent', () => {
   });
 
   it('pushes renewed certificates with new keys before the old ones expire, and TLS works across each renewal', async () => {
-    const { dir, agent } = await setup({ ttlMs: 10_000 });
+    const { agent } = await setup({ ttlMs: 10_000 });
     const first = envoy(agent);
     const second = envoy(agent, ['default', 'ROOTCA']);
     const seen: ReceivedResponse[] = [];
@@ -85,7 +85,7 @@ describe('meshca agent', () => {
       const cert = r.secrets.get('default') ?? seen.findLast((s) => s.secrets.has('default'))!.secrets.get('default')!;
       const bundle = (r.secrets.get('ROOTCA') ?? seen[0]!.secrets.get('ROOTCA'))!.bundlePem!;
       expect(keyMatchesLeaf(cert)).toBe(true);
-      expect(opensslVerify(dir, cert.chainPem!, bundle)).toContain('OK');
+      expect(opensslVerifyServed(cert.chainPem!, bundle)).toContain('OK');
       expect(await mtlsHandshake(cert, bundle, WEB_ID)).toEqual({ serverSawId: WEB_ID, clientSawId: WEB_ID });
     }
     const certs = seen.map((r) => r.secrets.get('default')!);

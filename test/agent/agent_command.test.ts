@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MESHCA_BIN, runMeshca, startServeProcess } from '../helpers/serve.ts';
 import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
-import { keyMatchesLeaf, opensslVerify, pemBlocks, scratchDir, spiffeIdOf } from './harness.ts';
+import { keyMatchesLeaf, opensslVerifyServed, pemBlocks, scratchDir, spiffeIdOf } from './harness.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -52,7 +52,7 @@ describe('meshca agent (command line)', () => {
     const cert = r.secrets.get('default')!;
     expect(spiffeIdOf(pemBlocks(cert.chainPem!)[0]!)).toBe('spiffe://cluster.local/ns/shop/sa/cart');
     expect(keyMatchesLeaf(cert)).toBe(true);
-    expect(opensslVerify(scratch.path, cert.chainPem!, r.secrets.get('ROOTCA')!.bundlePem!)).toContain('OK');
+    expect(opensslVerifyServed(cert.chainPem!, r.secrets.get('ROOTCA')!.bundlePem!)).toContain('OK');
     expect((await fetch(`http://${health}/readyz`)).status).toBe(200);
     expect(out).not.toContain(minted.stdout.trim());
 

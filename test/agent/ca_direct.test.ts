@@ -10,7 +10,7 @@ import { memoryLedger } from '../../src/ledger/open.ts';
 import { authenticateCall } from '../../src/server/index.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';
 import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
-import { keyMatchesLeaf, opensslVerify, pemBlocks, scratchDir, spiffeIdOf, writeToken } from './harness.ts';
+import { keyMatchesLeaf, opensslVerifyServed, pemBlocks, scratchDir, spiffeIdOf, writeToken } from './harness.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -65,7 +65,7 @@ describe('CA-direct SDS', () => {
     expect(spiffeIdOf(pemBlocks(cert.chainPem!)[0]!)).toBe('spiffe://cluster.local/ns/edge/sa/gateway');
     expect(keyMatchesLeaf(cert)).toBe(true);
     expect(r.secrets.get('ROOTCA')!.bundlePem).toBe(ca.rootPem);
-    expect(opensslVerify(dir, cert.chainPem!, ca.rootPem)).toContain('OK');
+    expect(opensslVerifyServed(cert.chainPem!, ca.rootPem)).toContain('OK');
     const issued = (ca.server.context.ledger as ReturnType<typeof memoryLedger>).events.filter((e) => e.type === 'issuance' && e.channel === 'SDS');
     expect(issued).toHaveLength(1);
     expect(issued[0]).toMatchObject({ decision: 'granted', spiffeId: 'spiffe://cluster.local/ns/edge/sa/gateway' });

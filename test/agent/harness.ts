@@ -1,7 +1,6 @@
 // Test wiring for the agent: a real in-process CA (the lead's `meshca serve`), development
 // tokens, an agent on a Unix socket, and helpers to check what it serves with real TLS and openssl.
 
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,9 @@ import { loadDevIssuer } from '../../src/authn/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { systemClock } from '../../src/time/index.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';
+import { opensslVerify, pemBlocks } from '../helpers/csr.ts';
+
+export { pemBlocks };
 import type { DecodedSecret } from '../sds/envoy_client.ts';
 
 export function scratchDir(): { path: string; cleanup: () => void } {
@@ -63,10 +65,6 @@ export async function runTestAgent(opts: { caAddress: string; dir: string; rootC
 }
 
 /** Splits a PEM bundle into its blocks. */
-export function pemBlocks(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
-}
-
 export function spiffeIdOf(certPem: string): string | undefined {
   return /URI:(spiffe:\/\/\S+?)(?:,|$)/.exec(new X509Certificate(certPem).subjectAltName ?? '')?.[1];
 }
@@ -78,16 +76,10 @@ export function keyMatchesLeaf(secret: DecodedSecret): boolean {
 }
 
 /** `openssl verify` of the served chain against the served bundle; returns openssl's output. */
-export function opensslVerify(dir: string, chainPem: string, bundlePem: string): string {
+/** `openssl verify` of a served chain (leaf then intermediates) against a served bundle. */
+export function opensslVerifyServed(chainPem: string, bundlePem: string): string {
   const [leaf, ...intermediates] = pemBlocks(chainPem);
-  writeFileSync(join(dir, 'leaf.pem'), leaf!);
-  writeFileSync(join(dir, 'bundle.pem'), bundlePem);
-  const args = ['verify', '-CAfile', join(dir, 'bundle.pem')];
-  if (intermediates.length > 0) {
-    writeFileSync(join(dir, 'untrusted.pem'), intermediates.join(''));
-    args.push('-untrusted', join(dir, 'untrusted.pem'));
-  }
-  return execFileSync('openssl', [...args, join(dir, 'leaf.pem')], { encoding: 'utf8' });
+  return opensslVerify(bundlePem, intermediates.join(''), leaf!);
 }
 
 /**

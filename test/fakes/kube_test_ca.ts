@@ -6,6 +6,7 @@ import { webcrypto } from 'node:crypto';
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 type CryptoKey = webcrypto.CryptoKey;
 import * as x509 from '@peculiar/x509';
+import { toPem } from '../../src/pki/index.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -20,8 +21,7 @@ export interface TestServingMaterial {
 }
 
 async function keyPemOf(key: CryptoKey): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END PRIVATE KEY-----\n`;
+  return toPem(new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
 }
 
 function serial(): string {

@@ -4,7 +4,7 @@
 // Test use only.
 
 import { createHash, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import { decodeProtectedHeader, errors, exportJWK, jwtVerify, SignJWT, type JWK } from 'jose';
+import { decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWK } from 'jose';
 
 export const LEGACY_ISSUER = 'kubernetes/serviceaccount';
 

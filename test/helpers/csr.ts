@@ -35,6 +35,11 @@ export function opensslCsr(key: OpensslKeySpec = 'ec-p256', opts: { subject?: st
   }
 }
 
+/** The PEM certificates in a bundle, each as its own PEM string. */
+export function pemBlocks(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+}
+
 /** `openssl verify -CAfile root -untrusted chain leaf`; returns openssl's output, throws on failure. */
 export function opensslVerify(rootPem: string, intermediatesPem: string, leafPem: string, extra: string[] = []): string {
   const dir = mkdtempSync(join(tmpdir(), 'meshca-verify-'));

@@ -17,6 +17,7 @@ import { createLogger } from '../../src/observability/index.ts';
 import { SECRET_TYPE_URL } from '../../src/sds/index.ts';
 import { systemClock } from '../../src/time/index.ts';
 import { decodeSecretAny, sdsClient } from '../sds/envoy_client.ts';
+import { pemBlocks } from '../helpers/csr.ts';
 
 export interface MeshSecrets {
   chainPem: string;
@@ -85,10 +86,6 @@ export function spiffeIdOfCert(raw: Buffer | undefined): string | undefined {
 
 export function makeSecrets(chainPem: string, privateKeyPem: string, bundlePem: string, receivedAtMs: number): MeshSecrets {
   return { chainPem, privateKeyPem, bundlePem, receivedAtMs, context: tls.createSecureContext({ key: privateKeyPem, cert: chainPem, ca: bundlePem }) };
-}
-
-function pemBlocks(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }
 
 /** A root's name in failure reports: the first 8 hex digits of its SHA-256 fingerprint. */
