@@ -2,7 +2,7 @@
 // the trust bundle: created when a namespace appears, updated when the bundle changes, repaired when
 // edited or deleted. Only the replica holding the Lease writes. Never touches any other ConfigMap.
 
-import { ApiException, CoreV1Api, KubeConfig as KubeConfigClass, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig as KubeConfigClass, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -10,7 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { SECOND_MS, type Clock } from '../time/index.ts';
-import { startLeaseElector, type LeaseElector } from './lease.ts';
+import { startLeaseElector, statusOf, type LeaseElector } from './lease.ts';
 
 export const BUNDLE_CONFIGMAP_NAME = 'meshca-root-cert';
 export const BUNDLE_CONFIGMAP_KEY = 'root-cert.pem';
@@ -41,10 +41,6 @@ export interface ConfigMapDistributor {
   /** Makes every namespace's ConfigMap match the bundle now (leader only); resolves when done. */
   resync(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function statusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
 }
 
 export function startConfigMapDistributor(o: ConfigMapDistributorOptions): ConfigMapDistributor {

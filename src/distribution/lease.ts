@@ -30,7 +30,8 @@ export interface LeaseElector {
   stop(): Promise<void>;
 }
 
-function statusOf(err: unknown): number | undefined {
+/** The HTTP status of a failed Kubernetes API call, if it got that far. */
+export function statusOf(err: unknown): number | undefined {
   return err instanceof ApiException ? err.code : undefined;
 }
 
