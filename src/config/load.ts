@@ -1,7 +1,7 @@
 // Turns flags, MESHCA_* variables and an optional YAML file (in that order of precedence) into one
 // validated, frozen set of values for a command. Errors name the bad setting and where it came from.
 
-import { readFileSync } from 'node:fs';
+import { readSettingFile } from './read_file.ts';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { MeshcaError } from '../errors/index.ts';
@@ -75,12 +75,7 @@ function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
 }
 
 function readYaml(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `--config ${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-  }
+  const text = readSettingFile(path, '--config');
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -1,17 +1,10 @@
 // `meshca request`: send a CSR to a running CA's CreateCertificate with a token and print the
 // chain — what the agent does, by hand, for operators and examples. Uses the agent's CA client.
-import { readFileSync } from 'node:fs';
+import { readSettingFile } from '../../config/index.ts';
 import { createCaClient } from '../../agent/index.ts';
 import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
 import type { Command } from '../command.ts';
 
-function readArg(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `${flag} ${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-  }
-}
 
 export const requestCommand: Command = {
   path: ['request'],
@@ -23,9 +16,9 @@ export const requestCommand: Command = {
     defaults: { 'ca-addr': 'localhost:15012', 'root-cert': 'keys/root-cert.pem' },
   },
   async run(v, ctx) {
-    const csrPem = readArg(v.csr!, '--csr');
-    const roots = readArg(v['root-cert']!, '--root-cert');
-    const token = readArg(v['token-file']!, '--token-file').trim();
+    const csrPem = readSettingFile(v.csr!, '--csr');
+    const roots = readSettingFile(v['root-cert']!, '--root-cert');
+    const token = readSettingFile(v['token-file']!, '--token-file').trim();
     const client = createCaClient({
       address: v['ca-addr']!,
       ...(v['ca-name'] ? { serverName: v['ca-name'] } : {}),

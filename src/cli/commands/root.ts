@@ -2,7 +2,7 @@
 // directly, from any machine that mounts it. Each step is idempotent, locked and recorded in the
 // ledger; refusals are one line that says why and when it becomes safe.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { MeshcaError } from '../../errors/index.ts';
 import { openLedger, openLedgerWriter, type Ledger } from '../../ledger/index.ts';
@@ -19,9 +19,8 @@ import {
   type ExternalRoot,
   type RotationContext,
 } from '../../rotation/index.ts';
-import type { Values } from '../../config/index.ts';
+import { readSettingFile, type SettingName, type Values } from '../../config/index.ts';
 import { report, type Command, type CommandContext } from '../command.ts';
-import type { SettingName } from '../../config/index.ts';
 
 const COMMON: readonly SettingName[] = ['keys', 'db', 'max-ttl', 'trust-domain', 'json'];
 
@@ -92,13 +91,7 @@ const prepareCommand: Command = {
     if ((v['root-cert'] === undefined) !== (v['root-key'] === undefined)) throw new MeshcaError('BAD_CONFIG', '--root-cert and --root-key go together');
     let external: ExternalRoot | undefined;
     if (v['root-cert']) {
-      let certPem: string;
-      try {
-        certPem = readFileSync(v['root-cert'], 'utf8');
-      } catch (err) {
-        throw new MeshcaError('BAD_CONFIG', `--root-cert ${v['root-cert']}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-      }
-      external = { certPem, key: readPrivateKeyFile(v['root-key']!) };
+      external = { certPem: readSettingFile(v['root-cert'], '--root-cert'), key: readPrivateKeyFile(v['root-key']!) };
     }
     const r = await withContext(v, ctx, (rc) => prepareRoot(rc, { keyType: parseKeyType(v['key-type']!), ...(external ? { external } : {}) }));
     const human =

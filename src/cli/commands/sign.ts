@@ -1,5 +1,5 @@
 // `meshca sign`: issue an X509-SVID from the key directory for a CSR file (operators and tests).
-import { readFileSync } from 'node:fs';
+import { readSettingFile } from '../../config/index.ts';
 import { DEFAULT_LEAF_TTL_MS, loadAuthorityFromDirectory, SvidIssuer, validateTtlPolicy } from '../../ca/index.ts';
 import { MeshcaError } from '../../errors/index.ts';
 import { openLedgerWriter } from '../../ledger/index.ts';
@@ -17,12 +17,7 @@ export const signCommand: Command = {
     if (spiffeId.trustDomain !== v['trust-domain']) {
       throw new MeshcaError('BAD_SPIFFE_ID', `--id ${spiffeId.uri} is not in the trust domain ${v['trust-domain']} (set --trust-domain)`);
     }
-    let csrPem: string;
-    try {
-      csrPem = readFileSync(v.csr!, 'utf8');
-    } catch (err) {
-      throw new MeshcaError('BAD_CONFIG', `--csr ${v.csr}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-    }
+    const csrPem = readSettingFile(v.csr!, '--csr');
     if (v.ttl! % 1000 !== 0) throw new MeshcaError('BAD_TTL', `--ttl ${formatDuration(v.ttl!)} must be whole seconds`);
     const authority = loadAuthorityFromDirectory(v.keys!, ctx.clock.now());
     const ledger = await openLedgerWriter(v.db!, { keysDir: v.keys!, clock: ctx.clock });
