@@ -4,7 +4,7 @@
 // identity comes from the caller's credentials, as Istio's CreateCertificate also insists.
 
 import * as grpc from '@grpc/grpc-js';
-import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type Caller } from '../authn/index.ts';
+import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type AuthRequest, type Caller } from '../authn/index.ts';
 import type { SvidIssuer } from '../ca/index.ts';
 import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
@@ -58,9 +58,11 @@ export function authorizeCaller(caller: Caller, policy: IdentityPolicy): void {
 }
 
 /** Who the caller is (no policy): the first authenticator in the chain that vouches for it. */
-export async function authenticateCaller(call: AnyCall, deps: Pick<CaServiceDeps, 'authenticators' | 'clock' | 'log'>): Promise<Caller> {
-  const nowMs = deps.clock.now();
-  const authReq = authRequestOf(call, deadlineOf(call, nowMs, DEFAULT_REQUEST_DEADLINE_MS));
+export function authenticateCaller(call: AnyCall, deps: Pick<CaServiceDeps, 'authenticators' | 'clock' | 'log'>): Promise<Caller> {
+  return authenticateRequest(authRequestOf(call, deadlineOf(call, deps.clock.now(), DEFAULT_REQUEST_DEADLINE_MS)), deps);
+}
+
+async function authenticateRequest(authReq: AuthRequest, deps: Pick<CaServiceDeps, 'authenticators' | 'log'>): Promise<Caller> {
   const result = await authenticateWithChain(deps.authenticators(), authReq);
   if (!result.caller) {
     deps.log.info(
@@ -99,11 +101,12 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
   try {
     const parsed = parseRequest(call.request);
     ttlSeconds = parsed.ttlSeconds;
+    const authReq = authRequestOf(call, deadlineOf(call, deps.clock.now(), DEFAULT_REQUEST_DEADLINE_MS));
     try {
-      caller = await authenticateCaller(call, deps);
+      caller = await authenticateRequest(authReq, deps);
       authorizeCaller(caller, deps.policy);
     } catch (err) {
-      const token = authRequestOf(call).bearerToken;
+      const token = authReq.bearerToken;
       await deps.issuer.recordRefusal(
         { channel: 'CreateCertificate', peer, requestedTtlSeconds: ttlSeconds, ...(caller ? { caller } : token ? { tokenSha256: tokenSha256(token) } : {}) },
         err,
