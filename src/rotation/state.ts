@@ -65,10 +65,6 @@ export function serializeRotationState(state: RotationState): string {
   return `${JSON.stringify({ format: FORMAT, version: state.version, updatedAtMs: state.updatedAtMs, roots: state.roots, intermediates: state.intermediates }, null, 2)}\n`;
 }
 
-export function rootSlotById(state: RotationState, keyId: string): RootSlot | undefined {
-  return state.roots.find((s) => s.cert.keyId === keyId);
-}
-
 export function intermediatesUnder(state: RotationState, rootKeyId: string): IntermediateSlot[] {
   return state.intermediates.filter((s) => s.cert.rootKeyId === rootKeyId);
 }
