@@ -8,4 +8,5 @@ export { loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } f
 export { bearerTokenFrom, tokenSha256, tokenLogId, tokenFacts, MAX_TOKEN_BYTES } from './token.ts';
 export { callerFromKubernetesClaims } from './kubernetes_claims.ts';
 export { createIdentityPolicy, withIdentityPolicy, type IdentityPolicy as CallerPolicy, type PolicyDecision } from './policy.ts';
-export { createKubernetesAuthenticators, type KubernetesAuthOptions, type KubernetesAuthMode } from './kubernetes/index.ts';
+// Types only: the Kubernetes authenticators (and their client) load only when --authn asks for them.
+export type { KubernetesAuthOptions, KubernetesAuthMode } from './kubernetes/index.ts';

@@ -3,7 +3,6 @@
 // edited or deleted. Only the replica holding the Lease writes. Never touches any other ConfigMap.
 
 import { CoreV1Api, KubeConfig as KubeConfigClass, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -11,13 +10,9 @@ import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { SECOND_MS, type Clock } from '../time/index.ts';
 import { startLeaseElector, statusOf, type LeaseElector } from './lease.ts';
+import { BUNDLE_CONFIGMAP_KEY, BUNDLE_CONFIGMAP_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS, DISTRIBUTOR_LEASE_NAME } from './names.ts';
 
-export const BUNDLE_CONFIGMAP_NAME = 'meshca-root-cert';
-export const BUNDLE_CONFIGMAP_KEY = 'root-cert.pem';
-export const DISTRIBUTOR_LEASE_NAME = 'meshca-bundle-distributor';
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshca' };
-export const DEFAULT_LEASE_DURATION_MS = 15 * SECOND_MS;
-export const DEFAULT_RESYNC_MS = 60 * SECOND_MS;
 const WATCH_RESTART_MS = SECOND_MS;
 
 export interface ConfigMapDistributorOptions {
@@ -184,15 +179,11 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
   };
 }
 
-/** Where a pod finds its service-account token: its presence means we run in a cluster. */
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
 /**
- * The Kubernetes client configuration for distribution, or undefined when it is off: `on` uses
- * --kubeconfig (or the in-cluster configuration), `auto` turns on only inside a pod.
+ * The Kubernetes client configuration for distribution (the caller has decided it is on): `on`
+ * uses --kubeconfig (or the in-cluster configuration), `auto` the in-cluster configuration.
  */
-export function loadDistributorKubeConfig(mode: 'auto' | 'on' | 'off', kubeconfigPath: string | undefined): KubeConfig | undefined {
-  if (mode === 'off' || (mode === 'auto' && !existsSync(IN_CLUSTER_TOKEN))) return undefined;
+export function loadDistributorKubeConfig(mode: 'auto' | 'on', kubeconfigPath: string | undefined): KubeConfig {
   const kc = new KubeConfigClass();
   try {
     if (kubeconfigPath && mode === 'on') kc.loadFromFile(kubeconfigPath);

@@ -1,15 +1,26 @@
 // Public face of src/distribution: getting the trust bundle to everyone who must trust it — the
-// SPIFFE bundle endpoint and the per-namespace ConfigMap kept by one elected replica.
+// SPIFFE bundle endpoint and the per-namespace ConfigMap kept by one elected replica. The
+// Kubernetes client is loaded only when distribution is on.
+
+import { existsSync } from 'node:fs';
+import type { ConfigMapDistributor, ConfigMapDistributorOptions } from './configmaps.ts';
+import { IN_CLUSTER_TOKEN } from './names.ts';
+
 export { spiffeBundleDocument, createBundleRoute, DEFAULT_REFRESH_HINT_SECONDS, type SpiffeBundleDocument, type SpiffeBundleKey, type BundleSource } from './bundle_document.ts';
-export {
-  startConfigMapDistributor,
-  loadDistributorKubeConfig,
-  BUNDLE_CONFIGMAP_NAME,
-  BUNDLE_CONFIGMAP_KEY,
-  DISTRIBUTOR_LEASE_NAME,
-  DEFAULT_LEASE_DURATION_MS,
-  DEFAULT_RESYNC_MS,
-  type ConfigMapDistributor,
-  type ConfigMapDistributorOptions,
-} from './configmaps.ts';
-export { startLeaseElector, type LeaseElector, type LeaseOptions } from './lease.ts';
+export { BUNDLE_CONFIGMAP_NAME, BUNDLE_CONFIGMAP_KEY, DISTRIBUTOR_LEASE_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS } from './names.ts';
+export type { ConfigMapDistributor, ConfigMapDistributorOptions } from './configmaps.ts';
+export type { LeaseElector, LeaseOptions } from './lease.ts';
+
+/**
+ * Starts the ConfigMap distributor when `--distribute-bundle` asks for it (`on`, or `auto` inside
+ * a pod); otherwise resolves to undefined without loading the Kubernetes client.
+ */
+export async function startBundleDistribution(
+  mode: 'auto' | 'on' | 'off',
+  kubeconfigPath: string | undefined,
+  options: Omit<ConfigMapDistributorOptions, 'kubeConfig'>,
+): Promise<ConfigMapDistributor | undefined> {
+  if (mode === 'off' || (mode === 'auto' && !existsSync(IN_CLUSTER_TOKEN))) return undefined;
+  const { loadDistributorKubeConfig, startConfigMapDistributor } = await import('./configmaps.ts');
+  return startConfigMapDistributor({ ...options, kubeConfig: loadDistributorKubeConfig(mode, kubeconfigPath) });
+}

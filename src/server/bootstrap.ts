@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
-import { createJwtAuthenticator, createKubernetesAuthenticators, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
+import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
 import { inspectKeyDirectory, initCa } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import type { ClosableLedgerWriter } from '../ledger/index.ts';
@@ -57,6 +57,8 @@ export async function buildAuthenticators(config: ServeConfig, state: CaState, d
   }
   const k8s = config.kubernetes;
   if (k8s.mode !== 'none') {
+    // Loaded here, not at start-up: the Kubernetes client is most of a cold start.
+    const { createKubernetesAuthenticators } = await import('../authn/kubernetes/index.ts');
     chain.push(
       ...createKubernetesAuthenticators({
         mode: k8s.mode,

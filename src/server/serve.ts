@@ -8,7 +8,7 @@ import { createIdentityPolicy } from '../authn/index.ts';
 import { createCaDirectSds } from '../sds/index.ts';
 import { createAuditService } from '../audit/index.ts';
 import { createAdminService } from '../admin/index.ts';
-import { createBundleRoute, loadDistributorKubeConfig, startConfigMapDistributor, type ConfigMapDistributor } from '../distribution/index.ts';
+import { createBundleRoute, startBundleDistribution } from '../distribution/index.ts';
 import { authorityFromSnapshot, DirectoryKeyStore, rotationPolicy, startRotationRuntime, type RotationContext } from '../rotation/index.ts';
 import { DEFAULT_LEAF_TTL_MS, SvidIssuer } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
@@ -187,13 +187,9 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const grpcAddress = listenUrl(g.host, grpcPort);
   const httpAddress = listenUrl(h.host, httpPort);
 
-  let distributor: ConfigMapDistributor | undefined;
-  const kubeConfig = loadDistributorKubeConfig(config.rotation.distributeBundle, config.kubernetes.kubeconfigPath);
-  if (kubeConfig) {
-    distributor = startConfigMapDistributor({
-      kubeConfig, namespace: config.namespace, bundlePem: () => state.bundlePem.join(''), onBundleChange: (l) => state.subscribe(() => l()), clock, log, registry,
-    });
-  }
+  const distributor = await startBundleDistribution(config.rotation.distributeBundle, config.kubernetes.kubeconfigPath, {
+    namespace: config.namespace, bundlePem: () => state.bundlePem.join(''), onBundleChange: (l) => state.subscribe(() => l()), clock, log, registry,
+  });
   await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: { grpc: grpcAddress, http: httpAddress, issuerKeyId: state.authority.keyId, rootKeyId: state.authority.rootKeyId } });
   log.info(
     {

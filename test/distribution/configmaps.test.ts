@@ -4,7 +4,8 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { BUNDLE_CONFIGMAP_KEY, BUNDLE_CONFIGMAP_NAME, DISTRIBUTOR_LEASE_NAME, startConfigMapDistributor, type ConfigMapDistributor } from '../../src/distribution/index.ts';
+import { BUNDLE_CONFIGMAP_KEY, BUNDLE_CONFIGMAP_NAME, DISTRIBUTOR_LEASE_NAME, type ConfigMapDistributor } from '../../src/distribution/index.ts';
+import { startConfigMapDistributor } from '../../src/distribution/configmaps.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { systemClock } from '../../src/time/index.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
