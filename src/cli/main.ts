@@ -1,7 +1,6 @@
 // meshca's command line: finds the subcommand, loads its settings, runs it, and turns any error
 // into one line on stderr and a non-zero exit.
 
-import 'reflect-metadata';
 import { formatHelp, loadSettings } from '../config/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import { systemClock } from '../time/index.ts';
