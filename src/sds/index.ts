@@ -1,5 +1,6 @@
-// Public face of src/sds: Envoy's Secret Discovery Service over grpc-js, the secret store that
-// feeds it, and the CA-direct mode. Knows no CA internals beyond src/ca's public face.
+// Public face of src/sds: Envoy's Secret Discovery Service over grpc-js (streams, versions, nonces)
+// and the secret store that feeds it. Knows no CA and no authentication: CA-direct SDS, which
+// composes this protocol with the CA, lives in src/server.
 export {
   SECRET_TYPE_URL,
   DEFAULT_SECRET_NAME,
@@ -14,4 +15,3 @@ export {
 export { addSdsService, type SdsService, type SdsServiceOptions, type OpenSource, type OpenedSource } from './service.ts';
 export { createSdsMetrics, type SdsMetrics, type SdsCounters } from './metrics.ts';
 export { loadSdsProtos, sdsProtoIncludeDirs, PROTO_OPTIONS } from './protos.ts';
-export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct.ts';

@@ -8,3 +8,4 @@ export { createHttpServer, type ReadinessCheck, type Route } from './http_server
 export { istioCertificateService, istioCertificateClient, PROTOS_DIR, PROTO_LOADER_OPTIONS } from './protos.ts';
 export { authRequestOf, peerAddressOf } from './call_identity.ts';
 export { servingDnsNames, SERVING_IP_ADDRESSES } from './serving_identity.ts';
+export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct_sds.ts';

@@ -1,6 +1,7 @@
 // CA-direct SDS, the weaker mode: proxies that cannot run an agent (gateways, VMs) open SDS on the
 // CA with a bearer token, and the CA makes their key. Each stream gets its own key, issued for the
-// stream's authenticated identity and renewed at half-life. Never logs a key or a token.
+// stream's authenticated identity and renewed at half-life. Composes src/sds (the protocol) with
+// src/ca and src/authn on the CA side, so src/sds stays free of them. Never logs a key or a token.
 
 import type * as grpc from '@grpc/grpc-js';
 import type { Caller } from '../authn/index.ts';
@@ -22,7 +23,7 @@ import {
   type SdsService,
   type SecretChange,
   type SecretSource,
-} from './index.ts';
+} from '../sds/index.ts';
 import type { Clock } from '../time/index.ts';
 
 /** How often the shared ROOTCA is compared with the CA's bundle (design.md: changes within 5 s). */
