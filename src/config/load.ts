@@ -58,10 +58,8 @@ function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
     }
     case 'duration':
       return typeof raw === 'number' ? raw * 1000 : parseDuration(String(raw), where);
-    case 'list': {
-      const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
-      return items.map((x) => x.trim()).filter((x) => x.length > 0);
-    }
+    case 'list':
+      return listItems(raw, where);
     case 'enum': {
       const text = String(raw);
       if (!spec.choices?.includes(text)) throw bad(`${where}: "${text}" is not one of ${spec.choices?.join(', ')}`);
@@ -72,6 +70,22 @@ function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
       return String(raw);
     }
   }
+}
+
+/**
+ * A list reads the same from a comma-separated flag, repeated flags, a MESHCA_* variable and a YAML
+ * list or string: every item is split on commas. A wholly empty value is the empty list; an empty
+ * element ("a,,b", a trailing comma) is refused, since it is almost always a typo.
+ */
+function listItems(raw: unknown, where: string): string[] {
+  const parts = (Array.isArray(raw) ? raw : [raw]).flatMap((item) => {
+    if (typeof item === 'object' && item !== null) throw bad(`${where}: expected a list of strings`);
+    return String(item).split(',');
+  });
+  const items = parts.map((x) => x.trim());
+  if (items.length === 1 && items[0] === '') return [];
+  if (items.includes('')) throw bad(`${where}: empty element in "${parts.join(',')}"; separate items with single commas`);
+  return items;
 }
 
 function readYaml(path: string): Record<string, unknown> {
