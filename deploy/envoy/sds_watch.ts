@@ -5,13 +5,13 @@
 import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_OPTIONS, SECRET_TYPE_URL, sdsProtoIncludeDirs } from '../../src/sds/index.ts';
+import type * as protoLoader from '@grpc/proto-loader';
+import { SECRET_TYPE_URL } from '../../src/sds/index.ts';
+import { protoDefinition, SDS_SERVICE, serviceClient } from '../../src/transport/index.ts';
 
 const socket = process.argv[2] ?? '/var/run/secrets/workload-spiffe-uds/socket';
-const def = protoLoader.loadSync(['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'], { ...PROTO_OPTIONS, includeDirs: sdsProtoIncludeDirs() });
-const Client = grpc.makeGenericClientConstructor(def['envoy.service.secret.v3.SecretDiscoveryService'] as grpc.ServiceDefinition, 'SDS');
-const secretType = def['envoy.extensions.transport_sockets.tls.v3.Secret'] as protoLoader.MessageTypeDefinition<object, SecretMessage>;
+const Client = serviceClient(SDS_SERVICE);
+const secretType = protoDefinition(SDS_SERVICE)['envoy.extensions.transport_sockets.tls.v3.Secret'] as protoLoader.MessageTypeDefinition<object, SecretMessage>;
 
 interface SecretMessage {
   name: string;

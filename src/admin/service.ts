@@ -2,9 +2,7 @@
 // --admins. Parses, authenticates, authorises, calls src/rotation, maps errors once. Never accepts
 // key material over the wire.
 
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { Caller } from '../authn/index.ts';
 import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Ledger } from '../ledger/index.ts';
@@ -12,10 +10,9 @@ import type { Logger } from '../observability/index.ts';
 import { parseKeyType, type KeyType } from '../pki/index.ts';
 import { activateRoot, prepareRoot, retireRoot, rotateIntermediate, rotationStatus, type RotationContext } from '../rotation/index.ts';
 import type { Clock } from '../time/index.ts';
+import { ADMIN_SERVICE, serviceClient, serviceDefinition } from '../transport/index.ts';
 
-export const ADMIN_SERVICE_NAME = 'meshca.admin.v1.RotationService';
-const PROTOS_DIR = fileURLToPath(new URL('../../protos/', import.meta.url));
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTOS_DIR] };
+export const ADMIN_SERVICE_NAME = ADMIN_SERVICE;
 
 export type AdminCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
 
@@ -33,17 +30,9 @@ export interface AdminServiceDeps {
   readonly log: Pick<Logger, 'info' | 'warn'>;
 }
 
-type AdminPackage = { meshca: { admin: { v1: { RotationService: grpc.ServiceClientConstructor } } } };
-
-let pkg: AdminPackage | undefined;
-function loadAdminPackage(): AdminPackage {
-  pkg ??= grpc.loadPackageDefinition(protoLoader.loadSync('meshca/admin/v1/admin.proto', LOADER_OPTIONS)) as unknown as AdminPackage;
-  return pkg;
-}
-
 /** A client constructor for the admin API (tools, tests). */
 export function adminServiceClient(): grpc.ServiceClientConstructor {
-  return loadAdminPackage().meshca.admin.v1.RotationService;
+  return serviceClient(ADMIN_SERVICE);
 }
 
 interface StepResponse {
@@ -126,5 +115,5 @@ export function createAdminService(deps: AdminServiceDeps): { service: grpc.Serv
       }),
     ),
   };
-  return { service: adminServiceClient().service, handlers };
+  return { service: serviceDefinition(ADMIN_SERVICE), handlers };
 }

@@ -5,8 +5,8 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { isMeshcaError, MeshcaError } from '../errors/index.ts';
-import { istioCertificateClient } from '../server/index.ts';
 import type { Clock } from '../time/index.ts';
+import { ISTIO_CA_SERVICE, serviceClient } from '../transport/index.ts';
 
 /** A CreateCertificate that has not answered in this long is treated as the CA being down. */
 export const CA_CALL_TIMEOUT_MS = 10_000;
@@ -46,13 +46,6 @@ type CreateCertificateMethod = (
   callback: (err: grpc.ServiceError | null, response?: { cert_chain?: string[] }) => void,
 ) => void;
 
-let serviceConstructor: grpc.ServiceClientConstructor | undefined;
-
-function certificateServiceClient(): grpc.ServiceClientConstructor {
-  serviceConstructor ??= istioCertificateClient();
-  return serviceConstructor;
-}
-
 function hostOf(address: string): string {
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
   if (bracketed) return bracketed[1]!;
@@ -74,7 +67,7 @@ export function createCaClient(options: CaClientOptions): CaClient {
       // --ca-name picks which one we insist on when the address is something else.
       { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(expectedName, cert) },
     );
-    const Client = certificateServiceClient();
+    const Client = serviceClient(ISTIO_CA_SERVICE);
     // RFC 6066: SNI carries host names only, so an IP address is checked but not sent as SNI.
     return new Client(options.address, credentials, isIP(expectedName) ? {} : { 'grpc.ssl_target_name_override': expectedName, 'grpc.default_authority': expectedName });
   };

@@ -1,19 +1,16 @@
 // meshca.audit.v1.AuditService: the ledger for auditors over gRPC. Only SPIFFE IDs in --auditors
 // get answers; every call, allowed or refused, is recorded first. Never answers what it could not record.
 
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { Caller } from '../authn/index.ts';
 import { isMeshcaError, MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { AuditQueryEvent, Ledger, LedgerRecord, VerifyReport } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock } from '../time/index.ts';
+import { AUDIT_SERVICE, peerAddressOf, serviceClient, serviceDefinition } from '../transport/index.ts';
 import { buildLedgerQuery, describeFilter, type AuditFilterInput } from './filter.ts';
 
-export const AUDIT_SERVICE_NAME = 'meshca.audit.v1.AuditService';
-const PROTOS_DIR = fileURLToPath(new URL('../../protos/', import.meta.url));
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTOS_DIR] };
+export const AUDIT_SERVICE_NAME = AUDIT_SERVICE;
 
 /** What authentication may look at: the call's metadata, peer and TLS auth context. */
 export type AuditCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
@@ -44,15 +41,9 @@ interface QueryRequest {
   ascending: boolean;
 }
 
-type AuditPackage = { meshca: { audit: { v1: { AuditService: grpc.ServiceClientConstructor } } } };
-
-function loadAuditPackage(): AuditPackage {
-  return grpc.loadPackageDefinition(protoLoader.loadSync('meshca/audit/v1/audit.proto', LOADER_OPTIONS)) as unknown as AuditPackage;
-}
-
 /** A client constructor for the auditor API (tests, tools). */
 export function auditServiceClient(): grpc.ServiceClientConstructor {
-  return loadAuditPackage().meshca.audit.v1.AuditService;
+  return serviceClient(AUDIT_SERVICE);
 }
 
 function toFilterInput(req: QueryRequest): AuditFilterInput {
@@ -103,16 +94,12 @@ function toWireReport(r: VerifyReport): Record<string, unknown> {
   };
 }
 
-function peerOf(call: AuditCall): string {
-  return call.getPeer().replace(/^ipv[46]:/, '');
-}
-
 export function createAuditService(deps: AuditServiceDeps): { service: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const auditors = new Set(deps.auditors);
 
   /** Authenticates, authorises and records the call; returns only if the caller may have an answer. */
   async function admit(call: AuditCall, method: string, filter: () => Record<string, string | number | boolean>): Promise<void> {
-    const base = { type: 'audit-query' as const, method, peer: peerOf(call) };
+    const base = { type: 'audit-query' as const, method, peer: peerAddressOf(call) };
     let caller: Caller;
     try {
       caller = await deps.authenticate(call);
@@ -172,5 +159,5 @@ export function createAuditService(deps: AuditServiceDeps): { service: grpc.Serv
       })();
     },
   };
-  return { service: auditServiceClient().service, handlers };
+  return { service: serviceDefinition(AUDIT_SERVICE), handlers };
 }

@@ -14,4 +14,4 @@ export {
 } from './secrets.ts';
 export { addSdsService, type SdsService, type SdsServiceOptions, type OpenSource, type OpenedSource } from './service.ts';
 export { createSdsMetrics, type SdsMetrics, type SdsCounters } from './metrics.ts';
-export { loadSdsProtos, sdsProtoIncludeDirs, PROTO_OPTIONS } from './protos.ts';
+export { loadSdsProtos } from './protos.ts';

@@ -1,15 +1,11 @@
-// Envoy's SDS protos, loaded from the copy @grpc/grpc-js-xds ships (never copied into this repo),
-// and the encoders built from them. Loaded once per process, on first use.
+// Envoy's SDS service and Secret message (loaded once by src/transport) and the encoders built
+// from them. Built once per process, on first use.
 
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as protoLoader from '@grpc/proto-loader';
+import { protoDefinition, SDS_SERVICE } from '../transport/index.ts';
 
-const SDS_SERVICE = 'envoy.service.secret.v3.SecretDiscoveryService';
 const SECRET_MESSAGE = 'envoy.extensions.transport_sockets.tls.v3.Secret';
-/** Include directories inside @grpc/grpc-js-xds/deps that Envoy's imports resolve against. */
-const PROTO_DEPS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'];
 
 export interface SdsProtos {
   /** grpc-js service definition; responses may also be pre-encoded Buffers (written as they are). */
@@ -24,21 +20,9 @@ export interface SdsProtos {
 
 let loaded: SdsProtos | undefined;
 
-function protoIncludeDirs(): string[] {
-  const require = createRequire(import.meta.url);
-  const root = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
-  return PROTO_DEPS.map((dir) => join(root, 'deps', dir));
-}
-
-/** Field names stay snake_case, as in Envoy's protos and documentation. */
-export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
-
 export function loadSdsProtos(): SdsProtos {
   if (loaded) return loaded;
-  const definition = protoLoader.loadSync(['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'], {
-    ...PROTO_OPTIONS,
-    includeDirs: protoIncludeDirs(),
-  });
+  const definition = protoDefinition(SDS_SERVICE);
   const service = definition[SDS_SERVICE] as grpc.ServiceDefinition;
   const secret = definition[SECRET_MESSAGE] as protoLoader.MessageTypeDefinition<object, unknown>;
   const stream = service.StreamSecrets!;
@@ -58,9 +42,4 @@ export function loadSdsProtos(): SdsProtos {
     decodeSecret: (bytes: Buffer) => secret.deserialize(bytes),
   });
   return loaded;
-}
-
-/** The include directories, for clients (tests, benchmarks) that load the same protos. */
-export function sdsProtoIncludeDirs(): string[] {
-  return protoIncludeDirs();
 }

@@ -9,7 +9,8 @@ import type { SvidIssuer } from '../ca/index.ts';
 import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock } from '../time/index.ts';
-import { authRequestOf, deadlineOf, peerAddressOf } from './call_identity.ts';
+import { peerAddressOf } from '../transport/index.ts';
+import { authRequestOf, deadlineOf } from './call_identity.ts';
 import type { CaMetrics } from './metrics.ts';
 
 /** Longest an issuance may wait on authentication when the client sets no deadline. */

@@ -4,13 +4,9 @@
 import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { bearerTokenFrom, type AuthRequest } from '../authn/index.ts';
+import { peerAddressOf } from '../transport/index.ts';
 
 type AnyCall = { metadata: grpc.Metadata; getPeer(): string; getAuthContext?: () => { sslPeerCertificate?: { raw?: Buffer } } };
-
-/** "ipv4:1.2.3.4:5" / "ipv6:[::1]:5" / "1.2.3.4:5" → "1.2.3.4:5" */
-export function peerAddressOf(call: AnyCall): string {
-  return call.getPeer().replace(/^ipv[46]:/, '');
-}
 
 export function authRequestOf(call: AnyCall, deadlineMs?: number): AuthRequest {
   const bearerToken = bearerTokenFrom(call.metadata.get('authorization'));

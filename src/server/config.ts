@@ -5,6 +5,7 @@ import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { Values } from '../config/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import { parseSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
+import { parseListenAddress } from '../transport/index.ts';
 
 export interface ServeConfig {
   readonly keysDir: string;
@@ -41,14 +42,6 @@ export interface ServeConfig {
     readonly organization: string;
     readonly distributeBundle: 'auto' | 'on' | 'off';
   };
-}
-
-/** host:port, [v6]:port; port 0 picks a free one. */
-export function parseListenAddress(text: string, setting: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new MeshcaError('BAD_CONFIG', `${setting} "${text}" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 export function serveConfigFrom(v: Values): ServeConfig {

@@ -1,11 +1,9 @@
 // Public face of src/server: `meshca serve`'s assembly, configuration and the pieces other
 // features plug into (authenticating a gRPC call, the CA state, the HTTP routes).
 export { startCaServer, MAX_REQUEST_BYTES, type RunningCaServer, type ServeDeps, type ServerContext } from './serve.ts';
-export { serveConfigFrom, parseListenAddress, SERVE_SETTINGS, type ServeConfig } from './config.ts';
+export { serveConfigFrom, SERVE_SETTINGS, type ServeConfig } from './config.ts';
 export { authenticateCall, authenticateCaller, authorizeCaller, allowAll, type IdentityPolicy } from './ca_service.ts';
 export { CaState } from './ca_state.ts';
-export { createHttpServer, type ReadinessCheck, type Route } from './http_server.ts';
-export { istioCertificateService, istioCertificateClient, PROTOS_DIR, PROTO_LOADER_OPTIONS } from './protos.ts';
-export { authRequestOf, peerAddressOf } from './call_identity.ts';
+export { authRequestOf } from './call_identity.ts';
 export { servingDnsNames, SERVING_IP_ADDRESSES } from './serving_identity.ts';
 export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct_sds.ts';

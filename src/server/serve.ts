@@ -1,7 +1,6 @@
 // Assembles `meshca serve`: key directory → verified authority → ledger → authenticators →
 // gRPC over TLS (CreateCertificate) and the HTTP side port. Shuts down gracefully.
 
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Authenticator } from '../authn/index.ts';
 import { createIdentityPolicy } from '../authn/index.ts';
@@ -15,14 +14,13 @@ import { memoryLedger, openLedger, startRetention, type ClosableLedgerWriter, ty
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
 import type { Clock } from '../time/index.ts';
+import { bindGrpc, closeHttp, createHttpServer, ISTIO_CA_SERVICE, listenHttp, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
 import { authenticateCall, authenticateCaller, createCaServiceHandlers, type IdentityPolicy } from './ca_service.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
 import { CaState } from './ca_state.ts';
-import { parseListenAddress, type ServeConfig } from './config.ts';
-import { createHttpServer, type ReadinessCheck, type Route } from './http_server.ts';
+import type { ServeConfig } from './config.ts';
 import { createCaMetrics, type CaMetrics } from './metrics.ts';
-import { istioCertificateService } from './protos.ts';
 import { servingDnsNames, ServingIdentity } from './serving_identity.ts';
 
 /** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
@@ -62,10 +60,6 @@ export interface RunningCaServer {
   readonly context: ServerContext;
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes everything. */
   close(graceMs?: number): Promise<void>;
-}
-
-function listenUrl(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promise<RunningCaServer> {
@@ -124,7 +118,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     'grpc.max_concurrent_streams': 1000,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  server.addService(istioCertificateService(), createCaServiceHandlers({ issuer, authenticators: ctx.authenticators, policy, clock, log, metrics }));
+  server.addService(serviceDefinition(ISTIO_CA_SERVICE), createCaServiceHandlers({ issuer, authenticators: ctx.authenticators, policy, clock, log, metrics }));
   if (fullLedger) {
     const audit = createAuditService({ ledger: fullLedger, auditors: config.auditors, authenticate: (call) => authenticateCaller(call as never, ctx), clock, log });
     server.addService(audit.service, audit.handlers);
@@ -164,10 +158,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   deps.registerServices?.(server, ctx);
 
   const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, serving, false);
-  const g = parseListenAddress(config.listen, '--listen');
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listenUrl(g.host, g.port), creds, (err, port) => (err ? reject(new MeshcaError('BAD_CONFIG', `--listen ${config.listen}: ${err.message}`, { cause: err })) : resolve(port))),
-  );
+  const grpcAddress = await bindGrpc(server, config.listen, '--listen', creds);
 
   const readiness: Record<string, ReadinessCheck> = {
     keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }),
@@ -178,14 +169,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   };
   const bundleRoute = createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version }));
   const http = createHttpServer({ registry, readiness, routes: { '/bundle': bundleRoute, ...deps.routes?.(ctx) } });
-  const h = parseListenAddress(config.httpListen, '--http-listen');
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', (err) => reject(new MeshcaError('BAD_CONFIG', `--http-listen ${config.httpListen}: ${err.message}`, { cause: err })));
-    http.listen(h.port, h.host, () => resolve());
-  });
-  const httpPort = (http.address() as AddressInfo).port;
-  const grpcAddress = listenUrl(g.host, grpcPort);
-  const httpAddress = listenUrl(h.host, httpPort);
+  const httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
 
   const distributor = await startBundleDistribution(config.rotation.distributeBundle, config.kubernetes.kubeconfigPath, {
     namespace: config.namespace, bundlePem: () => state.bundlePem.join(''), onBundleChange: (l) => state.subscribe(() => l()), clock, log, registry,
@@ -222,8 +206,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
         caDirectSds?.close();
         rotation.stop();
         await distributor?.stop();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
-        http.closeAllConnections();
+        await closeHttp(http);
         await ledger.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: {} }).catch(() => undefined);
         await ledger.close();
         log.info('stopped');

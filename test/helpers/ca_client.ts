@@ -2,7 +2,7 @@
 // bearer token or a client certificate, exactly as an agent or istio-agent would call.
 
 import * as grpc from '@grpc/grpc-js';
-import { istioCertificateClient } from '../../src/server/index.ts';
+import { ISTIO_CA_SERVICE, serviceClient } from '../../src/transport/index.ts';
 
 export interface CaClientOptions {
   address: string;
@@ -25,7 +25,7 @@ export class CaClient {
       opts.clientCert ? Buffer.from(opts.clientCert.keyPem) : null,
       opts.clientCert ? Buffer.from(opts.clientCert.certPem) : null,
     );
-    const Ctor = istioCertificateClient();
+    const Ctor = serviceClient(ISTIO_CA_SERVICE);
     this.#client = new Ctor(opts.address, creds, {
       ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName } : {}),
     }) as grpc.Client & Record<string, Function>;

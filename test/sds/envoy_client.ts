@@ -3,8 +3,9 @@
 // secrets. Shared by the SDS, agent and benchmark code.
 
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_OPTIONS, SECRET_TYPE_URL, sdsProtoIncludeDirs } from '../../src/sds/index.ts';
+import type * as protoLoader from '@grpc/proto-loader';
+import { SECRET_TYPE_URL } from '../../src/sds/index.ts';
+import { protoDefinition, SDS_SERVICE, serviceClient } from '../../src/transport/index.ts';
 
 export interface DecodedSecret {
   name: string;
@@ -29,14 +30,9 @@ let protos: Protos | undefined;
 
 function load(): Protos {
   if (protos) return protos;
-  const def = protoLoader.loadSync(['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'], {
-    ...PROTO_OPTIONS,
-    includeDirs: sdsProtoIncludeDirs(),
-  });
-  const service = def['envoy.service.secret.v3.SecretDiscoveryService'] as grpc.ServiceDefinition;
-  const secret = def['envoy.extensions.transport_sockets.tls.v3.Secret'] as protoLoader.MessageTypeDefinition<object, Record<string, unknown>>;
+  const secret = protoDefinition(SDS_SERVICE)['envoy.extensions.transport_sockets.tls.v3.Secret'] as protoLoader.MessageTypeDefinition<object, Record<string, unknown>>;
   protos = {
-    Client: grpc.makeGenericClientConstructor(service, 'SecretDiscoveryService'),
+    Client: serviceClient(SDS_SERVICE),
     decodeSecret: (b) => secret.deserialize(b),
   };
   return protos;

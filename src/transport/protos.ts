@@ -1,0 +1,70 @@
+// The .proto files every endpoint speaks, loaded once per process on first use: meshca's own
+// (protos/: Istio's CA service, the admin and audit APIs) and Envoy's SDS, read from the copy
+// @grpc/grpc-js-xds ships (never copied into this repo). Loading only: no handlers, no encoders.
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const ISTIO_CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
+export const ADMIN_SERVICE = 'meshca.admin.v1.RotationService';
+export const AUDIT_SERVICE = 'meshca.audit.v1.AuditService';
+export const SDS_SERVICE = 'envoy.service.secret.v3.SecretDiscoveryService';
+
+type ProtoFamily = 'meshca' | 'envoy';
+
+const FAMILY_OPTIONS: Readonly<Record<ProtoFamily, protoLoader.Options>> = {
+  // Field names as written in the .proto (Istio's validity_duration), 64-bit numbers as numbers.
+  meshca: { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true },
+  // Field names stay snake_case, as in Envoy's protos and documentation.
+  envoy: { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true },
+};
+
+/** Include directories inside @grpc/grpc-js-xds/deps that Envoy's imports resolve against. */
+const ENVOY_PROTO_DEPS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'];
+
+const PROTO_FILES = {
+  [ISTIO_CA_SERVICE]: { family: 'meshca', files: ['istio/v1/auth/ca.proto'] },
+  [ADMIN_SERVICE]: { family: 'meshca', files: ['meshca/admin/v1/admin.proto'] },
+  [AUDIT_SERVICE]: { family: 'meshca', files: ['meshca/audit/v1/audit.proto'] },
+  [SDS_SERVICE]: { family: 'envoy', files: ['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'] },
+} as const satisfies Record<string, { family: ProtoFamily; files: readonly string[] }>;
+
+export type ServiceName = keyof typeof PROTO_FILES;
+
+function includeDirsOf(family: ProtoFamily): string[] {
+  if (family === 'meshca') return [fileURLToPath(new URL('../../protos/', import.meta.url))];
+  const root = dirname(createRequire(import.meta.url).resolve('@grpc/grpc-js-xds/package.json'));
+  return ENVOY_PROTO_DEPS.map((dir) => join(root, 'deps', dir));
+}
+
+const definitions = new Map<ServiceName, protoLoader.PackageDefinition>();
+const clients = new Map<ServiceName, grpc.ServiceClientConstructor>();
+
+/** The package definition holding `service` and the messages it uses (e.g. Envoy's Secret). */
+export function protoDefinition(service: ServiceName): protoLoader.PackageDefinition {
+  let definition = definitions.get(service);
+  if (!definition) {
+    const { family, files } = PROTO_FILES[service];
+    definition = protoLoader.loadSync([...files], { ...FAMILY_OPTIONS[family], includeDirs: includeDirsOf(family) });
+    definitions.set(service, definition);
+  }
+  return definition;
+}
+
+/** What a grpc-js server adds with `addService`. */
+export function serviceDefinition(service: ServiceName): grpc.ServiceDefinition {
+  return protoDefinition(service)[service] as grpc.ServiceDefinition;
+}
+
+/** A client constructor for `service` (the agent, tools, tests). */
+export function serviceClient(service: ServiceName): grpc.ServiceClientConstructor {
+  let client = clients.get(service);
+  if (!client) {
+    client = grpc.makeGenericClientConstructor(serviceDefinition(service), service.slice(service.lastIndexOf('.') + 1));
+    clients.set(service, client);
+  }
+  return client;
+}
