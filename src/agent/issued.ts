@@ -3,8 +3,8 @@
 // Never includes the private key in an error.
 
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { MeshcaError } from '../errors/index.ts';
-import { decodeCertificates, isSelfSigned, toPem, verifyChain } from '../pki/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
+import { decodeCertificates, isSelfSigned, readSigningCertificateId, readSvidSpiffeId, toPem, verifyChain } from '../pki/index.ts';
 
 export interface HeldSvid {
   readonly spiffeId: string;
@@ -38,13 +38,15 @@ export function acceptIssuedChain(certChain: readonly string[], privateKey: KeyO
   if (roots.length === 0) throw bad('cert_chain ends without a root certificate');
   const leaf = chain[0]!;
   if (!leaf.publicKey.equals(createPublicKey(privateKey))) throw bad('the certificate is not for the key this agent made');
+  let spiffeId: string;
   try {
-    verifyChain(chain, roots, nowMs);
+    const root = verifyChain(chain, roots, nowMs);
+    // X509-SVID §5: a leaf is trusted only with its own trust domain's bundle, which the root names.
+    const trustDomain = readSigningCertificateId(root)?.trustDomain;
+    spiffeId = readSvidSpiffeId(leaf, trustDomain === undefined ? {} : { trustDomain }).uri;
   } catch (err) {
-    throw bad(err instanceof Error ? err.message : 'the chain does not verify', err);
+    throw bad(describeError(err), err);
   }
-  const spiffeId = /URI:(spiffe:\/\/[^,\s]+)/.exec(leaf.subjectAltName ?? '')?.[1];
-  if (!spiffeId) throw bad('the certificate has no SPIFFE ID');
   return {
     spiffeId,
     chainPem: chain.map((c) => toPem(c.raw, 'CERTIFICATE')).join(''),

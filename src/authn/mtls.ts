@@ -3,7 +3,9 @@
 // the CA's current issuers, so a certificate from any other CA is refused.
 
 import type { X509Certificate } from 'node:crypto';
-import { parseSpiffeId, kubernetesIdentityOf, type SpiffeId } from '../spiffe/index.ts';
+import { describeError } from '../errors/index.ts';
+import { readSvidSpiffeId } from '../pki/index.ts';
+import { kubernetesIdentityOf, type SpiffeId } from '../spiffe/index.ts';
 import type { Clock } from '../time/index.ts';
 import type { Authenticator, AuthOutcome, AuthRequest } from './types.ts';
 
@@ -12,16 +14,6 @@ export interface MtlsAuthenticatorOptions {
   readonly issuers: () => readonly X509Certificate[];
   readonly trustDomain: string;
   readonly clock: Clock;
-}
-
-function spiffeIdOf(cert: X509Certificate): SpiffeId | string {
-  const sans = (cert.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:'));
-  if (sans.length !== 1) return 'client certificate must carry exactly one URI SAN (a SPIFFE ID)';
-  try {
-    return parseSpiffeId(sans[0]!.slice(4));
-  } catch {
-    return 'client certificate URI SAN is not a valid SPIFFE ID';
-  }
 }
 
 export function createMtlsAuthenticator(opts: MtlsAuthenticatorOptions): Authenticator {
@@ -37,10 +29,12 @@ export function createMtlsAuthenticator(opts: MtlsAuthenticatorOptions): Authent
         return { ok: false, kind: 'refused', reason: 'client certificate is expired or not yet valid' };
       }
       if (Date.parse(issuer.validTo) < nowMs) return { ok: false, kind: 'refused', reason: 'client certificate issuer has expired' };
-      if (leaf.ca) return { ok: false, kind: 'refused', reason: 'client certificate is a CA certificate' };
-      const id = spiffeIdOf(leaf);
-      if (typeof id === 'string') return { ok: false, kind: 'refused', reason: id };
-      if (id.trustDomain !== opts.trustDomain) return { ok: false, kind: 'refused', reason: `client certificate is for trust domain ${id.trustDomain}, not ${opts.trustDomain}` };
+      let id: SpiffeId;
+      try {
+        id = readSvidSpiffeId(leaf, { trustDomain: opts.trustDomain });
+      } catch (err) {
+        return { ok: false, kind: 'refused', reason: `client ${describeError(err)}` };
+      }
       const k8s = kubernetesIdentityOf(id);
       return {
         ok: true,

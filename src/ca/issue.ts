@@ -3,19 +3,21 @@
 // authenticated; the SPIFFE ID comes from that identity and never from the CSR.
 
 import { X509Certificate } from 'node:crypto';
-import { isMeshcaError, MeshcaError } from '../errors/index.ts';
+import { describeError, isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Caller } from '../authn/index.ts';
 import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/index.ts';
 import {
   chainWithBundle,
   issueSvid,
   parseCsrPem,
+  readSvidSpiffeId,
   sha256Hex,
   type SerialSource,
   type SigningAuthority,
   type VerifiedCsr,
   type IssuedCertificate,
 } from '../pki/index.ts';
+import type { SpiffeId } from '../spiffe/index.ts';
 import type { Clock } from '../time/index.ts';
 import { resolveTtl, type TtlPolicy } from './ttl.ts';
 
@@ -69,11 +71,14 @@ function callerFacts(caller: Caller): Partial<IssuanceEvent> {
 }
 
 /** SPIFFE X509-SVID §4 and our profile, checked on the finished certificate before it leaves. */
-function checkIssued(cert: IssuedCertificate, spiffeId: string, authority: SigningAuthority, csr: VerifiedCsr): void {
+function checkIssued(cert: IssuedCertificate, spiffeId: SpiffeId, authority: SigningAuthority, csr: VerifiedCsr): void {
   const x = new X509Certificate(cert.der);
   const problems: string[] = [];
-  if (x.subjectAltName !== `URI:${spiffeId}`) problems.push('SAN is not exactly the SPIFFE ID');
-  if (x.ca) problems.push('leaf is a CA');
+  try {
+    if (readSvidSpiffeId(x, { trustDomain: spiffeId.trustDomain }).uri !== spiffeId.uri) problems.push('SAN is not exactly the SPIFFE ID');
+  } catch (err) {
+    problems.push(describeError(err));
+  }
   // Names and key ids only: the signature was made a moment ago by the signer that loadSigningAuthority
   // matched to this certificate, and re-verifying it would cost as much as a second issuance.
   if (!x.checkIssued(authority.certificate)) problems.push('issuer does not match the issuing CA');
@@ -116,7 +121,7 @@ export class SvidIssuer {
         nowMs: startMs,
         ...(this.#deps.serial ? { serial: this.#deps.serial } : {}),
       });
-      checkIssued(certificate, req.caller.spiffeId.uri, authority, csr);
+      checkIssued(certificate, req.caller.spiffeId, authority, csr);
       issued = {
         spiffeId: req.caller.spiffeId.uri,
         certificate,

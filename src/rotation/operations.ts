@@ -5,7 +5,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
 import type { CaEvent, CaEventName, LedgerWriter } from '../ledger/index.ts';
-import { createIntermediateCa, createLocalSigner, createRootCa, decodeCertificates, toPem, type KeyType } from '../pki/index.ts';
+import { createIntermediateCa, createLocalSigner, createRootCa, decodeCertificates, readSigningCertificateId, toPem, type KeyType } from '../pki/index.ts';
 import { formatDuration, type Clock } from '../time/index.ts';
 import { certificateFacts, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
 import {
@@ -44,15 +44,14 @@ async function record(ctx: RotationContext, event: CaEventName, detail: CaEvent[
 }
 
 /** The trust domain the CA certificates carry (URI SAN spiffe://<td>), so new ones match. */
-function trustDomainOf(rootPem: string, fallback: string): string {
-  const san = new X509Certificate(rootPem).subjectAltName ?? '';
-  return /URI:spiffe:\/\/([^,\s/]+)/.exec(san)?.[1] ?? fallback;
+function trustDomainOf(root: X509Certificate, fallback: string): string {
+  return readSigningCertificateId(root)?.trustDomain ?? fallback;
 }
 
 async function makeIntermediate(ctx: RotationContext, rootPem: string, rootKey: KeyObject, keyType: KeyType): Promise<{ slot: IntermediateCertificate; material: SlotMaterial }> {
   const root = new X509Certificate(rootPem);
   const made = await createIntermediateCa({
-    trustDomain: trustDomainOf(rootPem, ctx.trustDomain),
+    trustDomain: trustDomainOf(root, ctx.trustDomain),
     organization: ctx.organization,
     keyType,
     ttlMs: ctx.caTtlMs,
@@ -100,7 +99,7 @@ export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; exte
     }
     const nowMs = ctx.clock.now();
     const active = activeSlotOf(state.roots, 'root');
-    const trustDomain = trustDomainOf(cur.rootCertPem(active.cert.keyId), ctx.trustDomain);
+    const trustDomain = trustDomainOf(new X509Certificate(cur.rootCertPem(active.cert.keyId)), ctx.trustDomain);
     let rootPem: string;
     let rootKey: KeyObject;
     if (opts.external) {
