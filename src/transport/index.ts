@@ -4,4 +4,4 @@
 export { protoDefinition, serviceDefinition, serviceClient, ISTIO_CA_SERVICE, ADMIN_SERVICE, AUDIT_SERVICE, SDS_SERVICE, type ServiceName } from './protos.ts';
 export { peerAddressOf } from './peer.ts';
 export { createHttpServer, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
-export { parseListenAddress, listenUrl, bindGrpc, listenHttp, closeHttp, type ListenAddress } from './listen.ts';
+export { parseListenAddress, listenUrl, bindGrpc, listenHttp, closeHttp, shutdownGrpc, type ListenAddress } from './listen.ts';

@@ -48,3 +48,17 @@ export async function closeHttp(server: HttpServer): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
 }
+
+/** Stops accepting calls and lets those in flight finish for up to `graceMs`, then cancels the rest; resolves false if it had to. */
+export async function shutdownGrpc(server: grpc.Server, graceMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), graceMs);
+    timer.unref();
+  });
+  const inTime = await Promise.race([drained, late]);
+  clearTimeout(timer);
+  if (!inTime) server.forceShutdown();
+  return inTime;
+}

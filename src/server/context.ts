@@ -1,0 +1,82 @@
+// What every feature of `meshca serve` works from: the verified CA state, the ledger, the issuer,
+// the authenticator chain and the metrics registry. Opened once at start, closed last.
+
+import { createIdentityPolicy, type Authenticator } from '../authn/index.ts';
+import { SvidIssuer } from '../ca/index.ts';
+import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
+import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
+import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
+import type { Clock } from '../time/index.ts';
+import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
+import type { IdentityPolicy } from './ca_service.ts';
+import { CaState } from './ca_state.ts';
+import type { ServeConfig } from './config.ts';
+import { createCaMetrics, type CaMetrics } from './metrics.ts';
+
+export interface ServerContext {
+  readonly config: ServeConfig;
+  readonly state: CaState;
+  readonly issuer: SvidIssuer;
+  readonly ledger: ClosableLedgerWriter;
+  /** The queryable ledger; absent only for `--db memory:` (benchmarks). */
+  readonly fullLedger?: Ledger;
+  readonly registry: Registry;
+  readonly metrics: CaMetrics;
+  readonly authenticators: () => readonly Authenticator[];
+  readonly policy: IdentityPolicy;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+/** The context as serve's own features see it. */
+export interface CaContext extends ServerContext {
+  /** The key store as rotation keeps it (the cacerts files when never rotated). */
+  readonly keyStore: DirectoryKeyStore;
+  /** The key store version `state` was loaded from. */
+  readonly keysVersion: number;
+  /** The ledger the CA writes through; remembers whether the last append failed, for /readyz. */
+  readonly recorder: ReturnType<typeof watchLedger>;
+}
+
+export interface ContextDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Authenticators tried after the configured ones (tests). */
+  readonly extraAuthenticators?: (ctx: ServerContext) => Authenticator[];
+  /** Key type for an embedded development CA. */
+  readonly devKeyType?: string;
+}
+
+/** Loads and verifies the CA, opens the ledger and builds the authenticator chain; closes the ledger again if a later step fails. */
+export async function openServerContext(config: ServeConfig, deps: ContextDeps): Promise<CaContext> {
+  const { clock, log } = deps;
+  await ensureCa(config, deps);
+  const keyStore = new DirectoryKeyStore(config.keysDir);
+  const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now());
+  const state = new CaState(loaded.authority, loaded.extraIssuers);
+  // `memory:` keeps nothing and cannot be audited: for benchmarks only.
+  const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, {
+        clock,
+        keysDir: config.keysDir,
+        checkpointEvery: config.checkpointEvery,
+        checkpointIntervalMs: config.checkpointIntervalMs,
+      });
+  const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
+  if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
+  try {
+    const recorder = watchLedger(ledger);
+    const registry = createRegistry();
+    const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl });
+    const chain = await buildAuthenticators(config, state, deps, registry);
+    const identityPolicy = createIdentityPolicy(config.policy);
+    const ctx: CaContext = {
+      config, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
+      policy: (caller) => identityPolicy.check(caller), authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
+    };
+    if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
+    return Object.freeze(ctx);
+  } catch (err) {
+    await ledger.close();
+    throw err;
+  }
+}

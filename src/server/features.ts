@@ -1,0 +1,140 @@
+// The features `meshca serve` is made of. Each starts from the server context and returns what it
+// adds to the gRPC server and the HTTP port and how it stops; serve stops them in reverse order.
+
+import * as grpc from '@grpc/grpc-js';
+import { createAdminService } from '../admin/index.ts';
+import { createAuditService } from '../audit/index.ts';
+import { createBundleRoute, startBundleDistribution } from '../distribution/index.ts';
+import { startRetention } from '../ledger/index.ts';
+import { DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
+import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
+import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
+import { createCaDirectSds } from './ca_direct_sds.ts';
+import { authenticateCall, authenticateCaller, createCaServiceHandlers } from './ca_service.ts';
+import type { CaContext } from './context.ts';
+import { servingDnsNames, ServingIdentity } from './serving_identity.ts';
+
+export interface Feature {
+  /** Each adds one gRPC service to the CA's server. */
+  readonly services?: ReadonlyArray<(server: grpc.Server) => void>;
+  readonly routes?: Readonly<Record<string, Route>>;
+  readonly readiness?: Readonly<Record<string, ReadinessCheck>>;
+  /** Called once at shutdown, after both ports have closed. */
+  readonly stop?: () => void | Promise<void>;
+}
+
+/** istio.v1.auth.IstioCertificateService/CreateCertificate, and the CA certificates' expiry metric. */
+export function createCertificateFeature(ctx: CaContext): Feature {
+  const { state, metrics, clock } = ctx;
+  const recordExpiry = () => {
+    metrics.caCertExpiry.set({ cert: 'root' }, Date.parse(state.authority.root.validTo) / 1000);
+    metrics.caCertExpiry.set({ cert: 'intermediate' }, state.authority.notAfterMs / 1000);
+  };
+  recordExpiry();
+  const unsubscribe = state.subscribe(recordExpiry);
+  const handlers = createCaServiceHandlers({ issuer: ctx.issuer, authenticators: ctx.authenticators, policy: ctx.policy, clock, log: ctx.log, metrics });
+  return {
+    services: [(server) => server.addService(serviceDefinition(ISTIO_CA_SERVICE), handlers)],
+    readiness: { keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }) },
+    stop: () => void unsubscribe(),
+  };
+}
+
+/** The CA's own TLS certificate, issued before the gRPC port binds; `credentials` serve it. */
+export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & { readonly credentials: grpc.ServerCredentials }> {
+  const { config, clock, log } = ctx;
+  const serving = new ServingIdentity({
+    state: ctx.state,
+    dnsNames: servingDnsNames(config.namespace, config.extraDnsNames),
+    clock,
+    onIssued: (cert) => {
+      ctx.metrics.caCertExpiry.set({ cert: 'serving' }, cert.notAfterMs / 1000);
+      log.info({ serial: cert.serialHex, notAfter: new Date(cert.notAfterMs).toISOString() }, 'issued the CA serving certificate');
+    },
+    onError: (err) => log.error({ err }, 'could not renew the CA serving certificate'),
+  });
+  await serving.start();
+  return {
+    credentials: grpc.experimental.createCertificateProviderServerCredentials(serving, serving, false),
+    readiness: { serving: () => (serving.notAfterMs && clock.now() < serving.notAfterMs ? { ok: true } : { ok: false, reason: 'no valid serving certificate' }) },
+    stop: () => serving.stop(),
+  };
+}
+
+/** meshca.audit.v1.AuditService, when there is a ledger to query. */
+export function auditFeature(ctx: CaContext): Feature {
+  if (!ctx.fullLedger) return {};
+  const audit = createAuditService({ ledger: ctx.fullLedger, auditors: ctx.config.auditors, authenticate: (call) => authenticateCaller(call as never, ctx), clock: ctx.clock, log: ctx.log });
+  return { services: [(server) => server.addService(audit.service, audit.handlers)] };
+}
+
+/** CA-direct SDS (--sds): proxies without an agent get a CA-made key over SDS. */
+export function caDirectSdsFeature(ctx: CaContext): Feature {
+  if (!ctx.config.sds) return {};
+  const { state, log } = ctx;
+  const sds = createCaDirectSds({
+    issuer: ctx.issuer,
+    authenticate: (_md, call) => authenticateCall(call as never, ctx),
+    bundlePem: () => state.bundlePem,
+    clock: ctx.clock,
+    log,
+    ttlMs: ctx.config.ttl.defaultTtlMs,
+  });
+  // Push a rotated bundle at once rather than at the next periodic refresh.
+  const unsubscribe = state.subscribe(() => sds.refreshBundle());
+  log.warn('CA-direct SDS is on (--sds): the CA makes and holds private keys for proxies that use it; prefer meshca agent, which keeps keys in the pod');
+  return {
+    services: [(server) => void sds.register(server)],
+    stop: () => {
+      unsubscribe();
+      sds.close();
+    },
+  };
+}
+
+/** Following the key store, rotating intermediates when due, and the admin API (meshca.admin.v1.RotationService). */
+export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: RotationRuntime } {
+  const { config, clock, log } = ctx;
+  const keyType = parseKeyType(config.rotation.keyType);
+  // One rotation context for the scheduler and the admin API; only the actor differs.
+  const rotation: Omit<RotationContext, 'actor'> = {
+    store: ctx.keyStore, clock, policy: rotationPolicy(config.ttl.maxTtlMs), ledger: ctx.recorder, organization: config.rotation.organization,
+    rootTtlMs: DEFAULT_ROOT_TTL_MS, caTtlMs: config.rotation.caTtlMs, trustDomain: config.trustDomain,
+  };
+  const runtime = startRotationRuntime({
+    ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType, autoRotateIntermediates: true,
+    pollMs: config.rotation.keysPollMs, rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
+  });
+  const admin = createAdminService({
+    admins: config.admins, authenticate: (call) => authenticateCaller(call as never, ctx), rotation: (actor) => ({ ...rotation, actor }),
+    defaultKeyType: keyType, afterChange: () => void runtime.reload(), ...(ctx.fullLedger ? { ledger: ctx.fullLedger } : {}), clock, log,
+  });
+  return {
+    runtime,
+    services: [(server) => server.addService(admin.service, admin.handlers)],
+    readiness: { chain: () => runtime.readiness() },
+    stop: () => runtime.stop(),
+  };
+}
+
+/** The ledger's health for /readyz, and retention (--retain). */
+export function ledgerFeature(ctx: CaContext): Feature {
+  const { recorder } = ctx;
+  const retention = ctx.fullLedger ? startRetention(ctx.fullLedger, ctx.config.retainMs, ctx.clock, ctx.log) : undefined;
+  return {
+    readiness: { ledger: () => (recorder.failing ? { ok: false, reason: `the ledger cannot record (${recorder.failing}); issuance is refused until it can` } : { ok: true }) },
+    stop: () => retention?.stop(),
+  };
+}
+
+/** The trust bundle for everyone who must trust it: /bundle, and the ConfigMaps (--distribute-bundle). */
+export async function bundleFeature(ctx: CaContext, rotation: Pick<RotationRuntime, 'version'>): Promise<Feature> {
+  const { config, state } = ctx;
+  const distributor = await startBundleDistribution(config.rotation.distributeBundle, config.kubernetes.kubeconfigPath, {
+    namespace: config.namespace, bundlePem: () => state.bundlePem.join(''), onBundleChange: (l) => state.subscribe(() => l()), clock: ctx.clock, log: ctx.log, registry: ctx.registry,
+  });
+  return {
+    routes: { '/bundle': createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version })) },
+    stop: () => distributor?.stop(),
+  };
+}
