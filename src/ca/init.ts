@@ -8,14 +8,14 @@ import {
   createIntermediateCa,
   createLocalSigner,
   createRootCa,
-  decodeCertificates,
+  acceptOperatorRoot,
   keyIdOf,
   readPrivateKeyFile,
   toPem,
   type KeyType,
 } from '../pki/index.ts';
 import { validateTrustDomain } from '../spiffe/index.ts';
-import { inspectKeyDirectory, writeKeyDirectory } from './key_directory.ts';
+import { inspectKeyDirectory, writeCacertsFiles } from './key_directory.ts';
 
 export interface InitRequest {
   keysDir: string;
@@ -40,14 +40,10 @@ export interface InitResult {
   madeRoot: boolean;
 }
 
-function loadExistingRoot(paths: { certPath: string; keyPath: string }) {
-  const certs = decodeCertificates(readFileSync(paths.certPath, 'utf8'), `--root-cert ${paths.certPath}`);
-  if (certs.length !== 1) throw new MeshcaError('BAD_CHAIN', `--root-cert ${paths.certPath} must hold exactly one certificate (found ${certs.length})`);
-  const cert = new X509Certificate(certs[0]!);
-  if (!cert.ca) throw new MeshcaError('BAD_CHAIN', `--root-cert ${paths.certPath} is not a CA certificate`);
+function loadExistingRoot(paths: { certPath: string; keyPath: string }, expect: { nowMs: number; trustDomain: string }) {
   const key = readPrivateKeyFile(paths.keyPath);
-  if (!cert.checkPrivateKey(key)) throw new MeshcaError('BAD_CHAIN', `--root-key ${paths.keyPath} does not match --root-cert ${paths.certPath}`);
-  return { cert, key };
+  const root = { certPem: readFileSync(paths.certPath, 'utf8'), key, certSource: `--root-cert ${paths.certPath}`, keySource: `--root-key ${paths.keyPath}` };
+  return { cert: acceptOperatorRoot(root, expect), key };
 }
 
 export async function initCa(req: InitRequest): Promise<InitResult> {
@@ -62,7 +58,7 @@ export async function initCa(req: InitRequest): Promise<InitResult> {
   let rootKey = undefined as ReturnType<typeof createPrivateKey> | undefined;
   let madeRoot = false;
   if (req.existingRoot) {
-    const existing = loadExistingRoot(req.existingRoot);
+    const existing = loadExistingRoot(req.existingRoot, { nowMs: req.nowMs, trustDomain: req.trustDomain });
     rootCert = existing.cert;
     rootKey = existing.key;
   } else {
@@ -79,9 +75,11 @@ export async function initCa(req: InitRequest): Promise<InitResult> {
     rootNotAfterMs: Date.parse(rootCert.validTo),
   });
   const caCert = new X509Certificate(intermediate.certificateDer);
-  const files = writeKeyDirectory(req.keysDir, {
-    rootCertPem: toPem(rootCert.raw, 'CERTIFICATE'),
-    caCertPem: toPem(caCert.raw, 'CERTIFICATE'),
+  const rootPem = toPem(rootCert.raw, 'CERTIFICATE');
+  const files = writeCacertsFiles(req.keysDir, {
+    bundlePem: rootPem,
+    chainPem: toPem(caCert.raw, 'CERTIFICATE'),
+    rootPem,
     caKey: intermediate.privateKey,
     // An operator's own root key stays where the operator keeps it.
     ...(madeRoot ? { rootKey } : {}),

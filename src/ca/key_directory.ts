@@ -2,11 +2,11 @@
 // cert-chain.pem, plus root-key.pem when meshca made the root) or the kubernetes.io/tls layout
 // (tls.crt, tls.key, ca.crt). Reads refuse keys others can read; writes are atomic and 0600.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
-import { PUBLIC_FILE_MODE, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+import { decodeCertificates, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
 
 export const CACERTS_FILES = {
   rootCert: 'root-cert.pem',
@@ -86,26 +86,46 @@ export function readKeyDirectory(dir: string): CaMaterial {
   }
 }
 
-export interface NewCaFiles {
-  rootCertPem: string;
-  caCertPem: string;
-  caKey: KeyObject;
-  rootKey?: KeyObject;
+export interface CacertsFiles {
+  /** root-cert.pem: the whole trust bundle (every trusted root). */
+  readonly bundlePem: string;
+  /** The issuing CA's chain, its own certificate first, without the root. */
+  readonly chainPem: string;
+  /** The root the chain ends at: cert-chain.pem is the chain then this root. */
+  readonly rootPem: string;
+  readonly caKey: KeyObject;
+  /** root-key.pem when meshca holds the root's key; without it, a stale root-key.pem is removed. */
+  readonly rootKey?: KeyObject;
 }
 
-/** Writes a CA in the cacerts layout. Keys first, certificates last, each file atomic. */
-export function writeKeyDirectory(dir: string, files: NewCaFiles): string[] {
+/**
+ * The one writer of the cacerts layout (and of the kubernetes.io/tls files when the directory
+ * already has them). Keys first, 0600; certificates after; ca-cert.pem last, so an interrupted
+ * write never leaves a directory that reads as a complete CA. Each file is atomic.
+ */
+export function writeCacertsFiles(dir: string, files: CacertsFiles): string[] {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const written: string[] = [];
-  const put = (name: string, write: (path: string) => void) => {
-    const path = join(dir, name);
-    write(path);
-    written.push(path);
+  const at = (name: string) => join(dir, name);
+  const putKey = (name: string, key: KeyObject) => {
+    writePrivateKeyFile(at(name), key);
+    written.push(at(name));
   };
-  put(CACERTS_FILES.caKey, (p) => writePrivateKeyFile(p, files.caKey));
-  if (files.rootKey) put(CACERTS_FILES.rootKey, (p) => writePrivateKeyFile(p, files.rootKey!));
-  put(CACERTS_FILES.rootCert, (p) => writeFileAtomic(p, files.rootCertPem, PUBLIC_FILE_MODE));
-  put(CACERTS_FILES.certChain, (p) => writeFileAtomic(p, files.caCertPem + files.rootCertPem, PUBLIC_FILE_MODE));
-  put(CACERTS_FILES.caCert, (p) => writeFileAtomic(p, files.caCertPem, PUBLIC_FILE_MODE));
+  const putCert = (name: string, pem: string) => {
+    writeFileAtomic(at(name), pem, PUBLIC_FILE_MODE);
+    written.push(at(name));
+  };
+  const caCertPem = toPem(decodeCertificates(files.chainPem, 'the issuing CA chain')[0]!, 'CERTIFICATE');
+  putKey(CACERTS_FILES.caKey, files.caKey);
+  if (files.rootKey) putKey(CACERTS_FILES.rootKey, files.rootKey);
+  else if (existsSync(at(CACERTS_FILES.rootKey))) unlinkSync(at(CACERTS_FILES.rootKey));
+  putCert(CACERTS_FILES.rootCert, files.bundlePem);
+  putCert(CACERTS_FILES.certChain, files.chainPem + files.rootPem);
+  putCert(CACERTS_FILES.caCert, caCertPem);
+  if (existsSync(at(TLS_FILES.cert))) {
+    putKey(TLS_FILES.key, files.caKey);
+    putCert(TLS_FILES.cert, files.chainPem);
+    putCert(TLS_FILES.ca, files.bundlePem);
+  }
   return written;
 }

@@ -13,5 +13,6 @@ export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } f
 export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertificate, chainWithBundle } from './leaf.ts';
 export { sha256Hex } from './digest.ts';
 export { verifyChain, describeCert, isSelfSigned } from './chain.ts';
+export { acceptOperatorRoot, type OperatorRoot } from './operator_root.ts';
 export { readSvidSpiffeId, readSigningCertificateId, type SvidExpectation } from './svid.ts';
 export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, assertPrivateFileMode, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.ts';

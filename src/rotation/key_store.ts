@@ -5,7 +5,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory } from '../ca/index.ts';
+import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeCacertsFiles } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import { decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
 import { withFileLock } from './lock.ts';
@@ -247,19 +247,7 @@ export class DirectoryKeyStore implements KeyStore {
     const chainPem = store.intermediateChainPem(intermediate.cert.keyId);
     const rootPem = store.rootCertPem(root.cert.keyId);
     const bundlePem = trustBundleRoots(state).map((s) => store.rootCertPem(s.cert.keyId)).join('');
-    const caCertPem = toPem(decodeCertificates(chainPem, 'the intermediate')[0]!, 'CERTIFICATE');
-    const at = (f: string) => join(this.location, f);
-    writePrivateKeyFile(at(CACERTS_FILES.caKey), store.intermediateKey(intermediate.cert.keyId));
-    writeFileAtomic(at(CACERTS_FILES.caCert), caCertPem, PUBLIC_FILE_MODE);
-    writeFileAtomic(at(CACERTS_FILES.certChain), chainPem + rootPem, PUBLIC_FILE_MODE);
-    writeFileAtomic(at(CACERTS_FILES.rootCert), bundlePem, PUBLIC_FILE_MODE);
     const rootKey = store.rootKey(root.cert.keyId);
-    if (rootKey) writePrivateKeyFile(at(CACERTS_FILES.rootKey), rootKey);
-    else if (existsSync(at(CACERTS_FILES.rootKey))) unlinkSync(at(CACERTS_FILES.rootKey));
-    if (existsSync(at(TLS_FILES.cert))) {
-      writePrivateKeyFile(at(TLS_FILES.key), store.intermediateKey(intermediate.cert.keyId));
-      writeFileAtomic(at(TLS_FILES.cert), chainPem, PUBLIC_FILE_MODE);
-      writeFileAtomic(at(TLS_FILES.ca), bundlePem, PUBLIC_FILE_MODE);
-    }
+    writeCacertsFiles(this.location, { bundlePem, chainPem, rootPem, caKey: store.intermediateKey(intermediate.cert.keyId), ...(rootKey ? { rootKey } : {}) });
   }
 }

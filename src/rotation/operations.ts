@@ -5,7 +5,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
 import type { CaEvent, CaEventName, LedgerWriter } from '../ledger/index.ts';
-import { createIntermediateCa, createLocalSigner, createRootCa, decodeCertificates, readSigningCertificateId, toPem, type KeyType } from '../pki/index.ts';
+import { acceptOperatorRoot, createIntermediateCa, createLocalSigner, createRootCa, readSigningCertificateId, toPem, type KeyType } from '../pki/index.ts';
 import { formatDuration, type Clock } from '../time/index.ts';
 import { certificateFacts, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
 import {
@@ -103,12 +103,8 @@ export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; exte
     let rootPem: string;
     let rootKey: KeyObject;
     if (opts.external) {
-      const certs = decodeCertificates(opts.external.certPem, '--root-cert');
-      if (certs.length !== 1) throw new MeshcaError('BAD_CHAIN', `--root-cert must hold exactly one certificate (found ${certs.length})`);
-      const cert = new X509Certificate(certs[0]!);
-      if (!cert.ca || !cert.checkIssued(cert) || !cert.verify(cert.publicKey)) throw new MeshcaError('BAD_CHAIN', '--root-cert is not a self-signed CA certificate');
-      if (!cert.checkPrivateKey(opts.external.key)) throw new MeshcaError('BAD_CHAIN', '--root-key does not match --root-cert');
-      if (Date.parse(cert.validTo) <= nowMs) throw new MeshcaError('BAD_CHAIN', `--root-cert expired at ${new Date(cert.validTo).toISOString()}`);
+      const root = { certPem: opts.external.certPem, key: opts.external.key, certSource: '--root-cert', keySource: '--root-key' };
+      const cert = acceptOperatorRoot(root, { nowMs, trustDomain });
       rootPem = toPem(cert.raw, 'CERTIFICATE');
       rootKey = opts.external.key;
     } else {
