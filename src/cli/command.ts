@@ -2,7 +2,7 @@
 // src/cli/commands/index.ts. `run` gets validated, frozen settings and a context; it prints one or
 // two human lines (or JSON with --json) and returns the exit code.
 
-import type { CommandOptions, Values } from '../config/index.ts';
+import type { CommandOptions, Settings } from '../config/index.ts';
 import type { Clock } from '../time/index.ts';
 
 export interface CommandContext {
@@ -14,17 +14,23 @@ export interface CommandContext {
   readonly signal: AbortSignal;
 }
 
-export interface Command {
+export interface Command<O extends CommandOptions = CommandOptions> {
   /** Words after `meshca`, e.g. ["root", "status"]. */
   readonly path: readonly string[];
   readonly usage: string;
   readonly summary: string;
-  readonly options: CommandOptions;
-  run(values: Values, ctx: CommandContext, positionals: string[]): Promise<number>;
+  readonly options: O;
+  /** `values` is typed from the settings table: defaulted and required settings are always set. */
+  run(values: Settings<O>, ctx: CommandContext, positionals: string[]): Promise<number>;
+}
+
+/** Declares a command; its settings' types follow from `options`, so `run` needs no `!`. */
+export function defineCommand<const O extends CommandOptions>(command: Command<O>): Command {
+  return command as unknown as Command;
 }
 
 /** Prints `data` as JSON with --json, else the human line(s). */
-export function report(ctx: CommandContext, values: Values, human: string, data: unknown): void {
+export function report(ctx: CommandContext, values: { readonly json?: boolean }, human: string, data: unknown): void {
   if (values.json) ctx.stdout(`${JSON.stringify(data, null, 2)}\n`);
   else ctx.stdout(`${human}\n`);
 }

@@ -5,32 +5,40 @@ import { readSettingFile } from './read_file.ts';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { MeshcaError } from '../errors/index.ts';
-import { parseDuration } from '../time/index.ts';
-import { envNameOf, SETTINGS, type SettingName, type SettingSpec, type SettingType } from './settings.ts';
-
-type ValueOf<T extends SettingType> = T extends 'string' | 'enum'
-  ? string
-  : T extends 'duration' | 'int' | 'number'
-    ? number
-    : T extends 'bool'
-      ? boolean
-      : string[];
-
-export type Values = { readonly [K in SettingName]?: ValueOf<(typeof SETTINGS)[K]['type']> };
+import { parseSpiffeId, type SpiffeId } from '../spiffe/index.ts';
+import { formatDuration, parseDuration } from '../time/index.ts';
+import { envNameOf, SETTINGS, type DefaultedSetting, type SettingName, type SettingSpec, type SettingValue } from './settings.ts';
 
 export interface CommandOptions {
   /** Settings the command accepts (config and help are always accepted). */
-  settings: readonly SettingName[];
-  /** Per-command default overrides, e.g. token mint's 10m --ttl. */
-  defaults?: Partial<Record<SettingName, string | number | boolean | string[]>>;
+  readonly settings: readonly SettingName[];
+  /** Per-command defaults, already parsed: token mint's 10m --ttl, a ledger constant for serve. */
+  readonly defaults?: { readonly [K in SettingName]?: SettingValue<K> };
   /** Settings that must be given. */
-  required?: readonly SettingName[];
+  readonly required?: readonly SettingName[];
   /** Whether bare positional arguments are allowed. */
-  positionals?: boolean;
+  readonly positionals?: boolean;
 }
 
-export interface Loaded {
-  values: Values;
+type Accepted<O extends CommandOptions> = O['settings'][number] | 'config' | 'help';
+/** Settings that always have a value for this command: defaulted by the table or the command, or required. */
+type Given<O extends CommandOptions> =
+  | DefaultedSetting
+  | (O extends { readonly defaults: infer D } ? keyof D : never)
+  | (O extends { readonly required: readonly (infer R)[] } ? R : never);
+
+/**
+ * A command's parsed settings, typed from the table: a setting with a default, or a required one,
+ * is never undefined; one without either is optional.
+ */
+export type Settings<O extends CommandOptions> = {
+  readonly [K in Accepted<O> as K extends Given<O> ? K : never]: SettingValue<K>;
+} & {
+  readonly [K in Accepted<O> as K extends Given<O> ? never : K]?: SettingValue<K>;
+};
+
+export interface Loaded<O extends CommandOptions> {
+  values: Settings<O>;
   positionals: string[];
 }
 
@@ -57,9 +65,12 @@ function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
       return n;
     }
     case 'duration':
-      return typeof raw === 'number' ? raw * 1000 : parseDuration(String(raw), where);
+      // A bare YAML number is seconds; either way the value is whole milliseconds.
+      return typeof raw === 'number' ? Math.round(raw * 1000) : parseDuration(String(raw), where);
     case 'list':
       return listItems(raw, where);
+    case 'spiffe-ids':
+      return listItems(raw, where).map((id) => spiffeIdOf(id, where));
     case 'enum': {
       const text = String(raw);
       if (!spec.choices?.includes(text)) throw bad(`${where}: "${text}" is not one of ${spec.choices?.join(', ')}`);
@@ -88,6 +99,14 @@ function listItems(raw: unknown, where: string): string[] {
   return items;
 }
 
+function spiffeIdOf(text: string, where: string): SpiffeId {
+  try {
+    return parseSpiffeId(text);
+  } catch (err) {
+    throw new MeshcaError('BAD_CONFIG', `${where}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
 function readYaml(path: string): Record<string, unknown> {
   const text = readSettingFile(path, '--config');
   let doc: unknown;
@@ -101,14 +120,14 @@ function readYaml(path: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
-export function loadSettings(cmd: CommandOptions, argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Loaded {
+export function loadSettings<const O extends CommandOptions>(cmd: O, argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Loaded<O> {
   const names: SettingName[] = [...new Set<SettingName>(['config', 'help', ...cmd.settings])];
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
   for (const name of names) {
     const spec: SettingSpec = SETTINGS[name];
     options[name] = {
       type: spec.type === 'bool' ? 'boolean' : 'string',
-      ...(spec.type === 'list' ? { multiple: true } : {}),
+      ...(spec.type === 'list' || spec.type === 'spiffe-ids' ? { multiple: true } : {}),
       ...(spec.short ? { short: spec.short } : {}),
     };
   }
@@ -146,10 +165,7 @@ export function loadSettings(cmd: CommandOptions, argv: readonly string[], env: 
     if (flagValues[name] !== undefined) value = convert(spec, flagValues[name], `--${name}`);
     else if (env[envName] !== undefined && name !== 'help') value = convert(spec, env[envName], envName);
     else if (yaml[name] !== undefined) value = convert(spec, yaml[name], `${name} in ${configPath}`);
-    else {
-      const def = cmd.defaults?.[name] ?? spec.default;
-      if (def !== undefined) value = convert(spec, def, `default of --${name}`);
-    }
+    else value = cmd.defaults?.[name] ?? spec.default;
     if (value !== undefined) values[name] = value;
   }
   if (!values.help) {
@@ -159,7 +175,13 @@ export function loadSettings(cmd: CommandOptions, argv: readonly string[], env: 
       }
     }
   }
-  return { values: Object.freeze(values) as Values, positionals: parsed.positionals };
+  return { values: Object.freeze(values) as Settings<O>, positionals: parsed.positionals };
+}
+
+function formatDefault(spec: SettingSpec, value: unknown): string {
+  if (spec.type === 'duration') return formatDuration(value as number);
+  if (spec.type === 'spiffe-ids') return (value as readonly SpiffeId[]).map((id) => id.uri).join(',');
+  return Array.isArray(value) ? value.join(',') : String(value);
 }
 
 export function formatHelp(usage: string, summary: string, cmd: CommandOptions): string {
@@ -167,7 +189,7 @@ export function formatHelp(usage: string, summary: string, cmd: CommandOptions):
   for (const name of [...cmd.settings, 'config', 'help'] as SettingName[]) {
     const spec: SettingSpec = SETTINGS[name];
     const def = cmd.defaults?.[name] ?? spec.default;
-    const shown = def === undefined || (Array.isArray(def) && def.length === 0) || def === false ? '' : ` (default ${String(def)})`;
+    const shown = def === undefined || (Array.isArray(def) && def.length === 0) || def === false ? '' : ` (default ${formatDefault(spec, def)})`;
     const flag = `--${name}${spec.type === 'bool' ? '' : ` <${spec.type === 'enum' ? spec.choices?.join('|') : spec.type}>`}`;
     const env = name === 'help' ? '' : `  [${envNameOf(name)}]`;
     lines.push(`  ${flag.padEnd(34)} ${spec.help}${shown}${env}`);

@@ -1,22 +1,46 @@
 // Every setting meshca reads, in one table: its flag, its MESHCA_* variable, its type, default and
 // help. Commands pick the settings they accept by name. Nothing else in meshca reads process.env.
+// A default is the owning module's named constant, never a second literal of it; a setting whose
+// owner config must not load (the ledger, rotation) takes its default from the command's options.
 
-export type SettingType = 'string' | 'duration' | 'int' | 'number' | 'bool' | 'list' | 'enum';
+import { DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS } from '../ca/index.ts';
+import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, KEY_TYPES } from '../pki/index.ts';
+import type { SpiffeId } from '../spiffe/index.ts';
+import { MINUTE_MS, SECOND_MS } from '../time/index.ts';
 
-export interface SettingSpec {
+/** What a setting's text becomes once parsed (durations are whole milliseconds). */
+interface TypeValues {
+  string: string;
+  duration: number;
+  int: number;
+  number: number;
+  bool: boolean;
+  list: readonly string[];
+  enum: string;
+  'spiffe-ids': readonly SpiffeId[];
+}
+
+export type SettingType = keyof TypeValues;
+
+export interface SettingSpec<T extends SettingType = SettingType> {
   /** Flag name without the dashes; the env variable is MESHCA_ + upper snake case of it. */
   readonly flag: string;
-  readonly type: SettingType;
+  readonly type: T;
   readonly help: string;
-  readonly default?: string | number | boolean | readonly string[];
+  /** Already parsed: milliseconds for a duration, a KeyType for --key-type. */
+  readonly default?: TypeValues[T];
   readonly choices?: readonly string[];
   /** One-letter alias, e.g. h for help. */
   readonly short?: string;
 }
 
-function s<T extends SettingType>(flag: string, type: T, help: string, extra: Partial<SettingSpec> = {}): SettingSpec & { readonly type: T } {
-  return { ...extra, flag, type, help };
+type Extra<T extends SettingType> = Omit<Partial<SettingSpec<T>>, 'flag' | 'type' | 'help'>;
+
+function s<T extends SettingType, const E extends Extra<T> = {}>(flag: string, type: T, help: string, extra?: E): { readonly flag: string; readonly type: T; readonly help: string } & E {
+  return { ...(extra as E), flag, type, help };
 }
+
+const NONE: readonly never[] = [];
 
 /** All settings, keyed by flag. Extend here; never rename (design.md fixes the common names). */
 export const SETTINGS = {
@@ -33,21 +57,21 @@ export const SETTINGS = {
   audience: s('audience', 'string', 'token audience the CA accepts / the token is minted for', { default: 'meshca' }),
   kubeconfig: s('kubeconfig', 'string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
-  'key-type': s('key-type', 'enum', 'key algorithm', { default: 'ec-p256', choices: ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] }),
-  'root-ttl': s('root-ttl', 'duration', 'root certificate lifetime', { default: '3650d' }),
-  'ca-ttl': s('ca-ttl', 'duration', 'intermediate certificate lifetime', { default: '365d' }),
+  'key-type': s('key-type', 'enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
+  'root-ttl': s('root-ttl', 'duration', 'root certificate lifetime', { default: DEFAULT_ROOT_TTL_MS }),
+  'ca-ttl': s('ca-ttl', 'duration', 'intermediate certificate lifetime', { default: DEFAULT_CA_TTL_MS }),
   org: s('org', 'string', 'organization name in CA certificates', { default: 'meshca' }),
   'root-cert': s('root-cert', 'string', 'root certificate PEM (ca init/root prepare: an existing root; agent: the root to trust)'),
   'root-key': s('root-key', 'string', 'root private key PEM (with --root-cert)'),
   force: s('force', 'bool', 'do it even though it is unsafe or would overwrite', { default: false }),
   // Issuance
-  ttl: s('ttl', 'duration', 'certificate lifetime to issue / ask for', { default: '1h' }),
-  'default-ttl': s('default-ttl', 'duration', 'lifetime when a request asks for none', { default: '1h' }),
-  'max-ttl': s('max-ttl', 'duration', 'longest lifetime the CA grants; longer requests are refused', { default: '24h' }),
+  ttl: s('ttl', 'duration', 'certificate lifetime to issue / ask for', { default: DEFAULT_LEAF_TTL_MS }),
+  'default-ttl': s('default-ttl', 'duration', 'lifetime when a request asks for none', { default: DEFAULT_LEAF_TTL_MS }),
+  'max-ttl': s('max-ttl', 'duration', 'longest lifetime the CA grants; longer requests are refused', { default: MAX_LEAF_TTL_MS }),
   csr: s('csr', 'string', 'CSR file (PEM)'),
   id: s('id', 'string', 'SPIFFE ID'),
   // Server
-  san: s('san', 'list', 'extra DNS names for the CA serving certificate (repeatable or comma-separated)', { default: [] }),
+  san: s('san', 'list', 'extra DNS names for the CA serving certificate (repeatable or comma-separated)', { default: NONE }),
   namespace: s('namespace', 'string', 'namespace the CA runs in (for meshca.<namespace>.svc)', { default: 'meshca-system' }),
   'jwks-file': s('jwks-file', 'string', 'JWKS file of trusted token issuers (JWT authenticator)'),
   'jwks-url': s('jwks-url', 'string', 'JWKS URL of a trusted token issuer (JWT authenticator)'),
@@ -55,23 +79,23 @@ export const SETTINGS = {
   'dev-tokens': s('dev-tokens', 'bool', 'trust tokens minted by "meshca token mint" (development only)', { default: true }),
   authn: s('authn', 'enum', 'Kubernetes token authentication: none, tokenreview, jwks or both', { default: 'none', choices: ['none', 'tokenreview', 'jwks', 'both'] }),
   'allow-legacy-tokens': s('allow-legacy-tokens', 'bool', 'accept secret-based service-account tokens (no exp/audience)', { default: false }),
-  'token-cache-ttl': s('token-cache-ttl', 'duration', 'longest time a positive token review is cached', { default: '5m' }),
+  'token-cache-ttl': s('token-cache-ttl', 'duration', 'longest time a positive token review is cached', { default: 5 * MINUTE_MS }),
   'token-cache-size': s('token-cache-size', 'int', 'entries in the token review cache', { default: 100000 }),
   'kube-qps': s('kube-qps', 'number', 'Kubernetes API calls per second (client-side limit)', { default: 50 }),
   'kube-burst': s('kube-burst', 'int', 'Kubernetes API call burst', { default: 100 }),
   'oidc-issuer': s('oidc-issuer', 'string', 'cluster service-account issuer URL for OIDC discovery (jwks mode)'),
-  'allow-namespaces': s('allow-namespaces', 'list', 'only these namespaces get identities (comma-separated)', { default: [] }),
-  'deny-namespaces': s('deny-namespaces', 'list', 'these namespaces never get identities', { default: [] }),
-  'deny-ids': s('deny-ids', 'list', 'SPIFFE IDs that never get certificates', { default: [] }),
+  'allow-namespaces': s('allow-namespaces', 'list', 'only these namespaces get identities (comma-separated)', { default: NONE }),
+  'deny-namespaces': s('deny-namespaces', 'list', 'these namespaces never get identities', { default: NONE }),
+  'deny-ids': s('deny-ids', 'spiffe-ids', 'SPIFFE IDs that never get certificates', { default: NONE }),
   sds: s('sds', 'bool', 'also serve SDS on the gRPC port to token-bearing proxies (CA makes the key)', { default: false }),
-  auditors: s('auditors', 'list', 'SPIFFE IDs allowed to query the ledger over gRPC', { default: [] }),
-  admins: s('admins', 'list', 'SPIFFE IDs allowed to use the admin API (root rotation)', { default: [] }),
-  'keys-poll': s('keys-poll', 'duration', 'how often serve checks the key store for a change made by another process (rotation)', { default: '1s' }),
-  'root-expiry-warning': s('root-expiry-warning', 'duration', 'warn (log and metric) when the active root expires within this long', { default: '30d' }),
-  'ca-expiry-warning': s('ca-expiry-warning', 'duration', 'warn (log and metric) when the active intermediate expires within this long', { default: '7d' }),
+  auditors: s('auditors', 'spiffe-ids', 'SPIFFE IDs allowed to query the ledger over gRPC', { default: NONE }),
+  admins: s('admins', 'spiffe-ids', 'SPIFFE IDs allowed to use the admin API (root rotation)', { default: NONE }),
+  'keys-poll': s('keys-poll', 'duration', 'how often serve checks the key store for a change made by another process (rotation)'),
+  'root-expiry-warning': s('root-expiry-warning', 'duration', 'warn (log and metric) when the active root expires within this long'),
+  'ca-expiry-warning': s('ca-expiry-warning', 'duration', 'warn (log and metric) when the active intermediate expires within this long'),
   'distribute-bundle': s('distribute-bundle', 'enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
-  retain: s('retain', 'duration', 'ledger retention (0 keeps everything)', { default: '0s' }),
-  'shutdown-grace': s('shutdown-grace', 'duration', 'how long shutdown waits for requests in flight', { default: '10s' }),
+  retain: s('retain', 'duration', 'ledger retention (0 keeps everything)', { default: 0 }),
+  'shutdown-grace': s('shutdown-grace', 'duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
   // Token minting (development)
   ns: s('ns', 'string', 'namespace'),
   sa: s('sa', 'string', 'service account'),
@@ -83,19 +107,27 @@ export const SETTINGS = {
   'token-file': s('token-file', 'string', 'projected service-account token file', { default: '/var/run/secrets/tokens/meshca-token' }),
   'sds-socket': s('sds-socket', 'string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),
   'output-dir': s('output-dir', 'string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
-  'bundle-poll': s('bundle-poll', 'duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: '1m' }),
+  'bundle-poll': s('bundle-poll', 'duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
   // Audit
   since: s('since', 'string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)'),
   until: s('until', 'string', 'up to this time (ISO 8601 or a duration ago)'),
   serial: s('serial', 'string', 'certificate serial (hex)'),
   denied: s('denied', 'bool', 'only denied requests', { default: false }),
-  limit: s('limit', 'int', 'at most this many records', { default: 100 }),
+  limit: s('limit', 'int', 'at most this many records'),
   csv: s('csv', 'bool', 'print CSV', { default: false }),
-  'checkpoint-every': s('checkpoint-every', 'int', 'sign a ledger checkpoint after this many records', { default: 1000 }),
-  'checkpoint-interval': s('checkpoint-interval', 'duration', 'or once the oldest unsigned record is this old', { default: '60s' }),
+  'checkpoint-every': s('checkpoint-every', 'int', 'sign a ledger checkpoint after this many records'),
+  'checkpoint-interval': s('checkpoint-interval', 'duration', 'or once the oldest unsigned record is this old'),
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
+
+type SpecOf<K extends SettingName> = (typeof SETTINGS)[K];
+
+/** The parsed value of a setting: an enum's own choices, e.g. KeyType for --key-type. */
+export type SettingValue<K extends SettingName> = SpecOf<K> extends { readonly choices: readonly (infer C)[] } ? C : TypeValues[SpecOf<K>['type']];
+
+/** Settings that always have a value, from the table's default. */
+export type DefaultedSetting = { [K in SettingName]: SpecOf<K> extends { readonly default: unknown } ? K : never }[SettingName];
 
 export function envNameOf(flag: string): string {
   return `MESHCA_${flag.toUpperCase().replace(/-/g, '_')}`;

@@ -2,9 +2,12 @@
 
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
-import type { Values } from '../config/index.ts';
+import type { CommandOptions, Settings } from '../config/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { parseSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from '../ledger/index.ts';
+import type { KeyType } from '../pki/index.ts';
+import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
+import { validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
 import { parseListenAddress } from '../transport/index.ts';
 
 export interface ServeConfig {
@@ -31,78 +34,94 @@ export interface ServeConfig {
   readonly checkpointEvery: number;
   readonly checkpointIntervalMs: number;
   readonly shutdownGraceMs: number;
-  readonly logLevel: string;
+  readonly logLevel: ServeSettings['log-level'];
   readonly rotation: {
     readonly keysPollMs: number;
     readonly rootExpiryWarningMs: number;
     readonly caExpiryWarningMs: number;
     /** Lifetime of intermediates made by auto-rotation. */
     readonly caTtlMs: number;
-    readonly keyType: string;
+    readonly keyType: KeyType;
     readonly organization: string;
     readonly distributeBundle: 'auto' | 'on' | 'off';
   };
 }
 
-export function serveConfigFrom(v: Values): ServeConfig {
-  validateTrustDomain(v['trust-domain']!);
-  parseListenAddress(v.listen!, '--listen');
-  parseListenAddress(v['http-listen']!, '--http-listen');
+/** The settings `meshca serve` accepts; the ledger and rotation own the defaults given here. */
+export const SERVE_OPTIONS = {
+  settings: [
+    'keys', 'trust-domain', 'db', 'listen', 'http-listen', 'audience', 'namespace', 'san', 'default-ttl', 'max-ttl',
+    'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
+    'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
+    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
+    'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'ca-ttl',
+    'checkpoint-every', 'checkpoint-interval',
+  ],
+  defaults: {
+    'checkpoint-every': DEFAULT_CHECKPOINT_EVERY,
+    'checkpoint-interval': DEFAULT_CHECKPOINT_INTERVAL_MS,
+    'keys-poll': DEFAULT_KEYS_POLL_MS,
+    'root-expiry-warning': DEFAULT_ROOT_EXPIRY_WARNING_MS,
+    'ca-expiry-warning': DEFAULT_CA_EXPIRY_WARNING_MS,
+  },
+} as const satisfies CommandOptions;
+
+export type ServeSettings = Settings<typeof SERVE_OPTIONS>;
+
+/** The one place serve's settings become its configuration: cross-setting checks, then plain data. */
+export function serveConfigFrom(v: ServeSettings): ServeConfig {
+  validateTrustDomain(v['trust-domain']);
+  parseListenAddress(v.listen, '--listen');
+  parseListenAddress(v['http-listen'], '--http-listen');
   if (v['jwks-file'] && v['jwks-url']) throw new MeshcaError('BAD_CONFIG', '--jwks-file and --jwks-url are alternatives; give one');
-  if ((v['jwks-file'] || v['jwks-url']) && !v.issuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');
-  for (const id of [...(v.auditors ?? []), ...(v.admins ?? []), ...(v['deny-ids'] ?? [])]) parseSpiffeId(id);
-  const ttl = validateTtlPolicy({ defaultTtlMs: v['default-ttl']!, maxTtlMs: v['max-ttl']! });
-  const mode = v.authn as ServeConfig['kubernetes']['mode'];
+  const jwksIssuer = v.issuer;
+  if ((v['jwks-file'] || v['jwks-url']) && !jwksIssuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');
   return Object.freeze({
-    keysDir: v.keys!,
-    trustDomain: v['trust-domain']!,
-    db: v.db!,
-    listen: v.listen!,
-    httpListen: v['http-listen']!,
-    audience: v.audience!,
-    namespace: v.namespace!,
-    extraDnsNames: v.san ?? [],
-    ttl,
-    devTokens: v['dev-tokens']!,
-    ...(v['jwks-file'] || v['jwks-url']
-      ? { jwks: { ...(v['jwks-file'] ? { file: v['jwks-file'] } : {}), ...(v['jwks-url'] ? { url: v['jwks-url'] } : {}), issuer: v.issuer! } }
+    keysDir: v.keys,
+    trustDomain: v['trust-domain'],
+    db: v.db,
+    listen: v.listen,
+    httpListen: v['http-listen'],
+    audience: v.audience,
+    namespace: v.namespace,
+    extraDnsNames: v.san,
+    ttl: validateTtlPolicy({ defaultTtlMs: v['default-ttl'], maxTtlMs: v['max-ttl'] }),
+    devTokens: v['dev-tokens'],
+    ...(jwksIssuer && (v['jwks-file'] || v['jwks-url'])
+      ? { jwks: { ...(v['jwks-file'] ? { file: v['jwks-file'] } : {}), ...(v['jwks-url'] ? { url: v['jwks-url'] } : {}), issuer: jwksIssuer } }
       : {}),
     kubernetes: {
-      mode,
+      mode: v.authn,
       ...(v.kubeconfig ? { kubeconfigPath: v.kubeconfig } : {}),
       ...(v['oidc-issuer'] ? { oidcIssuer: v['oidc-issuer'] } : {}),
-      allowLegacyTokens: v['allow-legacy-tokens']!,
-      tokenCacheTtlMs: v['token-cache-ttl']!,
-      tokenCacheSize: v['token-cache-size']!,
-      kubeQps: v['kube-qps']!,
-      kubeBurst: v['kube-burst']!,
+      allowLegacyTokens: v['allow-legacy-tokens'],
+      tokenCacheTtlMs: v['token-cache-ttl'],
+      tokenCacheSize: v['token-cache-size'],
+      kubeQps: v['kube-qps'],
+      kubeBurst: v['kube-burst'],
     },
-    policy: { allowNamespaces: v['allow-namespaces'] ?? [], denyNamespaces: v['deny-namespaces'] ?? [], denyIds: v['deny-ids'] ?? [] },
-    sds: v.sds!,
-    auditors: v.auditors ?? [],
-    admins: v.admins ?? [],
-    retainMs: v.retain ?? 0,
-    checkpointEvery: v['checkpoint-every'] ?? 1000,
-    checkpointIntervalMs: v['checkpoint-interval'] ?? 60_000,
-    shutdownGraceMs: v['shutdown-grace']!,
-    logLevel: v['log-level']!,
+    policy: { allowNamespaces: v['allow-namespaces'], denyNamespaces: v['deny-namespaces'], denyIds: urisOf(v['deny-ids']) },
+    sds: v.sds,
+    auditors: urisOf(v.auditors),
+    admins: urisOf(v.admins),
+    retainMs: v.retain,
+    checkpointEvery: v['checkpoint-every'],
+    checkpointIntervalMs: v['checkpoint-interval'],
+    shutdownGraceMs: v['shutdown-grace'],
+    logLevel: v['log-level'],
     rotation: {
-      keysPollMs: v['keys-poll'] ?? 1000,
-      rootExpiryWarningMs: v['root-expiry-warning'] ?? 30 * 86_400_000,
-      caExpiryWarningMs: v['ca-expiry-warning'] ?? 7 * 86_400_000,
-      caTtlMs: v['ca-ttl'] ?? 365 * 86_400_000,
-      keyType: v['key-type'] ?? 'ec-p256',
-      organization: v.org ?? 'meshca',
-      distributeBundle: (v['distribute-bundle'] ?? 'auto') as 'auto' | 'on' | 'off',
+      keysPollMs: v['keys-poll'],
+      rootExpiryWarningMs: v['root-expiry-warning'],
+      caExpiryWarningMs: v['ca-expiry-warning'],
+      caTtlMs: v['ca-ttl'],
+      keyType: v['key-type'],
+      organization: v.org,
+      distributeBundle: v['distribute-bundle'],
     },
   });
 }
 
-export const SERVE_SETTINGS = [
-  'keys', 'trust-domain', 'db', 'listen', 'http-listen', 'audience', 'namespace', 'san', 'default-ttl', 'max-ttl',
-  'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
-  'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
-  'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
-  'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'ca-ttl',
-  'checkpoint-every', 'checkpoint-interval',
-] as const;
+/** Callers are matched on the canonical URI of an ID parsed at start-up. */
+function urisOf(ids: readonly SpiffeId[]): readonly string[] {
+  return ids.map((id) => id.uri);
+}

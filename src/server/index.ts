@@ -2,7 +2,7 @@
 // features plug into (authenticating a gRPC call, the CA state, the HTTP routes).
 export { startCaServer, MAX_REQUEST_BYTES, type RunningCaServer, type ServeDeps } from './serve.ts';
 export type { ServerContext } from './context.ts';
-export { serveConfigFrom, SERVE_SETTINGS, type ServeConfig } from './config.ts';
+export { serveConfigFrom, SERVE_OPTIONS, type ServeConfig, type ServeSettings } from './config.ts';
 export { authenticateCall, authenticateCaller, authorizeCaller, allowAll, type IdentityPolicy } from './ca_service.ts';
 export { CaState } from './ca_state.ts';
 export { authRequestOf } from './call_identity.ts';

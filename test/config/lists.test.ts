@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createIdentityPolicy } from '../../src/authn/index.ts';
 import { loadSettings } from '../../src/config/index.ts';
 import { isMeshcaError } from '../../src/errors/index.ts';
-import { serveConfigFrom, SERVE_SETTINGS } from '../../src/server/index.ts';
+import { serveConfigFrom, SERVE_OPTIONS } from '../../src/server/index.ts';
 import { parseSpiffeId } from '../../src/spiffe/index.ts';
 import { tempDir } from '../helpers/serve.ts';
 
@@ -77,7 +77,7 @@ describe('list settings', () => {
   });
 
   it('serve --deny-namespaces a,b denies both namespaces', () => {
-    const { values } = loadSettings({ settings: SERVE_SETTINGS }, ['--deny-namespaces', 'a,b'], {});
+    const { values } = loadSettings(SERVE_OPTIONS, ['--deny-namespaces', 'a,b'], {});
     const config = serveConfigFrom(values);
     expect(config.policy.denyNamespaces).toEqual(['a', 'b']);
     const policy = createIdentityPolicy(config.policy);

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadSettings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { serveConfigFrom, SERVE_SETTINGS, startCaServer, type RunningCaServer, type ServeDeps } from '../../src/server/index.ts';
+import { serveConfigFrom, SERVE_OPTIONS, startCaServer, type RunningCaServer, type ServeDeps } from '../../src/server/index.ts';
 import { systemClock, type Clock } from '../../src/time/index.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,7 +36,7 @@ export async function startTestCa(flags: string[] = [], opts: { clock?: Clock; d
   const dir = tempDir();
   const keysDir = opts.keysDir ?? join(dir.path, 'keys');
   const { values } = loadSettings(
-    { settings: SERVE_SETTINGS },
+    SERVE_OPTIONS,
     ['--keys', keysDir, '--db', 'memory:', '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', 'debug', ...flags],
     {},
   );

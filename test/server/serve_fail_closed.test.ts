@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { serveConfigFrom, SERVE_SETTINGS, startCaServer } from '../../src/server/index.ts';
+import { serveConfigFrom, SERVE_OPTIONS, startCaServer } from '../../src/server/index.ts';
 import { systemClock } from '../../src/time/index.ts';
 import { tempDir } from '../helpers/serve.ts';
 
@@ -40,7 +40,7 @@ describe('serve that cannot listen', () => {
     const logged: string[] = [];
     const log = createLogger('debug', new Writable({ write: (chunk, _enc, cb) => (logged.push(String(chunk)), cb()) }));
     const { values } = loadSettings(
-      { settings: SERVE_SETTINGS },
+      SERVE_OPTIONS,
       ['--keys', join(dir.path, 'keys'), '--db', `sqlite:${join(dir.path, 'ledger.db')}`, '--listen', `127.0.0.1:${grpcPort}`, '--http-listen', `127.0.0.1:${httpPort}`],
       {},
     );

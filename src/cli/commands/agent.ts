@@ -5,12 +5,12 @@ import { startAgent } from '../../agent/index.ts';
 import { MeshcaError } from '../../errors/index.ts';
 import { createLogger } from '../../observability/index.ts';
 import { formatDuration } from '../../time/index.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 
 /** The agent's own HTTP port, beside the CA's 15014 (and Istio's agent on 15020). */
 const AGENT_HTTP_LISTEN = '127.0.0.1:15020';
 
-export const agentCommand: Command = {
+export const agentCommand = defineCommand({
   path: ['agent'],
   usage: 'meshca agent --ca-addr HOST:PORT --root-cert FILE [--token-file F] [--sds-socket PATH] [--ttl 1h] [--output-dir DIR]',
   summary: "get this workload's certificate from the CA and serve it to Envoy over SDS, renewing it before it expires",
@@ -20,18 +20,18 @@ export const agentCommand: Command = {
     required: ['root-cert'],
   },
   async run(v, ctx) {
-    if (v.ttl! % 1000 !== 0) throw new MeshcaError('BAD_CONFIG', `--ttl ${formatDuration(v.ttl!)} must be whole seconds`);
-    if (v['bundle-poll']! < 1000) throw new MeshcaError('BAD_CONFIG', `--bundle-poll ${formatDuration(v['bundle-poll']!)} is too short; use at least 1s`);
-    const log = createLogger(v['log-level']!);
+    if (v.ttl % 1000 !== 0) throw new MeshcaError('BAD_CONFIG', `--ttl ${formatDuration(v.ttl)} must be whole seconds`);
+    if (v['bundle-poll'] < 1000) throw new MeshcaError('BAD_CONFIG', `--bundle-poll ${formatDuration(v['bundle-poll'])} is too short; use at least 1s`);
+    const log = createLogger(v['log-level']);
     const running = await startAgent({
-      caAddress: v['ca-addr']!,
+      caAddress: v['ca-addr'],
       ...(v['ca-name'] ? { caName: v['ca-name'] } : {}),
-      rootCertPath: v['root-cert']!,
-      tokenFilePath: v['token-file']!,
-      sdsSocketPath: v['sds-socket']!,
+      rootCertPath: v['root-cert'],
+      tokenFilePath: v['token-file'],
+      sdsSocketPath: v['sds-socket'],
       ...(v['output-dir'] ? { outputDir: v['output-dir'] } : {}),
-      ttlMs: v.ttl!,
-      bundlePollMs: v['bundle-poll']!,
+      ttlMs: v.ttl,
+      bundlePollMs: v['bundle-poll'],
       ...(v['http-listen'] ? { httpListen: v['http-listen'] } : {}),
       clock: ctx.clock,
       log,
@@ -45,4 +45,4 @@ export const agentCommand: Command = {
     log.flush?.();
     return 0;
   },
-};
+});

@@ -1,10 +1,10 @@
 // `meshca audit export`: the ledger as JSON lines, oldest first, for SIEMs and independent checks.
 import { buildLedgerQuery, MAX_QUERY_LIMIT } from '../../audit/index.ts';
 import { openLedger, type LedgerQuery } from '../../ledger/index.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 import { asUsageError, formatJsonLine } from './audit_format.ts';
 
-export const auditExportCommand: Command = {
+export const auditExportCommand = defineCommand({
   path: ['audit', 'export'],
   usage: 'meshca audit export [--since 24h] [--until T] [--id …] [--ns …] [--denied] > ledger.jsonl',
   summary: 'write ledger records as JSON lines (oldest first) to stdout',
@@ -16,7 +16,7 @@ export const auditExportCommand: Command = {
     } catch (err) {
       throw asUsageError(err);
     }
-    const ledger = await openLedger(v.db!, { clock: ctx.clock, mustExist: true });
+    const ledger = await openLedger(v.db, { clock: ctx.clock, mustExist: true });
     try {
       let count = 0;
       // Page by seq so a ledger of any size streams in bounded memory.
@@ -33,4 +33,4 @@ export const auditExportCommand: Command = {
       await ledger.close();
     }
   },
-};
+});

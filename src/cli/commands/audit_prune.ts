@@ -3,9 +3,9 @@
 import { MeshcaError } from '../../errors/index.ts';
 import { openLedger } from '../../ledger/index.ts';
 import { formatDuration } from '../../time/index.ts';
-import { report, type Command } from '../command.ts';
+import { defineCommand, report } from '../command.ts';
 
-export const auditPruneCommand: Command = {
+export const auditPruneCommand = defineCommand({
   path: ['audit', 'prune'],
   usage: 'meshca audit prune --retain 400d [--db URL] [--keys DIR] [--json]',
   summary: 'remove ledger records older than --retain, keeping the chain verifiable',
@@ -14,7 +14,7 @@ export const auditPruneCommand: Command = {
     if (!v.retain) throw new MeshcaError('BAD_CONFIG', '--retain must be longer than 0s (0 keeps everything)');
     const beforeMs = ctx.clock.now() - v.retain;
     // The ledger key signs the checkpoint the chain will start from.
-    const ledger = await openLedger(v.db!, { clock: ctx.clock, keysDir: v.keys!, mustExist: true });
+    const ledger = await openLedger(v.db, { clock: ctx.clock, keysDir: v.keys, mustExist: true });
     try {
       const result = await ledger.prune(beforeMs);
       const before = new Date(beforeMs).toISOString();
@@ -28,4 +28,4 @@ export const auditPruneCommand: Command = {
       await ledger.close();
     }
   },
-};
+});

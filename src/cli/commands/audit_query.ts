@@ -1,14 +1,14 @@
 // `meshca audit query`: who was issued what, when, on whose word: filtered reads of the ledger.
-import { buildLedgerQuery } from '../../audit/index.ts';
+import { buildLedgerQuery, DEFAULT_QUERY_LIMIT } from '../../audit/index.ts';
 import { openLedger, type LedgerQuery } from '../../ledger/index.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 import { asUsageError, formatCsv, formatJsonLine, formatTable } from './audit_format.ts';
 
-export const auditQueryCommand: Command = {
+export const auditQueryCommand = defineCommand({
   path: ['audit', 'query'],
   usage: 'meshca audit query [--id SPIFFE_ID] [--ns NS] [--sa SA] [--pod POD] [--serial HEX] [--since 24h] [--until T] [--denied] [--limit 100] [--json|--csv]',
   summary: 'list ledger records matching the filters, newest first',
-  options: { settings: ['db', 'id', 'ns', 'sa', 'pod', 'serial', 'since', 'until', 'denied', 'limit', 'json', 'csv'] },
+  options: { settings: ['db', 'id', 'ns', 'sa', 'pod', 'serial', 'since', 'until', 'denied', 'limit', 'json', 'csv'], defaults: { limit: DEFAULT_QUERY_LIMIT } },
   async run(v, ctx) {
     let query: LedgerQuery;
     try {
@@ -16,7 +16,7 @@ export const auditQueryCommand: Command = {
     } catch (err) {
       throw asUsageError(err);
     }
-    const ledger = await openLedger(v.db!, { clock: ctx.clock, mustExist: true });
+    const ledger = await openLedger(v.db, { clock: ctx.clock, mustExist: true });
     try {
       const records = await ledger.query(query);
       if (v.json) ctx.stdout(`[${records.map(formatJsonLine).join(',\n')}]\n`);
@@ -28,4 +28,4 @@ export const auditQueryCommand: Command = {
       await ledger.close();
     }
   },
-};
+});

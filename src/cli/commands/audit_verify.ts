@@ -2,7 +2,7 @@
 // record altered, removed or inserted. Exits 1 if the ledger does not verify.
 import { join } from 'node:path';
 import { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, openLedger, readLedgerPublicKey, type VerifyReport } from '../../ledger/index.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 
 const SHOWN_PROBLEMS = 10;
 
@@ -19,22 +19,22 @@ function describeReport(where: string, r: VerifyReport): string {
   return lines.join('\n');
 }
 
-export const auditVerifyCommand: Command = {
+export const auditVerifyCommand = defineCommand({
   path: ['audit', 'verify'],
   usage: 'meshca audit verify [--db URL] [--keys DIR] [--json]',
   summary: 'recompute the ledger hash chain, check signed checkpoints, name the first tampered record',
   options: { settings: ['db', 'keys', 'json'] },
   async run(v, ctx) {
-    const publicKey = readLedgerPublicKey(v.keys!);
-    if (!publicKey) ctx.stderr(`warning: neither ${join(v.keys!, LEDGER_KEY_FILE)} nor ${LEDGER_PUBLIC_KEY_FILE} exists; checkpoint signatures will not be checked\n`);
-    const ledger = await openLedger(v.db!, { clock: ctx.clock, mustExist: true, ...(publicKey ? { verifyKeys: [publicKey] } : {}) });
+    const publicKey = readLedgerPublicKey(v.keys);
+    if (!publicKey) ctx.stderr(`warning: neither ${join(v.keys, LEDGER_KEY_FILE)} nor ${LEDGER_PUBLIC_KEY_FILE} exists; checkpoint signatures will not be checked\n`);
+    const ledger = await openLedger(v.db, { clock: ctx.clock, mustExist: true, ...(publicKey ? { verifyKeys: [publicKey] } : {}) });
     try {
       const report = await ledger.verify();
       if (v.json) ctx.stdout(`${JSON.stringify(report, null, 2)}\n`);
-      else ctx.stdout(`${describeReport(v.db!.replace(/(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/, '$1:***@'), report)}\n`);
+      else ctx.stdout(`${describeReport(v.db.replace(/(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/, '$1:***@'), report)}\n`);
       return report.ok ? 0 : 1;
     } finally {
       await ledger.close();
     }
   },
-};
+});

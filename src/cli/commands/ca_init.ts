@@ -1,28 +1,25 @@
 // `meshca ca init`: make the CA's key directory.
 import { initCa } from '../../ca/index.ts';
-import { MeshcaError } from '../../errors/index.ts';
-import { parseKeyType } from '../../pki/index.ts';
-import { report, type Command } from '../command.ts';
+import { existingRootPaths } from './existing_root.ts';
+import { defineCommand, report } from '../command.ts';
 
-export const caInitCommand: Command = {
+export const caInitCommand = defineCommand({
   path: ['ca', 'init'],
   usage: 'meshca ca init [--keys DIR] [--trust-domain TD] [--key-type ec-p256] [--root-cert F --root-key F] [--force]',
   summary: 'make a root and intermediate CA (or an intermediate under your root) in the key directory',
   options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'root-cert', 'root-key', 'force', 'json'] },
   async run(v, ctx) {
-    if ((v['root-cert'] === undefined) !== (v['root-key'] === undefined)) {
-      throw new MeshcaError('BAD_CONFIG', '--root-cert and --root-key go together');
-    }
+    const existingRoot = existingRootPaths(v);
     const result = await initCa({
-      keysDir: v.keys!,
-      trustDomain: v['trust-domain']!,
-      organization: v.org!,
-      keyType: parseKeyType(v['key-type']!),
-      rootTtlMs: v['root-ttl']!,
-      caTtlMs: v['ca-ttl']!,
+      keysDir: v.keys,
+      trustDomain: v['trust-domain'],
+      organization: v.org,
+      keyType: v['key-type'],
+      rootTtlMs: v['root-ttl'],
+      caTtlMs: v['ca-ttl'],
       nowMs: ctx.clock.now(),
-      force: v.force!,
-      ...(v['root-cert'] ? { existingRoot: { certPath: v['root-cert'], keyPath: v['root-key']! } } : {}),
+      force: v.force,
+      ...(existingRoot ? { existingRoot } : {}),
     });
     const what = result.madeRoot ? 'root and intermediate CA' : 'intermediate CA under your root';
     report(
@@ -34,4 +31,4 @@ export const caInitCommand: Command = {
     );
     return 0;
   },
-};
+});

@@ -3,10 +3,10 @@
 import { readSettingFile } from '../../config/index.ts';
 import { createCaClient } from '../../agent/index.ts';
 import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 
 
-export const requestCommand: Command = {
+export const requestCommand = defineCommand({
   path: ['request'],
   usage: 'meshca request --csr FILE --token-file FILE [--ca-addr localhost:15012] [--root-cert keys/root-cert.pem] [--ttl 1h] [--ca-name NAME]',
   summary: 'ask a running CA for a certificate (CreateCertificate with a bearer token) and print the chain',
@@ -16,17 +16,17 @@ export const requestCommand: Command = {
     defaults: { 'ca-addr': 'localhost:15012', 'root-cert': 'keys/root-cert.pem' },
   },
   async run(v, ctx) {
-    const csrPem = readSettingFile(v.csr!, '--csr');
-    const roots = readSettingFile(v['root-cert']!, '--root-cert');
-    const token = readSettingFile(v['token-file']!, '--token-file').trim();
+    const csrPem = readSettingFile(v.csr, '--csr');
+    const roots = readSettingFile(v['root-cert'], '--root-cert');
+    const token = readSettingFile(v['token-file'], '--token-file').trim();
     const client = createCaClient({
-      address: v['ca-addr']!,
+      address: v['ca-addr'],
       ...(v['ca-name'] ? { serverName: v['ca-name'] } : {}),
       trustedRootsPem: () => roots,
       clock: ctx.clock,
     });
     try {
-      const chain = await client.createCertificate({ csrPem, ttlSeconds: Math.round(v.ttl! / 1000), credential: { kind: 'token', token } });
+      const chain = await client.createCertificate({ csrPem, ttlSeconds: Math.round(v.ttl / 1000), credential: { kind: 'token', token } });
       if (v.json) ctx.stdout(`${JSON.stringify({ chain }, null, 2)}\n`);
       else ctx.stdout(chain.join(''));
       return 0;
@@ -37,4 +37,4 @@ export const requestCommand: Command = {
       client.close();
     }
   },
-};
+});

@@ -4,9 +4,8 @@
 
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { MeshcaError } from '../../errors/index.ts';
 import { openLedger, openLedgerWriter, type Ledger } from '../../ledger/index.ts';
-import { parseKeyType, readPrivateKeyFile } from '../../pki/index.ts';
+import { readPrivateKeyFile } from '../../pki/index.ts';
 import {
   activateRoot,
   DirectoryKeyStore,
@@ -19,10 +18,15 @@ import {
   type ExternalRoot,
   type RotationContext,
 } from '../../rotation/index.ts';
-import { readSettingFile, type SettingName, type Values } from '../../config/index.ts';
-import { report, type Command, type CommandContext } from '../command.ts';
+import { readSettingFile, SETTINGS, type Settings } from '../../config/index.ts';
+import { defineCommand, report, type CommandContext } from '../command.ts';
+import { existingRootPaths } from './existing_root.ts';
 
-const COMMON: readonly SettingName[] = ['keys', 'db', 'max-ttl', 'trust-domain', 'json'];
+const COMMON = ['keys', 'db', 'max-ttl', 'trust-domain', 'json'] as const;
+/** What the certificates a rotation step makes are like; only prepare and rotate-intermediate make any. */
+const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
+
+type RotationSettings = Settings<{ settings: typeof COMMON }> & Partial<Settings<{ settings: typeof MAKING }>>;
 
 function actor(): string {
   try {
@@ -32,20 +36,21 @@ function actor(): string {
   }
 }
 
-async function withContext<T>(v: Values, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>): Promise<T> {
-  const store = new DirectoryKeyStore(v.keys!);
-  const ledger = await openLedgerWriter(v.db!, { keysDir: v.keys!, clock: ctx.clock });
+async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>): Promise<T> {
+  const store = new DirectoryKeyStore(v.keys);
+  const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
   try {
     return await fn({
       store,
       clock: ctx.clock,
-      policy: rotationPolicy(v['max-ttl']!),
+      policy: rotationPolicy(v['max-ttl']),
       ledger,
       actor: actor(),
-      organization: v.org ?? 'meshca',
-      rootTtlMs: v['root-ttl'] ?? 3650 * 86_400_000,
-      caTtlMs: v['ca-ttl'] ?? 365 * 86_400_000,
-      trustDomain: v['trust-domain']!,
+      // activate and retire make no certificate: the table's defaults stand in for what they do not accept.
+      organization: v.org ?? SETTINGS.org.default,
+      rootTtlMs: v['root-ttl'] ?? SETTINGS['root-ttl'].default,
+      caTtlMs: v['ca-ttl'] ?? SETTINGS['ca-ttl'].default,
+      trustDomain: v['trust-domain'],
     });
   } finally {
     await ledger.close();
@@ -63,16 +68,16 @@ async function openForCounting(db: string): Promise<Ledger | undefined> {
   }
 }
 
-const statusCommand: Command = {
+const statusCommand = defineCommand({
   path: ['root', 'status'],
   usage: 'meshca root status [--keys DIR] [--db URL] [--max-ttl 24h] [--json]',
   summary: 'show every root and intermediate, the trust bundle being distributed and the next safe rotation step',
   options: { settings: COMMON },
   async run(v, ctx) {
-    const snapshot = new DirectoryKeyStore(v.keys!).snapshot(ctx.clock.now());
-    const ledger = await openForCounting(v.db!);
+    const snapshot = new DirectoryKeyStore(v.keys).snapshot(ctx.clock.now());
+    const ledger = await openForCounting(v.db);
     try {
-      const status = await rotationStatus(snapshot, ctx.clock.now(), rotationPolicy(v['max-ttl']!), ledger);
+      const status = await rotationStatus(snapshot, ctx.clock.now(), rotationPolicy(v['max-ttl']), ledger);
       if (v.json) ctx.stdout(`${JSON.stringify(status, null, 2)}\n`);
       else ctx.stdout(formatRotationStatus(status));
       return 0;
@@ -80,20 +85,17 @@ const statusCommand: Command = {
       await ledger?.close();
     }
   },
-};
+});
 
-const prepareCommand: Command = {
+const prepareCommand = defineCommand({
   path: ['root', 'prepare'],
   usage: 'meshca root prepare [--keys DIR] [--key-type ec-p256] [--root-cert FILE --root-key FILE] [--db URL]',
   summary: 'make a new root and its intermediate and add the root to the trust bundle (it signs nothing yet)',
-  options: { settings: [...COMMON, 'key-type', 'root-cert', 'root-key', 'org', 'root-ttl', 'ca-ttl'] },
+  options: { settings: [...COMMON, 'key-type', 'root-cert', 'root-key', ...MAKING] },
   async run(v, ctx) {
-    if ((v['root-cert'] === undefined) !== (v['root-key'] === undefined)) throw new MeshcaError('BAD_CONFIG', '--root-cert and --root-key go together');
-    let external: ExternalRoot | undefined;
-    if (v['root-cert']) {
-      external = { certPem: readSettingFile(v['root-cert'], '--root-cert'), key: readPrivateKeyFile(v['root-key']!) };
-    }
-    const r = await withContext(v, ctx, (rc) => prepareRoot(rc, { keyType: parseKeyType(v['key-type']!), ...(external ? { external } : {}) }));
+    const paths = existingRootPaths(v);
+    const external: ExternalRoot | undefined = paths && { certPem: readSettingFile(paths.certPath, '--root-cert'), key: readPrivateKeyFile(paths.keyPath) };
+    const r = await withContext(v, ctx, (rc) => prepareRoot(rc, { keyType: v['key-type'], ...(external ? { external } : {}) }));
     const human =
       r.outcome === 'prepared'
         ? `prepared root ${r.rootKeyId.slice(0, 16)}… with intermediate ${r.intermediateKeyId.slice(0, 16)}…; it is in the trust bundle now and signs nothing yet. ` +
@@ -102,15 +104,15 @@ const prepareCommand: Command = {
     report(ctx, v, human, r);
     return 0;
   },
-};
+});
 
-const activateCommand: Command = {
+const activateCommand = defineCommand({
   path: ['root', 'activate'],
   usage: 'meshca root activate [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
   summary: 'sign new certificates with the prepared root (refused until its bundle has been out for --max-ttl)',
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
-    const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force! }));
+    const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force }));
     if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
     const human =
       r.outcome === 'activated'
@@ -120,15 +122,15 @@ const activateCommand: Command = {
     report(ctx, v, human, r);
     return 0;
   },
-};
+});
 
-const retireCommand: Command = {
+const retireCommand = defineCommand({
   path: ['root', 'retire'],
   usage: 'meshca root retire [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
   summary: 'remove the previous root from the trust bundle (refused while anything it signed can be valid)',
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
-    const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force! }));
+    const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force }));
     if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
     const human =
       r.outcome === 'retired'
@@ -137,18 +139,18 @@ const retireCommand: Command = {
     report(ctx, v, human, r);
     return 0;
   },
-};
+});
 
-const rotateIntermediateCommand: Command = {
+const rotateIntermediateCommand = defineCommand({
   path: ['root', 'rotate-intermediate'],
   usage: 'meshca root rotate-intermediate [--keys DIR] [--key-type ec-p256] [--ca-ttl 365d] [--db URL]',
   summary: 'make a new intermediate under the active root and sign with it now (serve also does this on schedule)',
   options: { settings: [...COMMON, 'key-type', 'org', 'ca-ttl'] },
   async run(v, ctx) {
-    const r = await withContext(v, ctx, (rc) => rotateIntermediate(rc, { keyType: parseKeyType(v['key-type']!), now: true }));
+    const r = await withContext(v, ctx, (rc) => rotateIntermediate(rc, { keyType: v['key-type'], now: true }));
     report(ctx, v, `activated intermediate ${r.keyId!.slice(0, 16)}… under the active root; the previous one stays trusted until its certificates expire`, r);
     return 0;
   },
-};
+});
 
-export const rootCommands: readonly Command[] = [statusCommand, prepareCommand, activateCommand, retireCommand, rotateIntermediateCommand];
+export const rootCommands = [statusCommand, prepareCommand, activateCommand, retireCommand, rotateIntermediateCommand];

@@ -1,13 +1,13 @@
 // `meshca serve`: run the CA until SIGINT/SIGTERM, then shut down gracefully and exit 0.
 import { createLogger } from '../../observability/index.ts';
-import { serveConfigFrom, SERVE_SETTINGS, startCaServer } from '../../server/index.ts';
-import type { Command } from '../command.ts';
+import { serveConfigFrom, SERVE_OPTIONS, startCaServer } from '../../server/index.ts';
+import { defineCommand } from '../command.ts';
 
-export const serveCommand: Command = {
+export const serveCommand = defineCommand({
   path: ['serve'],
   usage: 'meshca serve [--keys DIR] [--listen 0.0.0.0:15012] [--http-listen 0.0.0.0:15014] [--db sqlite:data/meshca.db] …',
   summary: 'run the certificate authority (gRPC/TLS CreateCertificate, /healthz, /readyz, /metrics)',
-  options: { settings: SERVE_SETTINGS },
+  options: SERVE_OPTIONS,
   async run(v, ctx) {
     const config = serveConfigFrom(v);
     const log = createLogger(config.logLevel);
@@ -20,4 +20,4 @@ export const serveCommand: Command = {
     log.flush();
     return 0;
   },
-};
+});

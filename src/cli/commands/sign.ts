@@ -5,28 +5,28 @@ import { MeshcaError } from '../../errors/index.ts';
 import { openLedgerWriter } from '../../ledger/index.ts';
 import { kubernetesIdentityOf, parseSpiffeId } from '../../spiffe/index.ts';
 import { formatDuration } from '../../time/index.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 
-export const signCommand: Command = {
+export const signCommand = defineCommand({
   path: ['sign'],
   usage: 'meshca sign --csr FILE --id SPIFFE_ID [--ttl 1h] [--keys DIR] [--json]',
   summary: 'issue a certificate for a CSR and print the chain PEM (leaf, intermediate, root)',
   options: { settings: ['csr', 'id', 'ttl', 'max-ttl', 'keys', 'trust-domain', 'db', 'json'], required: ['csr', 'id'] },
   async run(v, ctx) {
-    const spiffeId = parseSpiffeId(v.id!);
+    const spiffeId = parseSpiffeId(v.id);
     if (spiffeId.trustDomain !== v['trust-domain']) {
       throw new MeshcaError('BAD_SPIFFE_ID', `--id ${spiffeId.uri} is not in the trust domain ${v['trust-domain']} (set --trust-domain)`);
     }
-    const csrPem = readSettingFile(v.csr!, '--csr');
-    if (v.ttl! % 1000 !== 0) throw new MeshcaError('BAD_TTL', `--ttl ${formatDuration(v.ttl!)} must be whole seconds`);
-    const authority = loadAuthorityFromDirectory(v.keys!, ctx.clock.now());
-    const ledger = await openLedgerWriter(v.db!, { keysDir: v.keys!, clock: ctx.clock });
+    const csrPem = readSettingFile(v.csr, '--csr');
+    if (v.ttl % 1000 !== 0) throw new MeshcaError('BAD_TTL', `--ttl ${formatDuration(v.ttl)} must be whole seconds`);
+    const authority = loadAuthorityFromDirectory(v.keys, ctx.clock.now());
+    const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
     try {
       const issuer = new SvidIssuer({
         authority: () => authority,
         ledger,
         clock: ctx.clock,
-        ttl: validateTtlPolicy({ defaultTtlMs: Math.min(DEFAULT_LEAF_TTL_MS, v['max-ttl']!), maxTtlMs: v['max-ttl']! }),
+        ttl: validateTtlPolicy({ defaultTtlMs: Math.min(DEFAULT_LEAF_TTL_MS, v['max-ttl']), maxTtlMs: v['max-ttl'] }),
       });
       const k8s = kubernetesIdentityOf(spiffeId);
       const svid = await issuer.issueWorkloadSvid({
@@ -36,7 +36,7 @@ export const signCommand: Command = {
           ...(k8s ? { namespace: k8s.namespace, serviceAccount: k8s.serviceAccount } : {}),
         },
         csrPem,
-        requestedTtlSeconds: v.ttl! / 1000,
+        requestedTtlSeconds: v.ttl / 1000,
         channel: 'sign-cli',
       });
       if (v.json) {
@@ -64,4 +64,4 @@ export const signCommand: Command = {
       await ledger.close();
     }
   },
-};
+});

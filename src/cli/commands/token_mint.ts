@@ -1,27 +1,31 @@
 // `meshca token mint`: a Kubernetes-shaped service-account token from the development issuer.
 import { loadDevIssuer } from '../../authn/index.ts';
 import { kubernetesSpiffeId } from '../../spiffe/index.ts';
-import type { Command } from '../command.ts';
+import { MINUTE_MS } from '../../time/index.ts';
+import { defineCommand } from '../command.ts';
 
-export const tokenMintCommand: Command = {
+/** Development tokens are short-lived, as projected service-account tokens are. */
+const TOKEN_TTL_MS = 10 * MINUTE_MS;
+
+export const tokenMintCommand = defineCommand({
   path: ['token', 'mint'],
   usage: 'meshca token mint --ns NAMESPACE --sa SERVICE_ACCOUNT [--pod NAME] [--ttl 10m] [--aud meshca] [--keys DIR]',
   summary: 'mint a development service-account token that "meshca serve --dev-tokens" trusts (development only)',
-  options: { settings: ['ns', 'sa', 'pod', 'ttl', 'aud', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { ttl: '10m' } },
+  options: { settings: ['ns', 'sa', 'pod', 'ttl', 'aud', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { ttl: TOKEN_TTL_MS } },
   async run(v, ctx) {
     // Validate the names the way the CA will: they must make a SPIFFE ID.
-    const id = kubernetesSpiffeId(v['trust-domain']!, v.ns!, v.sa!);
-    const issuer = await loadDevIssuer(v.keys!, true);
+    const id = kubernetesSpiffeId(v['trust-domain'], v.ns, v.sa);
+    const issuer = await loadDevIssuer(v.keys, true);
     const token = await issuer.mint({
-      namespace: v.ns!,
-      serviceAccount: v.sa!,
+      namespace: v.ns,
+      serviceAccount: v.sa,
       ...(v.pod ? { podName: v.pod } : {}),
-      audience: v.aud!,
-      ttlMs: v.ttl!,
+      audience: v.aud,
+      ttlMs: v.ttl,
       nowMs: ctx.clock.now(),
     });
-    if (v.json) ctx.stdout(`${JSON.stringify({ token, spiffeId: id.uri, expiresAt: new Date(ctx.clock.now() + v.ttl!).toISOString() })}\n`);
+    if (v.json) ctx.stdout(`${JSON.stringify({ token, spiffeId: id.uri, expiresAt: new Date(ctx.clock.now() + v.ttl).toISOString() })}\n`);
     else ctx.stdout(`${token}\n`);
     return 0;
   },
-};
+});

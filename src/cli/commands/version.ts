@@ -1,13 +1,13 @@
 // `meshca version`
 import { readFileSync } from 'node:fs';
-import { report, type Command } from '../command.ts';
+import { defineCommand, report } from '../command.ts';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-export const versionCommand: Command = {
+export const versionCommand = defineCommand({
   path: ['version'],
   usage: 'meshca version [--json]',
   summary: 'print the meshca version',
@@ -17,4 +17,4 @@ export const versionCommand: Command = {
     report(ctx, values, `meshca ${data.version} (node ${data.node})`, data);
     return 0;
   },
-};
+});
