@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { JWT_ALGORITHMS } from '../src/authn/jwt.ts';
+import { systemClock } from '../src/time/index.ts';
 import { createKubernetesAuthenticators, type KubernetesAuthOptions } from '../src/authn/kubernetes/index.ts';
 import { callerFromKubernetesClaims } from '../src/authn/kubernetes_claims.ts';
 import { tokenFacts } from '../src/authn/token.ts';
@@ -36,7 +37,7 @@ export async function run(): Promise<void> {
     tokenCacheSize: 100_000,
     kubeQps: 50,
     kubeBurst: 100,
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     log: createLogger('silent'),
     registry: new Registry(),
   };

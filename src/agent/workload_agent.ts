@@ -7,10 +7,10 @@ import { describeError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { createCsrPem, generateKeyPair, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic, type KeyType } from '../pki/index.ts';
 import { DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME, tlsCertificateSecret, trustedCaSecret, type SecretStore } from '../sds/index.ts';
-import { formatDuration, type Clock } from '../time/index.ts';
+import { formatDuration, type Clock, type Timer } from '../time/index.ts';
 import type { CaCredential, CaClient } from './ca_client.ts';
 import { acceptIssuedChain, canonicalBundle, type HeldSvid } from './issued.ts';
-import { backoffDelayMs, renewAtMs } from '../ca/index.ts';
+import { RenewalEngine } from '../ca/index.ts';
 
 export interface AgentMetricsHooks {
   renewed(svid: HeldSvid): void;
@@ -46,49 +46,45 @@ export interface AgentStatus {
 
 export class WorkloadAgent {
   readonly #o: WorkloadAgentOptions;
-  readonly #random: () => number;
-  #current: HeldSvid | undefined;
+  readonly #engine: RenewalEngine<HeldSvid>;
   /** The root bundle served as ROOTCA: whichever source changed last (CA answer or root file). */
   #bundlePem: string | undefined;
   #rootFilePem: string | undefined;
-  #inFlight: Promise<boolean> | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  /** Bumped whenever a timer is set; a timer that fires with an older number is stale. */
-  #timerGeneration = 0;
-  #nextAttemptAtMs: number | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
-  #failures = 0;
+  #pollTimer: Timer | undefined;
   #lastError: string | undefined;
-  #stopped = false;
   readonly #firstWaiters: Array<() => void> = [];
 
   constructor(options: WorkloadAgentOptions) {
     this.#o = options;
-    this.#random = options.random ?? Math.random;
+    this.#engine = new RenewalEngine<HeldSvid>({
+      clock: options.clock,
+      ...(options.random ? { random: options.random } : {}),
+      obtain: () => this.#obtain(),
+      install: (svid, renewAt, previous) => this.#install(svid, renewAt, previous === undefined),
+      failed: (err, attempt, retryInMs) => this.#onFailure(err, attempt, retryInMs),
+    });
   }
 
   /** Starts fetching the first certificate (SDS requests wait for it) and polling the root file. */
   start(): void {
     this.#pollRootFile();
-    this.#pollTimer = setInterval(() => this.#pollRootFile(), this.#o.bundlePollMs);
+    this.#pollTimer = this.#o.clock.every(this.#o.bundlePollMs, () => this.#pollRootFile());
     void this.renew();
   }
 
   stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    clearInterval(this.#pollTimer);
-    this.#timerGeneration++;
+    this.#engine.stop();
+    this.#pollTimer?.cancel();
   }
 
   /** Resolves once the agent holds its first certificate. */
   firstCertificate(): Promise<void> {
-    if (this.#current) return Promise.resolve();
+    if (this.#engine.current) return Promise.resolve();
     return new Promise((resolve) => this.#firstWaiters.push(resolve));
   }
 
   current(): HeldSvid | undefined {
-    return this.#current;
+    return this.#engine.current;
   }
 
   /** Roots to trust when dialling the CA: the root file plus the bundle the CA last sent. */
@@ -99,47 +95,34 @@ export class WorkloadAgent {
 
   status(): AgentStatus {
     const now = this.#o.clock.now();
-    const cur = this.#current;
+    const cur = this.#engine.current;
+    const next = this.#engine.nextAttemptAtMs;
     return {
       ready: cur !== undefined && cur.notAfterMs > now,
       ...(cur ? { spiffeId: cur.spiffeId, notAfterMs: cur.notAfterMs } : {}),
-      ...(this.#nextAttemptAtMs !== undefined ? { nextAttemptAtMs: this.#nextAttemptAtMs } : {}),
-      consecutiveFailures: this.#failures,
+      ...(next !== undefined ? { nextAttemptAtMs: next } : {}),
+      consecutiveFailures: this.#engine.consecutiveFailures,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
     };
   }
 
   /** Renews now unless a renewal is already in flight (then joins it). Resolves true on success. */
-  renew(): Promise<boolean> {
-    if (!this.#inFlight) {
-      this.#inFlight = this.#renewOnce().finally(() => {
-        this.#inFlight = undefined;
-      });
-    }
-    return this.#inFlight;
+  async renew(): Promise<boolean> {
+    return (await this.#engine.renew()).ok;
   }
 
-  async #renewOnce(): Promise<boolean> {
-    if (this.#stopped) return false;
-    try {
-      const { privateKey } = generateKeyPair(this.#o.keyType ?? 'ec-p256');
-      const csrPem = createCsrPem(privateKey);
-      const chain = await this.#o.ca.createCertificate({ csrPem, ttlSeconds: Math.round(this.#o.ttlMs / 1000), credential: this.#credential() });
-      const svid = acceptIssuedChain(chain, privateKey, this.#o.clock.now());
-      if (this.#stopped) return false;
-      this.#install(svid);
-      return true;
-    } catch (err) {
-      if (!this.#stopped) this.#onFailure(err);
-      return false;
-    }
+  async #obtain(): Promise<HeldSvid> {
+    const { privateKey } = generateKeyPair(this.#o.keyType ?? 'ec-p256');
+    const csrPem = createCsrPem(privateKey);
+    const chain = await this.#o.ca.createCertificate({ csrPem, ttlSeconds: Math.round(this.#o.ttlMs / 1000), credential: this.#credential() });
+    return acceptIssuedChain(chain, privateKey, this.#o.clock.now());
   }
 
   #credential(): CaCredential {
     try {
       return { kind: 'token', token: this.#o.readToken() };
     } catch (err) {
-      const cur = this.#current;
+      const cur = this.#engine.current;
       if (cur && cur.notAfterMs > this.#o.clock.now()) {
         this.#o.log.info({ reason: describeError(err) }, 'token unavailable; renewing over mTLS with the current certificate');
         return { kind: 'certificate', chainPem: cur.chainPem, privateKeyPem: cur.privateKeyPem };
@@ -148,10 +131,7 @@ export class WorkloadAgent {
     }
   }
 
-  #install(svid: HeldSvid): void {
-    const first = this.#current === undefined;
-    this.#current = svid;
-    this.#failures = 0;
+  #install(svid: HeldSvid, renewAt: number, first: boolean): void {
     this.#lastError = undefined;
     this.#bundlePem = svid.bundlePem;
     this.#o.store.set(
@@ -159,25 +139,20 @@ export class WorkloadAgent {
       trustedCaSecret(ROOTCA_SECRET_NAME, svid.bundlePem),
     );
     this.#writeFiles(svid);
-    const renewAt = renewAtMs(svid.receivedAtMs, svid.notBeforeMs, svid.notAfterMs, this.#random());
-    this.#schedule(renewAt);
     this.#o.metrics?.renewed(svid);
     this.#o.log.info(
       { spiffeId: svid.spiffeId, serial: svid.serialHex, notAfter: new Date(svid.notAfterMs).toISOString(), renewAt: new Date(renewAt).toISOString() },
       first ? 'got the first certificate' : 'renewed the certificate with a new key',
     );
-    if (first) for (const resolve of this.#firstWaiters.splice(0)) resolve();
+    for (const resolve of this.#firstWaiters.splice(0)) resolve();
   }
 
-  #onFailure(err: unknown): void {
-    this.#failures += 1;
+  #onFailure(err: unknown, attempt: number, retryInMs: number): void {
     this.#lastError = describeError(err);
     this.#o.metrics?.failed();
-    const now = this.#o.clock.now();
-    const delayMs = backoffDelayMs(this.#failures, this.#random());
-    this.#schedule(now + delayMs);
-    const leftMs = this.#current ? this.#current.notAfterMs - now : undefined;
-    const fields = { attempt: this.#failures, retryInMs: delayMs, reason: this.#lastError, ...(leftMs !== undefined ? { certificateLeftMs: leftMs } : {}) };
+    const cur = this.#engine.current;
+    const leftMs = cur ? cur.notAfterMs - this.#o.clock.now() : undefined;
+    const fields = { attempt, retryInMs, reason: this.#lastError, ...(leftMs !== undefined ? { certificateLeftMs: leftMs } : {}) };
     if (leftMs !== undefined && leftMs > 0) {
       this.#o.log.warn(fields, `renewal failed; still serving the current certificate, valid for another ${formatDuration(Math.round(leftMs / 1000) * 1000)}`);
     } else if (leftMs !== undefined) {
@@ -185,18 +160,6 @@ export class WorkloadAgent {
     } else {
       this.#o.log.warn(fields, 'could not get the first certificate yet; SDS requests wait for it');
     }
-  }
-
-  #schedule(atMs: number): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#timer);
-    const generation = ++this.#timerGeneration;
-    this.#nextAttemptAtMs = atMs;
-    this.#timer = setTimeout(() => {
-      // A timer replaced by a newer schedule (e.g. a manual renewal finished first) does nothing.
-      if (generation !== this.#timerGeneration) return;
-      void this.renew();
-    }, Math.max(0, atMs - this.#o.clock.now()));
   }
 
   #pollRootFile(): void {
@@ -211,7 +174,7 @@ export class WorkloadAgent {
     const firstRead = this.#rootFilePem === undefined;
     this.#rootFilePem = text;
     // The first read only seeds trust for dialling the CA; ROOTCA comes from the CA's answer.
-    if (firstRead || !this.#current || text === this.#bundlePem) return;
+    if (firstRead || !this.#engine.current || text === this.#bundlePem) return;
     this.#bundlePem = text;
     this.#o.store.set(trustedCaSecret(ROOTCA_SECRET_NAME, text));
     if (this.#o.outputDir) writeFileAtomic(join(this.#o.outputDir, 'ca.crt'), text, PUBLIC_FILE_MODE);

@@ -8,6 +8,7 @@ import type { Caller } from '../authn/index.ts';
 import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/index.ts';
 import {
   chainWithBundle,
+  issueServingCertificate,
   issueSvid,
   parseCsrPem,
   readSvidSpiffeId,
@@ -16,6 +17,7 @@ import {
   type SigningAuthority,
   type VerifiedCsr,
   type IssuedCertificate,
+  type KeyAlgorithm,
 } from '../pki/index.ts';
 import type { SpiffeId } from '../spiffe/index.ts';
 import type { Clock } from '../time/index.ts';
@@ -48,6 +50,34 @@ export interface X509Svid {
   readonly certificateChainPem: readonly string[];
   readonly issuerKeyId: string;
   readonly rootKeyId: string;
+}
+
+/** The CA's own TLS certificate: DNS and IP names, a key the CA made, never a SPIFFE ID. */
+export interface ServingCertificateRequest {
+  readonly spkiDer: Uint8Array;
+  readonly keyAlgorithm: KeyAlgorithm;
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly ttlMs: number;
+}
+
+export interface ServingCertificate {
+  readonly certificate: IssuedCertificate;
+  /** Leaf then intermediates: what the CA presents, so a client holding only the root verifies it. */
+  readonly certificateChainPem: readonly string[];
+}
+
+/** The serving profile, checked on the finished certificate: a TLS server leaf of the issuing CA. */
+function checkServing(cert: IssuedCertificate, authority: SigningAuthority, req: ServingCertificateRequest): void {
+  const x = new X509Certificate(cert.der);
+  const problems: string[] = [];
+  if (x.ca) problems.push('leaf is a CA');
+  if (/URI:/.test(x.subjectAltName ?? '')) problems.push('carries a URI SAN');
+  for (const name of req.dnsNames) if (!x.checkHost(name, { subject: 'never' })) problems.push(`does not cover ${name}`);
+  if (!x.checkIssued(authority.certificate)) problems.push('issuer does not match the issuing CA');
+  if (!x.publicKey.export({ format: 'der', type: 'spki' }).equals(Buffer.from(req.spkiDer))) problems.push('key differs from the one asked for');
+  if (Date.parse(x.validTo) > authority.notAfterMs) problems.push('outlives its issuer');
+  if (problems.length > 0) throw new MeshcaError('INTERNAL', `issued serving certificate failed its final check: ${problems.join('; ')}`);
 }
 
 function callerFacts(caller: Caller): Partial<IssuanceEvent> {
@@ -145,6 +175,43 @@ export class SvidIssuer {
       notAfterMs: issued.certificate.notAfterMs,
       issuerKeyId: issued.issuerKeyId,
       rootKeyId: issued.rootKeyId,
+      grantedTtlSeconds: Math.round((issued.certificate.notAfterMs - startMs) / 1000),
+    });
+    return issued;
+  }
+
+  /**
+   * Issues the CA's own serving certificate through the same steps as an SVID: sign → check →
+   * record (channel serving-cert) → answer. Nothing is returned unless the record is durable.
+   */
+  async issueServingCertificate(req: ServingCertificateRequest): Promise<ServingCertificate> {
+    const startMs = this.#deps.clock.now();
+    const base = { type: 'issuance' as const, channel: 'serving-cert' as const, authenticator: 'meshca serve', requestedTtlSeconds: Math.round(req.ttlMs / 1000) };
+    const authority = this.#deps.authority();
+    let issued: ServingCertificate;
+    try {
+      const certificate = await issueServingCertificate(
+        authority,
+        { dnsNames: req.dnsNames, ipAddresses: req.ipAddresses },
+        { spkiDer: req.spkiDer, keyAlgorithm: req.keyAlgorithm, ttlMs: req.ttlMs, nowMs: startMs, ...(this.#deps.serial ? { serial: this.#deps.serial } : {}) },
+      );
+      checkServing(certificate, authority, req);
+      issued = { certificate, certificateChainPem: [certificate.pem, ...authority.chainPem] };
+    } catch (err) {
+      await this.recordDenial(base, startMs, err, undefined);
+      throw err;
+    }
+    await this.#deps.ledger.append({
+      ...base,
+      timeMs: startMs,
+      decision: 'granted',
+      reason: 'issued',
+      csrKeySha256: sha256Hex(req.spkiDer),
+      serial: issued.certificate.serialHex,
+      notBeforeMs: issued.certificate.notBeforeMs,
+      notAfterMs: issued.certificate.notAfterMs,
+      issuerKeyId: authority.keyId,
+      rootKeyId: authority.rootKeyId,
       grantedTtlSeconds: Math.round((issued.certificate.notAfterMs - startMs) / 1000),
     });
     return issued;

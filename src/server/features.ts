@@ -44,6 +44,7 @@ export function createCertificateFeature(ctx: CaContext): Feature {
 export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & { readonly credentials: grpc.ServerCredentials }> {
   const { config, clock, log } = ctx;
   const serving = new ServingIdentity({
+    issuer: ctx.issuer,
     state: ctx.state,
     dnsNames: servingDnsNames(config.namespace, config.extraDnsNames),
     clock,

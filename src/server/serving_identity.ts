@@ -1,10 +1,12 @@
-// The CA's own TLS identity: a serving certificate issued from the current intermediate at start,
-// renewed at half its life and whenever the signing chain changes, handed to grpc-js through its
-// CertificateProvider interface so renewal needs no restart. The serving key stays in memory.
+// The CA's own TLS identity: a serving certificate issued through SvidIssuer's pipeline (final
+// check, ledger record on the serving-cert channel) from the current intermediate at start,
+// renewed by the shared RenewalEngine and whenever the signing chain changes, handed to grpc-js
+// through its CertificateProvider interface so renewal needs no restart. The key stays in memory.
 
 import type { experimental } from '@grpc/grpc-js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { generateKeyPair, issueServingCertificate, keyAlgorithmOf, type IssuedCertificate, type SigningAuthority } from '../pki/index.ts';
+import { RenewalEngine, type CertificateWindow, type SvidIssuer } from '../ca/index.ts';
+import { generateKeyPair, keyAlgorithmOf, type IssuedCertificate } from '../pki/index.ts';
 import type { Clock } from '../time/index.ts';
 import { HOUR_MS } from '../time/index.ts';
 import type { CaState } from './ca_state.ts';
@@ -20,73 +22,90 @@ export function servingDnsNames(namespace: string, extra: readonly string[]): st
 }
 
 export interface ServingIdentityOptions {
-  readonly state: CaState;
+  readonly issuer: Pick<SvidIssuer, 'issueServingCertificate'>;
+  /** Renews when the signing chain changes; the CA bundle sent to listeners comes from here. */
+  readonly state: Pick<CaState, 'subscribe' | 'authority'>;
   readonly dnsNames: readonly string[];
   readonly clock: Clock;
-  readonly onIssued?: (cert: IssuedCertificate, authority: SigningAuthority) => void;
+  readonly random?: () => number;
+  readonly onIssued?: (cert: IssuedCertificate) => void;
   readonly onError?: (err: unknown) => void;
+}
+
+interface HeldServingCertificate extends CertificateWindow {
+  readonly certificate: Buffer;
+  readonly privateKey: Buffer;
+  readonly issued: IssuedCertificate;
 }
 
 export class ServingIdentity implements experimental.CertificateProvider {
   readonly #opts: ServingIdentityOptions;
+  readonly #engine: RenewalEngine<HeldServingCertificate>;
   readonly #identityListeners = new Set<IdentityListener>();
   readonly #caListeners = new Set<CaListener>();
-  #current?: { certificate: Buffer; privateKey: Buffer; notAfterMs: number };
-  #timer?: NodeJS.Timeout;
   #unsubscribe?: () => void;
 
   constructor(opts: ServingIdentityOptions) {
     this.#opts = opts;
-  }
-
-  get notAfterMs(): number | undefined {
-    return this.#current?.notAfterMs;
-  }
-
-  /** Issues the first certificate; call before the server binds. */
-  async start(): Promise<void> {
-    await this.renew();
-    this.#unsubscribe = this.#opts.state.subscribe(() => {
-      void this.renew().catch((err) => this.#opts.onError?.(err));
+    this.#engine = new RenewalEngine<HeldServingCertificate>({
+      clock: opts.clock,
+      ...(opts.random ? { random: opts.random } : {}),
+      obtain: () => this.#obtain(),
+      install: (held) => this.#install(held),
+      failed: (err) => this.#opts.onError?.(err),
     });
   }
 
+  get notAfterMs(): number | undefined {
+    return this.#engine.current?.notAfterMs;
+  }
+
+  /** Issues the first certificate (throws if it cannot); call before the server binds. */
+  async start(): Promise<void> {
+    const first = await this.#engine.renew();
+    if (!first.ok) {
+      this.#engine.stop();
+      throw first.error;
+    }
+    this.#unsubscribe = this.#opts.state.subscribe(() => void this.#engine.refresh());
+  }
+
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#engine.stop();
     this.#unsubscribe?.();
   }
 
+  /** Renews now (joins a renewal in flight); resolves when done, rejects if it failed. */
   async renew(): Promise<void> {
-    const authority = this.#opts.state.authority;
-    const { privateKey } = generateKeyPair('ec-p256');
-    const nowMs = this.#opts.clock.now();
-    const cert = await issueServingCertificate(
-      authority,
-      { dnsNames: this.#opts.dnsNames, ipAddresses: SERVING_IP_ADDRESSES },
-      { spkiDer: spkiOf(privateKey), keyAlgorithm: keyAlgorithmOf(privateKey), ttlMs: SERVING_CERT_TTL_MS, nowMs },
-    );
-    // Present the intermediate(s) too, so a client holding only the root can verify us.
-    this.#current = {
-      certificate: Buffer.from([cert.pem, ...authority.chainPem].join('')),
-      privateKey: Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string),
-      notAfterMs: cert.notAfterMs,
-    };
-    this.#opts.onIssued?.(cert, authority);
-    for (const l of this.#identityListeners) l({ certificate: this.#current.certificate, privateKey: this.#current.privateKey });
-    const bundle = { caCertificate: Buffer.from(authority.rootsPem.join('')) };
-    for (const l of this.#caListeners) l(bundle);
-    this.schedule(cert.notAfterMs - nowMs);
+    const outcome = await this.#engine.renew();
+    if (!outcome.ok) throw outcome.error;
   }
 
-  private schedule(lifetimeMs: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      void this.renew().catch((err) => {
-        this.#opts.onError?.(err);
-        this.schedule(2 * 60_000); // retry soon; the current certificate is still valid
-      });
-    }, Math.max(1000, lifetimeMs / 2));
-    this.#timer.unref();
+  async #obtain(): Promise<HeldServingCertificate> {
+    const { privateKey } = generateKeyPair('ec-p256');
+    const receivedAtMs = this.#opts.clock.now();
+    const issued = await this.#opts.issuer.issueServingCertificate({
+      spkiDer: spkiOf(privateKey),
+      keyAlgorithm: keyAlgorithmOf(privateKey),
+      dnsNames: this.#opts.dnsNames,
+      ipAddresses: SERVING_IP_ADDRESSES,
+      ttlMs: SERVING_CERT_TTL_MS,
+    });
+    return {
+      certificate: Buffer.from(issued.certificateChainPem.join('')),
+      privateKey: Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string),
+      issued: issued.certificate,
+      receivedAtMs,
+      notBeforeMs: issued.certificate.notBeforeMs,
+      notAfterMs: issued.certificate.notAfterMs,
+    };
+  }
+
+  #install(held: HeldServingCertificate): void {
+    this.#opts.onIssued?.(held.issued);
+    for (const l of this.#identityListeners) l({ certificate: held.certificate, privateKey: held.privateKey });
+    const bundle = { caCertificate: Buffer.from(this.#opts.state.authority.rootsPem.join('')) };
+    for (const l of this.#caListeners) l(bundle);
   }
 
   // grpc-js registers its own watcher only after adding these listeners, so the first update is
@@ -94,7 +113,8 @@ export class ServingIdentity implements experimental.CertificateProvider {
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.#identityListeners.add(listener);
     queueMicrotask(() => {
-      if (this.#current && this.#identityListeners.has(listener)) listener({ certificate: this.#current.certificate, privateKey: this.#current.privateKey });
+      const held = this.#engine.current;
+      if (held && this.#identityListeners.has(listener)) listener({ certificate: held.certificate, privateKey: held.privateKey });
     });
   }
   removeIdentityCertificateListener(listener: IdentityListener): void {

@@ -3,12 +3,42 @@
 
 import { MeshcaError } from '../errors/index.ts';
 
+/** A pending timer or ticker; cancel() is idempotent. */
+export interface Timer {
+  cancel(): void;
+}
+
+/**
+ * Time and timers, injected so tests can advance time instead of sleeping (as SPIRE injects a
+ * clock with timers and tickers). Timers never keep the process alive.
+ */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number;
+  /** Calls `fn` once after `delayMs` (at least 0). */
+  setTimer(delayMs: number, fn: () => void): Timer;
+  /** Calls `fn` every `intervalMs` until cancelled; the first call is one interval from now. */
+  every(intervalMs: number, fn: () => void): Timer;
 }
 
-export const systemClock: Clock = Object.freeze({ now: () => Date.now() });
+export const systemClock: Clock = Object.freeze({
+  now: () => Date.now(),
+  setTimer(delayMs: number, fn: () => void): Timer {
+    const t = setTimeout(fn, Math.max(0, delayMs));
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+  every(intervalMs: number, fn: () => void): Timer {
+    const t = setInterval(fn, intervalMs);
+    t.unref();
+    return { cancel: () => clearInterval(t) };
+  },
+});
+
+/** Resolves after `ms` on `clock` (a real wait on systemClock, an advance() away on a fake one). */
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimer(ms, resolve));
+}
 
 export const SECOND_MS = 1000;
 export const MINUTE_MS = 60 * SECOND_MS;

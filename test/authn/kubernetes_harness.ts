@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createKubernetesAuthenticators, type KubernetesAuthOptions } from '../../src/authn/kubernetes/index.ts';
 import type { Authenticator, AuthOutcome } from '../../src/authn/types.ts';
 import { createLogger, Registry, type Logger } from '../../src/observability/index.ts';
-import type { Clock } from '../../src/time/index.ts';
+import { systemClock, type Clock } from '../../src/time/index.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
 
 export interface Harness {
@@ -37,7 +37,7 @@ export async function startHarness(): Promise<Harness> {
 /** A clock that runs with real time but can be pushed forward. */
 export function steppableClock(): Clock & { advance(ms: number): void } {
   let offset = 0;
-  return { now: () => Date.now() + offset, advance: (ms) => void (offset += ms) };
+  return { ...systemClock, now: () => Date.now() + offset, advance: (ms) => void (offset += ms) };
 }
 
 export function kubeAuth(h: Harness, overrides: Partial<KubernetesAuthOptions> = {}): { authn: Authenticator; registry: Registry } {
@@ -52,7 +52,7 @@ export function kubeAuth(h: Harness, overrides: Partial<KubernetesAuthOptions> =
     tokenCacheSize: 100_000,
     kubeQps: 1000,
     kubeBurst: 1000,
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     log: h.log,
     registry,
     ...overrides,

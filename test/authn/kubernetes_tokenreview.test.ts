@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../fakes/clock.ts';
 import { createKubernetesAuthenticators } from '../../src/authn/kubernetes/index.ts';
 import { isMeshcaError } from '../../src/errors/index.ts';
 import { Registry } from '../../src/observability/index.ts';
@@ -265,7 +266,7 @@ describe('TokenReview authenticator', () => {
   });
 
   it('refuses to start with bad settings, naming the setting', () => {
-    const base = { mode: 'tokenreview' as const, audience: 'meshca', trustDomain: 'cluster.local', allowLegacyTokens: false, tokenCacheTtlMs: 1, tokenCacheSize: 10, kubeQps: 50, kubeBurst: 100, clock: { now: () => 0 }, log: h.log, registry: new Registry() };
+    const base = { mode: 'tokenreview' as const, audience: 'meshca', trustDomain: 'cluster.local', allowLegacyTokens: false, tokenCacheTtlMs: 1, tokenCacheSize: 10, kubeQps: 50, kubeBurst: 100, clock: new FakeClock(0), log: h.log, registry: new Registry() };
     const attempt = (o: object) => {
       try {
         createKubernetesAuthenticators({ ...base, kubeconfigPath: h.kubeconfigPath, ...o });

@@ -2,6 +2,7 @@
 // with --retain 0; a failing prune is logged and retried at the next turn.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../../src/time/index.ts';
 import { startRetention, RETENTION_INTERVAL_MS } from '../../src/ledger/index.ts';
 
 const DAY = 86_400_000;
@@ -15,7 +16,7 @@ function fakes(fail = false) {
   return {
     calls,
     logs,
-    clock: { now: () => now },
+    clock: { ...systemClock, now: () => now },
     advance: (ms: number) => (now += ms),
     ledger: {
       prune: async (beforeMs: number) => {

@@ -1,7 +1,7 @@
 // A throwaway CA, a ledger key and a fake clock for ledger and audit tests: real keys, real certificates.
 
 import { generateKeyPairSync } from 'node:crypto';
-import type { Clock } from '../../src/time/index.ts';
+import { systemClock, type Clock } from '../../src/time/index.ts';
 import { makeTestAuthority as makeSharedTestAuthority, type TestAuthority } from '../helpers/test_ca.ts';
 import { ledgerKeyFrom, type LedgerKey } from '../../src/ledger/index.ts';
 
@@ -14,7 +14,7 @@ export interface FakeClock extends Clock {
 
 export function fakeClock(start = T0): FakeClock {
   let t = start;
-  return { now: () => t, set: (ms) => void (t = ms), advance: (ms) => void (t += ms) };
+  return { ...systemClock, now: () => t, set: (ms) => void (t = ms), advance: (ms) => void (t += ms) };
 }
 
 export type { TestAuthority } from '../helpers/test_ca.ts';

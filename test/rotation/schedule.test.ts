@@ -21,7 +21,7 @@ import {
   type RotationRuntime,
   type RotationState,
 } from '../../src/rotation/index.ts';
-import { HOUR_MS, MINUTE_MS } from '../../src/time/index.ts';
+import { HOUR_MS, MINUTE_MS, systemClock } from '../../src/time/index.ts';
 import { tempDir } from '../helpers/serve.ts';
 
 const policy = rotationPolicy(HOUR_MS, 5000);
@@ -105,7 +105,7 @@ describe('intermediate auto-rotation in serve', () => {
     dirs.push(dir);
     const keysDir = join(dir.path, 'keys');
     let now = Date.now();
-    const clock = { now: () => now };
+    const clock = { ...systemClock, now: () => now };
     await initCa({ keysDir, trustDomain: 'cluster.local', organization: 't', keyType: 'ec-p256', rootTtlMs: 1000 * HOUR_MS, caTtlMs: 90 * MINUTE_MS, nowMs: now, force: false });
     const store = new DirectoryKeyStore(keysDir);
     const loaded = authorityFromSnapshot(store.snapshot(now), now);

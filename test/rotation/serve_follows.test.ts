@@ -9,6 +9,7 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminServiceClient } from '../../src/admin/index.ts';
+import { systemClock } from '../../src/time/index.ts';
 import { loadDevIssuer } from '../../src/authn/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { startServeProcess, startTestCa, tempDir, type ServeProcess } from '../helpers/serve.ts';
@@ -113,7 +114,7 @@ describe('serve follows its key store', () => {
 
   it('fails /readyz once the active chain has expired', async () => {
     let offsetMs = 0;
-    const ca = await startTestCa([], { clock: { now: () => Date.now() + offsetMs } });
+    const ca = await startTestCa([], { clock: { ...systemClock, now: () => Date.now() + offsetMs } });
     try {
       const url = `http://${ca.server.httpAddress}/readyz`;
       expect((await fetch(url)).status).toBe(200);
