@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { SECOND_MS, type Clock } from '../time/index.ts';
+import { SECOND_MS, type Clock, type Timer } from '../time/index.ts';
 import { startLeaseElector, statusOf, type LeaseElector } from './lease.ts';
 import { BUNDLE_CONFIGMAP_KEY, BUNDLE_CONFIGMAP_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS, DISTRIBUTOR_LEASE_NAME } from './names.ts';
 
@@ -44,7 +44,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
   const writes = new Counter({ name: 'meshca_bundle_configmap_writes_total', help: 'trust bundle ConfigMap writes by op (create | update) and result', labelNames: ['op', 'result'], registers: o.registry ? [o.registry] : [] });
   const leaderGauge = new Gauge({ name: 'meshca_bundle_distributor_leader', help: '1 while this replica holds the bundle distributor lease', registers: o.registry ? [o.registry] : [] });
   let watches: AbortController[] = [];
-  let resyncTimer: NodeJS.Timeout | undefined;
+  let resyncTimer: Timer | undefined;
   let leading = false;
   let stopped = false;
 
@@ -115,7 +115,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
     if (!leading || stopped) return;
     const restart = () => {
       if (!leading || stopped) return;
-      setTimeout(() => void watch(path, query, onEvent), WATCH_RESTART_MS).unref();
+      o.clock.setTimer(WATCH_RESTART_MS, () => void watch(path, query, onEvent));
     };
     try {
       const controller = await new Watch(o.kubeConfig).watch(path, query, onEvent, () => restart());
@@ -139,14 +139,13 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
       if (phase === 'DELETED') void ensureLogged(ns);
       else if (phase === 'MODIFIED' || phase === 'ADDED') void ensureLogged(ns, cm);
     });
-    resyncTimer = setInterval(() => void resync(), o.resyncMs ?? DEFAULT_RESYNC_MS);
-    resyncTimer.unref();
+    resyncTimer = o.clock.every(o.resyncMs ?? DEFAULT_RESYNC_MS, () => void resync());
   };
 
   const stopLeading = () => {
     leading = false;
     leaderGauge.set(0);
-    clearInterval(resyncTimer);
+    resyncTimer?.cancel();
     for (const w of watches.splice(0)) w.abort();
   };
 

@@ -95,8 +95,7 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
     }
   };
 
-  const timer = setInterval(() => void tick(), o.retryMs);
-  timer.unref();
+  const timer = o.clock.every(o.retryMs, () => void tick());
   void tick();
 
   return {
@@ -106,7 +105,7 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
     tick,
     async stop() {
       stopped = true;
-      clearInterval(timer);
+      timer.cancel();
       if (!leader) return;
       setLeader(false);
       try {

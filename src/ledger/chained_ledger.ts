@@ -2,7 +2,7 @@
 // retention. Every write failure becomes LEDGER_UNAVAILABLE, so the CA fails closed.
 
 import { MeshcaError } from '../errors/index.ts';
-import { SECOND_MS, type Clock } from '../time/index.ts';
+import { SECOND_MS, type Clock, type Timer } from '../time/index.ts';
 import { encodeEvent, recordHash } from './canonical.ts';
 import type { AppendResult, LedgerEvent } from './events.ts';
 import { GroupCommit, type Flushed } from './group_commit.ts';
@@ -47,7 +47,7 @@ export class ChainedLedger implements Ledger {
   readonly #store: LedgerStore;
   readonly #opts: ChainedLedgerOptions;
   readonly #commit: GroupCommit<Job, AppendResult>;
-  readonly #timer: NodeJS.Timeout | undefined;
+  readonly #timer: Timer | undefined;
   #closed = false;
   /** The head as this process last wrote it; another replica may have moved on since. */
   #head: ChainHead | undefined;
@@ -57,10 +57,9 @@ export class ChainedLedger implements Ledger {
     this.#opts = opts;
     this.#commit = new GroupCommit((jobs) => this.#write(jobs), MAX_BATCH);
     if (opts.ledgerKey) {
-      this.#timer = setInterval(() => {
+      this.#timer = opts.clock.every(Math.min(CHECKPOINT_POLL_MS, this.#intervalMs()), () => {
         this.#commit.submit({ kind: 'checkpoint', force: false }).catch(() => undefined);
-      }, Math.min(CHECKPOINT_POLL_MS, this.#intervalMs()));
-      this.#timer.unref();
+      });
     }
   }
 
@@ -171,7 +170,7 @@ export class ChainedLedger implements Ledger {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer) clearInterval(this.#timer);
+    this.#timer?.cancel();
     try {
       await this.#commit.drain();
       // Leave every record covered by a signed checkpoint when we can.

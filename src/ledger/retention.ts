@@ -24,14 +24,12 @@ export function startRetention(ledger: Pick<Ledger, 'prune'>, retainMs: number, 
         running = undefined;
       });
   };
-  const first = setTimeout(prune, FIRST_PRUNE_DELAY_MS);
-  const every = setInterval(prune, RETENTION_INTERVAL_MS);
-  first.unref();
-  every.unref();
+  const first = clock.setTimer(FIRST_PRUNE_DELAY_MS, prune);
+  const every = clock.every(RETENTION_INTERVAL_MS, prune);
   return {
     stop() {
-      clearTimeout(first);
-      clearInterval(every);
+      first.cancel();
+      every.cancel();
     },
   };
 }

@@ -164,15 +164,13 @@ export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime
     warnExpiry('intermediate', a.notAfterMs, caWarnMs, nowMs);
   };
 
-  const poll = setInterval(reload, o.pollMs ?? DEFAULT_KEYS_POLL_MS);
-  poll.unref();
+  const poll = o.clock.every(o.pollMs ?? DEFAULT_KEYS_POLL_MS, reload);
   let checking = false;
-  const scheduler = setInterval(() => {
+  const scheduler = o.clock.every(o.checkMs ?? DEFAULT_ROTATION_CHECK_MS, () => {
     if (checking) return;
     checking = true;
     void check().finally(() => (checking = false));
-  }, o.checkMs ?? DEFAULT_ROTATION_CHECK_MS);
-  scheduler.unref();
+  });
   void check();
 
   return {
@@ -189,8 +187,8 @@ export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime
       return { ok: true };
     },
     stop() {
-      clearInterval(poll);
-      clearInterval(scheduler);
+      poll.cancel();
+      scheduler.cancel();
     },
   };
 }

@@ -5,7 +5,7 @@
 
 import type * as grpc from '@grpc/grpc-js';
 import type { Caller } from '../authn/index.ts';
-import { backoffDelayMs, renewAtMs, type SvidIssuer } from '../ca/index.ts';
+import { RenewalEngine, type CertificateWindow, type SvidIssuer } from '../ca/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { createCsrPem, generateKeyPair } from '../pki/index.ts';
@@ -58,12 +58,8 @@ class CallerSource implements SecretSource {
   readonly #caller: Caller;
   readonly #peer: string;
   readonly #deps: CaDirectSdsDeps;
-  readonly #random: () => number;
+  readonly #engine: RenewalEngine<CertificateWindow>;
   readonly #revoke: (err: MeshcaError) => void;
-  #issuing = false;
-  #timer: NodeJS.Timeout | undefined;
-  #failures = 0;
-  #closed = false;
   readonly #unsubscribes: Array<() => void> = [];
 
   constructor(caller: Caller, peer: string, bundle: SecretStore, deps: CaDirectSdsDeps, revoke: (err: MeshcaError) => void) {
@@ -71,8 +67,14 @@ class CallerSource implements SecretSource {
     this.#peer = peer;
     this.#bundle = bundle;
     this.#deps = deps;
-    this.#random = deps.random ?? Math.random;
     this.#revoke = revoke;
+    this.#engine = new RenewalEngine<CertificateWindow>({
+      clock: deps.clock,
+      ...(deps.random ? { random: deps.random } : {}),
+      obtain: () => this.#issue(),
+      install: () => undefined,
+      failed: (err, attempt, retryInMs) => this.#onFailure(err, attempt, retryInMs),
+    });
   }
 
   get(name: string): SdsSecret | undefined {
@@ -80,7 +82,7 @@ class CallerSource implements SecretSource {
     if (name !== DEFAULT_SECRET_NAME) return undefined;
     const held = this.#own.get(name);
     // The key is made only when a proxy asks for it; a ROOTCA-only stream never gets one.
-    if (!held && !this.#issuing && this.#timer === undefined) void this.#issue();
+    if (!held && !this.#engine.isActive && !this.#engine.isStopped) void this.#engine.renew();
     return held;
   }
 
@@ -97,55 +99,43 @@ class CallerSource implements SecretSource {
   }
 
   close(): void {
-    this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#engine.stop();
     for (const u of this.#unsubscribes.splice(0)) u();
   }
 
-  async #issue(): Promise<void> {
-    this.#issuing = true;
-    this.#timer = undefined;
-    const now = this.#deps.clock.now();
-    try {
-      if (this.#caller.expiresAtMs !== undefined && this.#caller.expiresAtMs <= now) {
-        // Renewals ride on the identity proven when the stream opened; once that proof has
-        // expired the proxy must reconnect and prove it again.
-        throw new MeshcaError('UNAUTHENTICATED', 'the credentials this SDS stream opened with have expired; reconnect with a fresh token');
-      }
-      const { privateKey } = generateKeyPair('ec-p256');
-      const svid = await this.#deps.issuer.issueWorkloadSvid({
-        caller: this.#caller,
-        csrPem: createCsrPem(privateKey),
-        requestedTtlSeconds: Math.round(this.#deps.ttlMs / 1000),
-        channel: 'SDS',
-        peer: this.#peer,
-      });
-      if (this.#closed) return;
-      this.#failures = 0;
-      this.#own.set(tlsCertificateSecret(DEFAULT_SECRET_NAME, svid.certificateChainPem.join(''), privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, svid.certificate.notAfterMs));
-      const renewAt = renewAtMs(this.#deps.clock.now(), svid.certificate.notBeforeMs, svid.certificate.notAfterMs, this.#random());
-      this.#schedule(renewAt - this.#deps.clock.now());
-      this.#deps.log.info({ spiffeId: svid.spiffeId, serial: svid.certificate.serialHex, peer: this.#peer }, 'issued an SDS certificate with a CA-made key');
-    } catch (err) {
-      if (this.#closed) return;
-      const held = this.#own.get(DEFAULT_SECRET_NAME);
-      const stillValid = held?.kind === 'tls-certificate' && held.notAfterMs > this.#deps.clock.now();
-      if (!stillValid || (err instanceof MeshcaError && err.code === 'UNAUTHENTICATED')) {
-        this.#revoke(err instanceof MeshcaError ? err : new MeshcaError('INTERNAL', 'could not issue a certificate', { cause: err }));
-        return;
-      }
-      this.#failures += 1;
-      const delayMs = backoffDelayMs(this.#failures, this.#random());
-      this.#deps.log.warn({ peer: this.#peer, attempt: this.#failures, retryInMs: delayMs, reason: describeError(err) }, 'SDS certificate renewal failed; serving the current one');
-      this.#schedule(delayMs);
-    } finally {
-      this.#issuing = false;
+  /** Issues this stream's certificate and publishes it; the engine schedules the renewal. */
+  async #issue(): Promise<CertificateWindow> {
+    const receivedAtMs = this.#deps.clock.now();
+    if (this.#caller.expiresAtMs !== undefined && this.#caller.expiresAtMs <= receivedAtMs) {
+      // Renewals ride on the identity proven when the stream opened; once that proof has
+      // expired the proxy must reconnect and prove it again.
+      throw new MeshcaError('UNAUTHENTICATED', 'the credentials this SDS stream opened with have expired; reconnect with a fresh token');
     }
+    const { privateKey } = generateKeyPair('ec-p256');
+    const svid = await this.#deps.issuer.issueWorkloadSvid({
+      caller: this.#caller,
+      csrPem: createCsrPem(privateKey),
+      requestedTtlSeconds: Math.round(this.#deps.ttlMs / 1000),
+      channel: 'SDS',
+      peer: this.#peer,
+    });
+    if (!this.#engine.isStopped) {
+      this.#own.set(tlsCertificateSecret(DEFAULT_SECRET_NAME, svid.certificateChainPem.join(''), privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, svid.certificate.notAfterMs));
+      this.#deps.log.info({ spiffeId: svid.spiffeId, serial: svid.certificate.serialHex, peer: this.#peer }, 'issued an SDS certificate with a CA-made key');
+    }
+    return { receivedAtMs: this.#deps.clock.now(), notBeforeMs: svid.certificate.notBeforeMs, notAfterMs: svid.certificate.notAfterMs };
   }
 
-  #schedule(delayMs: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#issue(), Math.max(0, delayMs));
+  /** Retries while the held certificate is valid; otherwise ends the stream (the proxy reconnects). */
+  #onFailure(err: unknown, attempt: number, retryInMs: number): 'retry' | 'stop' {
+    const held = this.#own.get(DEFAULT_SECRET_NAME);
+    const stillValid = held?.kind === 'tls-certificate' && held.notAfterMs > this.#deps.clock.now();
+    if (!stillValid || (err instanceof MeshcaError && err.code === 'UNAUTHENTICATED')) {
+      this.#revoke(err instanceof MeshcaError ? err : new MeshcaError('INTERNAL', 'could not issue a certificate', { cause: err }));
+      return 'stop';
+    }
+    this.#deps.log.warn({ peer: this.#peer, attempt, retryInMs, reason: describeError(err) }, 'SDS certificate renewal failed; serving the current one');
+    return 'retry';
   }
 }
 
@@ -160,8 +150,7 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
     }
   };
   refreshBundle();
-  const timer = setInterval(refreshBundle, BUNDLE_REFRESH_MS);
-  timer.unref();
+  const timer = deps.clock.every(BUNDLE_REFRESH_MS, refreshBundle);
   const open = async (call: { readonly metadata: grpc.Metadata; getPeer(): string }): Promise<OpenedSource> => {
     const caller = await deps.authenticate(call.metadata, call);
     refreshBundle();
@@ -180,7 +169,7 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
     },
     refreshBundle,
     close() {
-      clearInterval(timer);
+      timer.cancel();
     },
   };
 }

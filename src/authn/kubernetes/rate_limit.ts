@@ -2,7 +2,7 @@
 // be the reason the API server falls over. A caller waits for a token only until its deadline.
 
 import { MeshcaError } from '../../errors/index.ts';
-import type { Clock } from '../../time/index.ts';
+import { sleep, type Clock } from '../../time/index.ts';
 
 export type TakeResult = { readonly ok: true; readonly waitedMs: number } | { readonly ok: false; readonly retryAfterSeconds: number };
 
@@ -34,7 +34,7 @@ export function createTokenBucket(opts: { qps: number; burst: number; clock: Clo
         tokens += 1;
         return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
       }
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      await sleep(clock, waitMs);
       return { ok: true, waitedMs: waitMs };
     },
   };

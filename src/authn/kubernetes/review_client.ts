@@ -4,7 +4,7 @@
 
 import { ApiException, AuthenticationV1Api, Observable, type KubeConfig, type V1TokenReviewStatus } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/index.ts';
-import type { Clock } from '../../time/index.ts';
+import { sleep, type Clock } from '../../time/index.ts';
 import type { KubeAuthMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate_limit.ts';
 
@@ -92,7 +92,7 @@ export function createTokenReviewClient(opts: {
             return { ok: false, reason: failure.text, retryAfterSeconds };
           }
           log.debug({ tokenId: logId, code: failure.code, attempt, waitMs }, `${failure.text}; retrying`);
-          await new Promise((resolve) => setTimeout(resolve, waitMs));
+          await sleep(clock, waitMs);
         }
       }
     },

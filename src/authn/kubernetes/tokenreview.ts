@@ -5,7 +5,7 @@
 import type { V1TokenReviewStatus } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/index.ts';
 import { kubernetesSpiffeId } from '../../spiffe/index.ts';
-import { SECOND_MS, type Clock } from '../../time/index.ts';
+import { SECOND_MS, type Clock, type Timer } from '../../time/index.ts';
 import { MAX_TOKEN_BYTES, tokenFacts, tokenLogId, tokenSha256 } from '../token.ts';
 import type { Authenticator, AuthOutcome, AuthRequest, Caller } from '../types.ts';
 import type { KubeAuthMetrics } from './metrics.ts';
@@ -138,14 +138,13 @@ export function createTokenReviewAuthenticator(opts: TokenReviewAuthenticatorOpt
 
   function untilDeadline(work: Promise<AuthOutcome>, deadlineMs: number): Promise<AuthOutcome> {
     const remainingMs = deadlineMs - clock.now();
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const expired = new Promise<AuthOutcome>((resolve) => {
-      timer = setTimeout(
-        () => resolve({ ok: false, kind: 'unavailable', reason: 'Kubernetes API did not answer the TokenReview before the request deadline', retryAfterSeconds: 1 }),
-        Math.max(0, remainingMs),
+      timer = clock.setTimer(remainingMs, () =>
+        resolve({ ok: false, kind: 'unavailable', reason: 'Kubernetes API did not answer the TokenReview before the request deadline', retryAfterSeconds: 1 }),
       );
     });
-    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+    return Promise.race([work, expired]).finally(() => timer?.cancel());
   }
 
   return {
