@@ -5,6 +5,7 @@
 import { KeyObject, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../fakes/clock.ts';
 import { acceptIssuedChain } from '../../src/agent/index.ts';
 import { createMtlsAuthenticator } from '../../src/authn/index.ts';
 import { isMeshcaError } from '../../src/errors/index.ts';
@@ -133,7 +134,7 @@ describe('readSigningCertificateId', () => {
 });
 
 describe('verifiers use the strict reader', () => {
-  const mtls = () => createMtlsAuthenticator({ issuers: () => [new X509Certificate(Buffer.from(root.rawData))], trustDomain: 'cluster.local', clock: { now: () => NOW } });
+  const mtls = () => createMtlsAuthenticator({ issuers: () => [new X509Certificate(Buffer.from(root.rawData))], trustDomain: 'cluster.local', clock: new FakeClock(NOW) });
 
   it('mTLS renewal accepts a good client SVID and refuses each one go-spiffe refuses', async () => {
     const good = await mtls().authenticate({ peerCertificates: [(await leaf(GOOD)).node] } as never);
