@@ -33,8 +33,6 @@ export async function authenticateWithChain(chain: readonly Authenticator[], req
 }
 
 function chainError(failures: Extract<AuthOutcome, { ok: false }>[], req: AuthRequest): MeshcaError {
-  const forbidden = failures.find((f) => f.kind === 'forbidden');
-  if (forbidden) return new MeshcaError('PERMISSION_DENIED', forbidden.reason);
   const refused = failures.find((f) => f.kind === 'refused');
   if (refused) return new MeshcaError('UNAUTHENTICATED', refused.reason);
   const unavailable = failures.find((f) => f.kind === 'unavailable');

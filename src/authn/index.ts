@@ -7,6 +7,6 @@ export { createMtlsAuthenticator } from './mtls.ts';
 export { loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } from './dev_issuer.ts';
 export { bearerTokenFrom, tokenSha256, tokenLogId, tokenFacts, MAX_TOKEN_BYTES } from './token.ts';
 export { callerFromKubernetesClaims } from './kubernetes_claims.ts';
-export { createIdentityPolicy, withIdentityPolicy, type IdentityPolicy as CallerPolicy, type PolicyDecision } from './policy.ts';
+export { createIdentityPolicy, type IdentityPolicy, type PolicyDecision } from './policy.ts';
 // Types only: the Kubernetes authenticators (and their client) load only when --authn asks for them.
 export type { KubernetesAuthOptions, KubernetesAuthMode } from './kubernetes/index.ts';

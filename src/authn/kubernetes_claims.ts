@@ -4,6 +4,7 @@
 import { kubernetesSpiffeId } from '../spiffe/index.ts';
 import type { JWTPayload } from 'jose';
 import type { Caller, TokenFacts } from './types.ts';
+import { describeError } from '../errors/index.ts';
 
 const SUB_PREFIX = 'system:serviceaccount:';
 
@@ -41,7 +42,7 @@ export function callerFromKubernetesClaims(
   try {
     spiffeId = kubernetesSpiffeId(opts.trustDomain, ns, sa);
   } catch (err) {
-    return { ok: false, reason: `namespace or service account does not make a valid SPIFFE ID: ${err instanceof Error ? err.message : ''}` };
+    return { ok: false, reason: `namespace or service account does not make a valid SPIFFE ID: ${describeError(err)}` };
   }
   const podName = str(k8s.pod?.name);
   const podUid = str(k8s.pod?.uid);

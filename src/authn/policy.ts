@@ -1,9 +1,9 @@
 // Identity policy applied to an authenticated caller, whichever authenticator vouched for it:
 // --allow-namespaces, --deny-namespaces, --deny-ids. A denial names the rule; it never says "no".
 
-import { MeshcaError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import { kubernetesIdentityOf, parseSpiffeId } from '../spiffe/index.ts';
-import type { Authenticator, AuthOutcome, AuthRequest, Caller } from './types.ts';
+import type { Caller } from './types.ts';
 
 export type PolicyRule = 'deny-ids' | 'deny-namespaces' | 'allow-namespaces';
 
@@ -34,7 +34,7 @@ export function createIdentityPolicy(opts: IdentityPolicyOptions): IdentityPolic
     try {
       denyIds.add(parseSpiffeId(id).uri);
     } catch (err) {
-      throw new MeshcaError('BAD_CONFIG', `deny-ids: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new MeshcaError('BAD_CONFIG', `deny-ids: ${describeError(err)}`, { cause: err });
     }
   }
   const denyNamespaces = new Set(opts.denyNamespaces ?? []);
@@ -56,19 +56,6 @@ export function createIdentityPolicy(opts: IdentityPolicyOptions): IdentityPolic
         return { ok: false, rule: 'allow-namespaces', reason: `${what} (--allow-namespaces: ${[...allowNamespaces].join(', ')})` };
       }
       return { ok: true };
-    },
-  };
-}
-
-/** Wraps an authenticator so its callers pass the policy: a denial becomes kind 'forbidden'. */
-export function withIdentityPolicy(authenticator: Authenticator, policy: IdentityPolicy): Authenticator {
-  return {
-    name: authenticator.name,
-    async authenticate(req: AuthRequest): Promise<AuthOutcome> {
-      const outcome = await authenticator.authenticate(req);
-      if (!outcome.ok) return outcome;
-      const decision = policy.check(outcome.caller);
-      return decision.ok ? outcome : { ok: false, kind: 'forbidden', reason: decision.reason };
     },
   };
 }

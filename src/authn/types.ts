@@ -38,14 +38,14 @@ export interface AuthRequest {
 
 /**
  * - `skip`: this authenticator cannot judge the request (no token, someone else's issuer…);
- * - `refused`: it can, and the answer is no (UNAUTHENTICATED, or PERMISSION_DENIED for policy);
+ * - `refused`: it can, and the answer is no (UNAUTHENTICATED; identity policy is applied after, by the caller);
  * - `unavailable`: it could not find out (API server down, rate limit spent): UNAVAILABLE.
  */
 export type AuthOutcome =
   | { readonly ok: true; readonly caller: Caller }
   | {
       readonly ok: false;
-      readonly kind: 'skip' | 'refused' | 'unavailable' | 'forbidden';
+      readonly kind: 'skip' | 'refused' | 'unavailable';
       /** Safe to show the client: no token, no secrets. */
       readonly reason: string;
       /** Seconds the client should wait before retrying (for `unavailable`). */

@@ -4,7 +4,7 @@
 import { readSettingFile } from './read_file.ts';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { MeshcaError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import { parseSpiffeId, type SpiffeId } from '../spiffe/index.ts';
 import { formatDuration, parseDuration } from '../time/index.ts';
 import { envNameOf, SETTINGS, type DefaultedSetting, type SettingName, type SettingSpec, type SettingValue } from './settings.ts';
@@ -103,7 +103,7 @@ function spiffeIdOf(text: string, where: string): SpiffeId {
   try {
     return parseSpiffeId(text);
   } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `${where}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new MeshcaError('BAD_CONFIG', `${where}: ${describeError(err)}`, { cause: err });
   }
 }
 
@@ -113,7 +113,7 @@ function readYaml(path: string): Record<string, unknown> {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `--config ${path}: not valid YAML (${err instanceof Error ? err.message.split('\n')[0] : 'parse error'})`, { cause: err });
+    throw new MeshcaError('BAD_CONFIG', `--config ${path}: not valid YAML (${describeError(err).split('\n')[0]})`, { cause: err });
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw bad(`--config ${path}: expected a mapping of setting names to values`);
@@ -142,7 +142,7 @@ export function loadSettings<const O extends CommandOptions>(cmd: O, argv: reado
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true, allowNegative: true });
   } catch (err) {
-    const first = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    const first = describeError(err).split('\n')[0]!;
     const unknown = /^Unknown option '([^']*)'/.exec(first);
     const msg = unknown ? `unknown option ${unknown[1]}; see --help` : first.replace(/\. To specify a positional.*$/, '');
     throw new MeshcaError('BAD_CONFIG', msg, { cause: err });

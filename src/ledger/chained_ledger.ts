@@ -1,7 +1,7 @@
 // The hash chain on top of any LedgerStore: group commit, chain hashes, signed checkpoints and
 // retention. Every write failure becomes LEDGER_UNAVAILABLE, so the CA fails closed.
 
-import { MeshcaError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../time/index.ts';
 import { encodeEvent, recordHash } from './canonical.ts';
 import type { AppendResult, LedgerEvent } from './events.ts';
@@ -9,7 +9,7 @@ import { GroupCommit, type Flushed } from './group_commit.ts';
 import type { Ledger, LedgerQuery, LedgerRecord, PruneResult, VerifyReport } from './ledger.ts';
 import { signCheckpoint, type LedgerKey } from './ledger_key.ts';
 import { indexedColumnsOf, type ChainHead, type LedgerStore, type StoredCheckpoint, type StoredRecord, type Written } from './store.ts';
-import { verifyChain } from './verify.ts';
+import { verifyHashChain } from './verify.ts';
 import type { KeyObject } from 'node:crypto';
 
 export const DEFAULT_CHECKPOINT_EVERY = 1000;
@@ -34,7 +34,7 @@ type Job = { readonly kind: 'event'; readonly event: LedgerEvent } | { readonly 
 
 /** Short reason from a driver error: its first line, no connection string (it may hold a password). */
 function driverReason(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = describeError(err);
   return text.split('\n')[0]!.replace(/postgres(ql)?:\/\/\S+/g, 'postgres://…').slice(0, 200);
 }
 
@@ -140,7 +140,7 @@ export class ChainedLedger implements Ledger {
   async verify(): Promise<VerifyReport> {
     const keys = [...(this.#opts.verifyKeys ?? []), ...(this.#opts.ledgerKey ? [this.#opts.ledgerKey.publicKey] : [])];
     try {
-      return await verifyChain(this.#store, keys);
+      return await verifyHashChain(this.#store, keys);
     } catch (err) {
       throw ledgerUnavailable(this.#store.where, 'be read for verification', err);
     }

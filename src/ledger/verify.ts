@@ -24,7 +24,7 @@ function columnsMatch(r: StoredRecord): boolean {
   }
 }
 
-export async function verifyChain(store: LedgerStore, keys: readonly KeyObject[]): Promise<VerifyReport> {
+export async function verifyHashChain(store: LedgerStore, keys: readonly KeyObject[]): Promise<VerifyReport> {
   const anchor = await store.anchor();
   const checkpoints = await store.checkpoints();
   const cpBySeq = new Map(checkpoints.map((c) => [c.seq, c]));

@@ -7,7 +7,7 @@
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
-import { MeshcaError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import { childrenOf, expectTlv, TAG } from './der.ts';
 import { decodeSinglePem } from './pem.ts';
 import { keyAlgorithmOf, type KeyAlgorithm } from './key_types.ts';
@@ -64,7 +64,7 @@ export function parseCsrPem(pem: string): VerifiedCsr {
   try {
     der = decodeSinglePem(pem, ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'], 'CSR');
   } catch (err) {
-    throw bad(err instanceof Error ? err.message : 'CSR is not PEM', err);
+    throw bad(describeError(err), err);
   }
   return parseCsrDer(der);
 }
@@ -107,7 +107,7 @@ export function parseCsrDer(input: Uint8Array): VerifiedCsr {
     parts = splitCsr(der);
   } catch (err) {
     if (err instanceof MeshcaError && err.code === 'BAD_CSR') throw err;
-    throw bad(`CSR is not a valid PKCS#10 certification request (${err instanceof Error ? err.message : 'DER did not parse'})`, err);
+    throw bad(`CSR is not a valid PKCS#10 certification request (${describeError(err)})`, err);
   }
   const signature = SIGNATURES_BY_DER.get(parts.signatureAlgorithmDer.toString('hex'));
   if (!signature) throw bad('CSR signature algorithm is not supported; use ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512');

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
 import { inspectKeyDirectory, initCa } from '../ca/index.ts';
-import { MeshcaError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import type { ClosableLedgerWriter } from '../ledger/index.ts';
 import type { Logger, Registry } from '../observability/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
@@ -93,7 +93,7 @@ export function watchLedger(inner: ClosableLedgerWriter): ClosableLedgerWriter &
         failing = undefined;
         return result;
       } catch (err) {
-        failing = err instanceof Error ? err.message : String(err);
+        failing = describeError(err);
         throw err;
       }
     },

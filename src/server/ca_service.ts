@@ -4,7 +4,7 @@
 // identity comes from the caller's credentials, as Istio's CreateCertificate also insists.
 
 import * as grpc from '@grpc/grpc-js';
-import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type AuthRequest, type Caller } from '../authn/index.ts';
+import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type AuthRequest, type Caller, type IdentityPolicy } from '../authn/index.ts';
 import type { SvidIssuer } from '../ca/index.ts';
 import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
@@ -15,11 +15,6 @@ import type { CaMetrics } from './metrics.ts';
 
 /** Longest an issuance may wait on authentication when the client sets no deadline. */
 export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
-
-/** Decides whether an authenticated caller may have its identity (namespace allow/deny…). */
-export type IdentityPolicy = (caller: Caller) => { ok: true } | { ok: false; reason: string };
-
-export const allowAll: IdentityPolicy = () => ({ ok: true });
 
 export interface CaServiceDeps {
   readonly issuer: SvidIssuer;
@@ -54,7 +49,7 @@ export async function authenticateCall(call: AnyCall, deps: Pick<CaServiceDeps, 
 }
 
 export function authorizeCaller(caller: Caller, policy: IdentityPolicy): void {
-  const verdict = policy(caller);
+  const verdict = policy.check(caller);
   if (!verdict.ok) throw new MeshcaError('PERMISSION_DENIED', verdict.reason);
 }
 

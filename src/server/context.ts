@@ -1,14 +1,13 @@
 // What every feature of `meshca serve` works from: the verified CA state, the ledger, the issuer,
 // the authenticator chain and the metrics registry. Opened once at start, closed last.
 
-import { createIdentityPolicy, type Authenticator } from '../authn/index.ts';
+import { createIdentityPolicy, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
 import { SvidIssuer } from '../ca/index.ts';
 import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
 import type { Clock } from '../time/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
-import type { IdentityPolicy } from './ca_service.ts';
 import { CaState } from './ca_state.ts';
 import type { ServeConfig } from './config.ts';
 import { createCaMetrics, type CaMetrics } from './metrics.ts';
@@ -71,7 +70,7 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
     const identityPolicy = createIdentityPolicy(config.policy);
     const ctx: CaContext = {
       config, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
-      policy: (caller) => identityPolicy.check(caller), authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
+      policy: identityPolicy, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
     return Object.freeze(ctx);

@@ -1,13 +1,14 @@
 // Identity policy (--allow-namespaces, --deny-namespaces, --deny-ids) on authenticated callers,
-// from TokenReview or any other authenticator: denials name the rule and surface as 'forbidden'.
+// from TokenReview or any other authenticator: denials name the rule and surface as PERMISSION_DENIED.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authenticateWithChain } from '../../src/authn/chain.ts';
-import { createIdentityPolicy, withIdentityPolicy } from '../../src/authn/policy.ts';
-import type { Authenticator, Caller } from '../../src/authn/types.ts';
+import { createIdentityPolicy } from '../../src/authn/policy.ts';
+import type { Caller } from '../../src/authn/types.ts';
 import { isMeshcaError } from '../../src/errors/index.ts';
 import { formatSpiffeId, kubernetesSpiffeId } from '../../src/spiffe/index.ts';
-import { kubeAuth, refusalOf, startHarness, type Harness } from './kubernetes_harness.ts';
+import { authorizeCaller } from '../../src/server/index.ts';
+import { kubeAuth, startHarness, type Harness } from './kubernetes_harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -46,15 +47,21 @@ describe('identity policy', () => {
     }
   });
 
-  it('turns a TokenReview caller in a denied namespace into PERMISSION_DENIED through the chain', async () => {
+  it('turns a TokenReview caller in a denied namespace into PERMISSION_DENIED after the chain authenticates it', async () => {
     const { authn } = kubeAuth(h);
-    const guarded: Authenticator = withIdentityPolicy(authn, createIdentityPolicy({ denyNamespaces: ['quarantine'] }));
+    const policy = createIdentityPolicy({ denyNamespaces: ['quarantine'] });
     const token = await h.fake.tokens.mint({ namespace: 'quarantine', serviceAccount: 'web', podName: 'q-1' });
-    expect(refusalOf(await guarded.authenticate({ bearerToken: token }))).toEqual({ ok: false, kind: 'forbidden', reason: 'namespace "quarantine" is denied (--deny-namespaces)' });
-    const result = await authenticateWithChain([guarded], { bearerToken: token });
-    expect(result.error?.code).toBe('PERMISSION_DENIED');
-    expect(result.error?.message).toBe('namespace "quarantine" is denied (--deny-namespaces)');
-    const allowed = await h.fake.tokens.mint({ namespace: 'shop', serviceAccount: 'web', podName: 's-1' });
-    expect((await guarded.authenticate({ bearerToken: allowed })).ok).toBe(true);
+    const result = await authenticateWithChain([authn], { bearerToken: token });
+    expect(result.caller?.namespace).toBe('quarantine');
+    let denied: unknown;
+    try {
+      authorizeCaller(result.caller!, policy);
+    } catch (err) {
+      denied = err;
+    }
+    expect(isMeshcaError(denied, 'PERMISSION_DENIED')).toBe(true);
+    expect((denied as Error).message).toBe('namespace "quarantine" is denied (--deny-namespaces)');
+    const allowed = await authenticateWithChain([authn], { bearerToken: await h.fake.tokens.mint({ namespace: 'shop', serviceAccount: 'web', podName: 's-1' }) });
+    expect(() => authorizeCaller(allowed.caller!, policy)).not.toThrow();
   });
 });

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
-import { MeshcaError } from '../../errors/index.ts';
+import { describeError, MeshcaError } from '../../errors/index.ts';
 import type { Logger, Registry } from '../../observability/index.ts';
 import type { Clock } from '../../time/index.ts';
 import type { Authenticator } from '../types.ts';
@@ -49,7 +49,7 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
     if (path) kc.loadFromFile(path);
     else kc.loadFromCluster();
   } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `kubeconfig: cannot load ${path ?? 'the in-cluster configuration'}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new MeshcaError('BAD_CONFIG', `kubeconfig: cannot load ${path ?? 'the in-cluster configuration'}: ${describeError(err)}`, { cause: err });
   }
   const server = kc.getCurrentCluster()?.server;
   if (!server || server.includes('undefined')) {

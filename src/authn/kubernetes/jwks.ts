@@ -11,6 +11,7 @@ import { MAX_TOKEN_BYTES, tokenFacts, tokenLogId } from '../token.ts';
 import type { Authenticator, AuthOutcome, AuthRequest, Caller } from '../types.ts';
 import { discoverIssuer, type DiscoveredIssuer, type IssuerFetch } from './oidc.ts';
 import { LEGACY_TOKEN_ISSUER, legacyRefusal } from './token_shape.ts';
+import { describeError } from '../../errors/index.ts';
 
 /** After a fetch, an unknown kid refetches the key set only once this long has passed. */
 export const JWKS_REFETCH_COOLDOWN_MS = 10 * SECOND_MS;
@@ -83,7 +84,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
       })
       .catch((err: unknown) => {
         lastFailureMs = clock.now();
-        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'OIDC discovery of the service-account issuer failed');
+        log.warn({ err: describeError(err) }, 'OIDC discovery of the service-account issuer failed');
         throw err;
       })
       .finally(() => (discovering = undefined));

@@ -4,7 +4,7 @@
 
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { MeshcaError } from '../../errors/index.ts';
+import { describeError, MeshcaError } from '../../errors/index.ts';
 
 /** A discovery document or JWKS is a few KiB; refuse to buffer anything silly. */
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -67,7 +67,7 @@ export async function discoverIssuer(base: string, fetchIssuer: IssuerFetch, opt
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
     doc = (await res.json()) as typeof doc;
   } catch (err) {
-    throw new MeshcaError('AUTHN_UNAVAILABLE', `OIDC discovery at ${url} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new MeshcaError('AUTHN_UNAVAILABLE', `OIDC discovery at ${url} failed: ${describeError(err)}`, { cause: err });
   }
   if (typeof doc.issuer !== 'string' || typeof doc.jwks_uri !== 'string') {
     throw new MeshcaError('AUTHN_UNAVAILABLE', `OIDC discovery at ${url} has no issuer or jwks_uri`);

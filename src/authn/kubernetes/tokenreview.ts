@@ -12,6 +12,7 @@ import type { KubeAuthMetrics } from './metrics.ts';
 import type { TokenReviewClient } from './review_client.ts';
 import { ReviewCache } from './token_cache.ts';
 import { legacyRefusal, tokenShapeOf, type TokenShape } from './token_shape.ts';
+import { describeError } from '../../errors/index.ts';
 
 /** Refusals are remembered briefly so a crash-looping pod with a bad token costs one call per 10 s. */
 export const NEGATIVE_CACHE_TTL_MS = 10 * SECOND_MS;
@@ -75,7 +76,7 @@ export function callerFromReview(
   try {
     spiffeId = kubernetesSpiffeId(opts.trustDomain, namespace, serviceAccount);
   } catch (err) {
-    return refused(`service account ${namespace}/${serviceAccount} does not make a valid SPIFFE ID: ${err instanceof Error ? err.message : ''}`);
+    return refused(`service account ${namespace}/${serviceAccount} does not make a valid SPIFFE ID: ${describeError(err)}`);
   }
   const facts = tokenFacts(token);
   const podName = firstExtra(status, EXTRA_POD_NAME);
@@ -174,7 +175,7 @@ export function createTokenReviewAuthenticator(opts: TokenReviewAuthenticatorOpt
         // The shared call runs within the first caller's deadline; later waiters stop at their own.
         work = reviewAndRemember(token, sha, shape.kind === 'legacy', deadlineMs)
           .catch((err: unknown): AuthOutcome => {
-            log.error({ tokenId: sha.slice(0, 12), err: err instanceof Error ? err.message : String(err) }, 'TokenReview failed unexpectedly');
+            log.error({ tokenId: sha.slice(0, 12), err: describeError(err) }, 'TokenReview failed unexpectedly');
             return { ok: false, kind: 'unavailable', reason: 'TokenReview failed unexpectedly', retryAfterSeconds: 1 };
           })
           .finally(() => inflight.delete(sha));

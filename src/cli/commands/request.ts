@@ -2,7 +2,7 @@
 // chain — what the agent does, by hand, for operators and examples. Uses the agent's CA client.
 import { readSettingFile } from '../../config/index.ts';
 import { createCaClient } from '../../agent/index.ts';
-import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
+import { describeError, isMeshcaError, MeshcaError } from '../../errors/index.ts';
 import { defineCommand } from '../command.ts';
 
 
@@ -32,7 +32,7 @@ export const requestCommand = defineCommand({
       return 0;
     } catch (err) {
       if (isMeshcaError(err)) throw err;
-      throw new MeshcaError('CA_UNAVAILABLE', `the CA at ${v['ca-addr']} could not be asked: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new MeshcaError('CA_UNAVAILABLE', `the CA at ${v['ca-addr']} could not be asked: ${describeError(err)}`, { cause: err });
     } finally {
       client.close();
     }
