@@ -12,8 +12,6 @@ import { activateRoot, prepareRoot, retireRoot, rotateIntermediate, rotationStat
 import type { Clock } from '../time/index.ts';
 import { ADMIN_SERVICE, serviceClient, serviceDefinition } from '../transport/index.ts';
 
-export const ADMIN_SERVICE_NAME = ADMIN_SERVICE;
-
 export type AdminCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
 
 export interface AdminServiceDeps {

@@ -1,3 +1,3 @@
 // Public face of src/audit: the auditor gRPC service and the filter logic `meshca audit` shares.
-export { createAuditService, auditServiceClient, AUDIT_SERVICE_NAME, type AuditServiceDeps, type AuditCall } from './service.ts';
-export { buildLedgerQuery, describeFilter, parseTimeBound, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, type AuditFilterInput } from './filter.ts';
+export { createAuditService, auditServiceClient, type AuditServiceDeps, type AuditCall } from './service.ts';
+export { buildLedgerQuery, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, type AuditFilterInput } from './filter.ts';

@@ -10,8 +10,6 @@ import type { Clock } from '../time/index.ts';
 import { AUDIT_SERVICE, peerAddressOf, serviceClient, serviceDefinition } from '../transport/index.ts';
 import { buildLedgerQuery, describeFilter, type AuditFilterInput } from './filter.ts';
 
-export const AUDIT_SERVICE_NAME = AUDIT_SERVICE;
-
 /** What authentication may look at: the call's metadata, peer and TLS auth context. */
 export type AuditCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
 

@@ -2,9 +2,8 @@
 export type { LedgerEvent, IssuanceEvent, CaEvent, AuditQueryEvent, AppendResult, LedgerWriter, Decision, IssuanceChannel, CaEventName } from './events.ts';
 export type { Ledger, LedgerQuery, LedgerRecord, VerifyReport, VerifyProblem, VerifyProblemKind, PruneResult } from './ledger.ts';
 export { openLedger, openLedgerWriter, memoryLedger, type ClosableLedgerWriter, type OpenLedgerOptions } from './open.ts';
-export { canonicalJson, recordHash, checkpointMessage, GENESIS_HASH, CHECKPOINT_CONTEXT } from './canonical.ts';
-export { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, loadOrCreateLedgerKey, readLedgerPublicKey, ledgerKeyFrom, ledgerKeyIdOf, type LedgerKey } from './ledger_key.ts';
+export { canonicalJson, recordHash, checkpointMessage, GENESIS_HASH } from './canonical.ts';
+export { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, loadOrCreateLedgerKey, readLedgerPublicKey, ledgerKeyFrom, type LedgerKey } from './ledger_key.ts';
 export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from './chained_ledger.ts';
-export { normalizeSerial } from './store.ts';
-export { redactUrl } from './postgres_store.ts';
+
 export { startRetention, RETENTION_INTERVAL_MS } from './retention.ts';

@@ -1,18 +1,18 @@
 // Public face of src/pki: keys, CSRs, certificate profiles, issuance and chain checks.
 // Knows ASN.1 and keys; never gRPC, never the network.
-export { type KeyType, type KeyAlgorithm, KEY_TYPES, DEFAULT_KEY_TYPE, parseKeyType, generateKeyPair, keyAlgorithmOf, describeKeyAlgorithm } from './key_types.ts';
-export { type Signer, type SignatureAlgorithm, createLocalSigner, signatureAlgorithmFor } from './signer.ts';
-export { type SerialSource, randomSerial, serialToHex, SERIAL_BYTES } from './serial.ts';
-export { toPem, decodePemBlocks, decodeSinglePem, decodeCertificates } from './pem.ts';
-export { type VerifiedCsr, parseCsrPem, parseCsrDer, MAX_CSR_BYTES } from './csr.ts';
+export { type KeyType, type KeyAlgorithm, KEY_TYPES, DEFAULT_KEY_TYPE, parseKeyType, generateKeyPair, keyAlgorithmOf } from './key_types.ts';
+export { type Signer, type SignatureAlgorithm, createLocalSigner } from './signer.ts';
+export { type SerialSource } from './serial.ts';
+export { toPem, decodeSinglePem, decodeCertificates } from './pem.ts';
+export { type VerifiedCsr, parseCsrPem, parseCsrDer } from './csr.ts';
 export { createCsrPem } from './csr_request.ts';
-export { keyIdOf, subjectKeyIdentifier, certificateFields, encodeTbsCertificate, makeIssuerTemplate, type IssuerTemplate } from './certificate_builder.ts';
-export { DEFAULT_BACKDATE_MS, leafValidity } from './profiles.ts';
+export { keyIdOf, certificateFields, encodeTbsCertificate, type IssuerTemplate } from './certificate_builder.ts';
+export { leafValidity } from './profiles.ts';
 export { type MadeCa, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
 export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } from './authority.ts';
 export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertificate, chainWithBundle } from './leaf.ts';
 export { sha256Hex } from './digest.ts';
-export { verifyChain, describeCert, isSelfSigned } from './chain.ts';
+export { verifyChain, isSelfSigned } from './chain.ts';
 export { acceptOperatorRoot, type OperatorRoot } from './operator_root.ts';
 export { readSvidSpiffeId, readSigningCertificateId, type SvidExpectation } from './svid.ts';
-export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, assertPrivateFileMode, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.ts';
+export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.ts';

@@ -62,7 +62,3 @@ export function keyAlgorithmOf(key: KeyObject): KeyAlgorithm {
     `${type ?? 'unknown'} keys are not supported; use ECDSA P-256/P-384 or RSA ${MIN_RSA_BITS}-${MAX_RSA_BITS}`,
   );
 }
-
-export function describeKeyAlgorithm(alg: KeyAlgorithm): string {
-  return alg.kind === 'ec' ? `ECDSA ${alg.curve}` : `RSA ${alg.bits}`;
-}

@@ -1,26 +1,21 @@
 // Public face of src/rotation: key slots, the rotation schedule, the key store and the steps that
 // rotate roots and intermediates, and the runtime that keeps a serve following its key store.
-export { type SlotState, type Slot, type SlotCertificate, prepareSlot, activateSlot, supersedeSlot, retireSlot, isTrusted, activeSlotOf } from './slots.ts';
-export { type RotationState, type RootSlot, type IntermediateSlot, type RootCertificate, type IntermediateCertificate, parseRotationState } from './state.ts';
+export { type SlotState, type Slot, type SlotCertificate, prepareSlot } from './slots.ts';
+export { type RotationState, type RootSlot, type IntermediateSlot, type RootCertificate, type IntermediateCertificate } from './state.ts';
 export {
-  RELOAD_BOUND_MS,
-  INTERMEDIATE_PREPARE_AT,
-  INTERMEDIATE_ACTIVATE_AT,
   type RotationPolicy,
   rotationPolicy,
   activationAllowedAtMs,
-  leavesValidUntilMs,
-  trustBundleRoots,
   nextRootStep,
   nextIntermediateStep,
   intermediateScheduleAtMs,
   type RootStep,
   type IntermediateStep,
 } from './schedule.ts';
-export { DirectoryKeyStore, ROTATION_DIR, STATE_FILE, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
-export { authorityFromSnapshot, trustBundlePem, type LoadedAuthority } from './authority.ts';
+export { DirectoryKeyStore, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
+export { authorityFromSnapshot, type LoadedAuthority } from './authority.ts';
 export { prepareRoot, activateRoot, retireRoot, rotateIntermediate, type RotationContext, type PrepareResult, type ActivateResult, type RetireResult, type IntermediateResult, type ExternalRoot } from './operations.ts';
-export { rotationStatus, formatRotationStatus, bundleChangedAtMs, type RotationStatus, type SlotView } from './status.ts';
+export { rotationStatus, formatRotationStatus, type RotationStatus, type SlotView } from './status.ts';
 export {
   startRotationRuntime,
   DEFAULT_KEYS_POLL_MS,

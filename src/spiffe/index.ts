@@ -5,9 +5,5 @@ export {
   formatSpiffeId,
   kubernetesSpiffeId,
   kubernetesIdentityOf,
-  trustDomainId,
   validateTrustDomain,
-  isMemberOf,
-  MAX_SPIFFE_ID_LENGTH,
-  MAX_TRUST_DOMAIN_LENGTH,
 } from './spiffe_id.ts';

@@ -97,17 +97,9 @@ export function kubernetesSpiffeId(trustDomain: string, namespace: string, servi
   return formatSpiffeId(trustDomain, 'ns', namespace, 'sa', serviceAccount);
 }
 
-export function trustDomainId(trustDomain: string): SpiffeId {
-  return formatSpiffeId(trustDomain);
-}
-
 /** Reads back the namespace and service account of a Kubernetes-form ID, or undefined. */
 export function kubernetesIdentityOf(id: SpiffeId): { namespace: string; serviceAccount: string } | undefined {
   const m = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id.path);
   if (!m) return undefined;
   return { namespace: m[1]!, serviceAccount: m[2]! };
-}
-
-export function isMemberOf(id: SpiffeId, trustDomain: string): boolean {
-  return id.trustDomain === trustDomain;
 }

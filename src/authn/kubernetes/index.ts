@@ -14,12 +14,10 @@ import { createTokenBucket } from './rate_limit.ts';
 import { createTokenReviewClient } from './review_client.ts';
 import { createTokenReviewAuthenticator } from './tokenreview.ts';
 
-export { callerFromReview, createTokenReviewAuthenticator, NEGATIVE_CACHE_TTL_MS, DEFAULT_REVIEW_DEADLINE_MS } from './tokenreview.ts';
-export { createJwksAuthenticator, createJwksVerifier, JWKS_REFETCH_COOLDOWN_MS, type JwksVerdict, type JwksVerifier } from './jwks.ts';
-export { createTokenBucket, type RateLimiter } from './rate_limit.ts';
+export { type JwksVerdict, type JwksVerifier } from './jwks.ts';
+export { type RateLimiter } from './rate_limit.ts';
 export { ReviewCache } from './token_cache.ts';
-export { kubeAuthMetrics, type KubeAuthMetrics } from './metrics.ts';
-export { LEGACY_TOKEN_ISSUER, legacyRefusal, tokenShapeOf } from './token_shape.ts';
+export { type KubeAuthMetrics } from './metrics.ts';
 
 export type KubernetesAuthMode = 'tokenreview' | 'jwks' | 'both';
 
