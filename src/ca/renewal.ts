@@ -4,7 +4,7 @@
 
 import type { Clock, Timer } from '../time/index.ts';
 
-/** design.md: renew at 50% ± 5% of the lifetime. */
+/** docs/architecture.md, "Defaults": renew at 50% ± 5% of the lifetime. */
 export const RENEW_RATIO = 0.5;
 export const RENEW_JITTER = 0.05;
 /** After a failed renewal: exponential backoff from 500 ms up to 60 s, with jitter. */

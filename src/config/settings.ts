@@ -42,7 +42,7 @@ function s<T extends SettingType, const E extends Extra<T> = {}>(flag: string, t
 
 const NONE: readonly never[] = [];
 
-/** All settings, keyed by flag. Extend here; never rename (design.md fixes the common names). */
+/** All settings, keyed by flag. Extend here; never rename (docs/architecture.md, "Contracts", fixes the common names). */
 export const SETTINGS = {
   // Common
   config: s('config', 'string', 'YAML file with settings (flags and MESHCA_* variables take precedence)'),

@@ -5,7 +5,7 @@ import { formatDuration, SECOND_MS } from '../time/index.ts';
 import { activeSlotOf, isTrusted, slotsIn, type PreparedSlot, type SupersededSlot } from './slots.ts';
 import { intermediatesUnder, type IntermediateCertificate, type RootCertificate, type RootSlot, type RotationState } from './state.ts';
 
-/** design.md: every running serve picks up a key store change within this long. */
+/** docs/architecture.md, "Defaults": every running serve picks up a key store change within this long. */
 export const RELOAD_BOUND_MS = 5 * SECOND_MS;
 /** A new intermediate is prepared once the current one has used this much of its life… */
 export const INTERMEDIATE_PREPARE_AT = 2 / 3;

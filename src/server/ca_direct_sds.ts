@@ -26,7 +26,7 @@ import {
 } from '../sds/index.ts';
 import type { Clock } from '../time/index.ts';
 
-/** How often the shared ROOTCA is compared with the CA's bundle (design.md: changes within 5 s). */
+/** How often the shared ROOTCA is compared with the CA's bundle (docs/architecture.md: key store changes reach every serve within 5 s). */
 export const BUNDLE_REFRESH_MS = 5_000;
 
 export interface CaDirectSdsDeps {
