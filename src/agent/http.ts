@@ -2,7 +2,7 @@
 // the shared HTTP server of src/transport; answers carry no key material and no token.
 
 import type { Registry } from '../observability/index.ts';
-import { closeHttp, createHttpServer, listenHttp } from '../transport/index.ts';
+import { closeHttp, createHttpServer, listenHttp, type ListenAddress } from '../transport/index.ts';
 import type { AgentStatus } from './workload_agent.ts';
 
 export interface AgentHttpServer {
@@ -10,7 +10,7 @@ export interface AgentHttpServer {
   close(): Promise<void>;
 }
 
-export async function serveAgentHttp(listen: string, status: () => AgentStatus, registry: Registry): Promise<AgentHttpServer> {
+export async function serveAgentHttp(listen: ListenAddress, status: () => AgentStatus, registry: Registry): Promise<AgentHttpServer> {
   const server = createHttpServer({
     registry,
     readiness: {

@@ -7,6 +7,7 @@ import { MeshcaError } from '../errors/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { createSdsMetrics, SecretStore } from '../sds/index.ts';
 import type { Clock } from '../time/index.ts';
+import type { ListenAddress } from '../transport/index.ts';
 import { createCaClient } from './ca_client.ts';
 import { serveAgentHttp, type AgentHttpServer } from './http.ts';
 import { canonicalBundle } from './issued.ts';
@@ -23,7 +24,7 @@ export interface AgentConfig {
   readonly ttlMs: number;
   readonly bundlePollMs: number;
   /** host:port, or undefined for no HTTP server. */
-  readonly httpListen?: string;
+  readonly httpListen?: ListenAddress;
   readonly clock: Clock;
   readonly log: Logger;
   readonly random?: () => number;

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import { parseSpiffeId, type SpiffeId } from '../spiffe/index.ts';
 import { formatDuration, parseDuration } from '../time/index.ts';
+import { listenUrl, parseListenAddress, type ListenAddress } from '../transport/index.ts';
 import { envNameOf, SETTINGS, type DefaultedSetting, type SettingName, type SettingSpec, type SettingValue } from './settings.ts';
 
 export interface CommandOptions {
@@ -69,6 +70,8 @@ function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
       return typeof raw === 'number' ? Math.round(raw * 1000) : parseDuration(String(raw), where);
     case 'list':
       return listItems(raw, where);
+    case 'address':
+      return parseListenAddress(String(raw).trim(), where);
     case 'spiffe-ids':
       return listItems(raw, where).map((id) => spiffeIdOf(id, where));
     case 'enum': {
@@ -180,6 +183,7 @@ export function loadSettings<const O extends CommandOptions>(cmd: O, argv: reado
 
 function formatDefault(spec: SettingSpec, value: unknown): string {
   if (spec.type === 'duration') return formatDuration(value as number);
+  if (spec.type === 'address') return listenUrl((value as ListenAddress).host, (value as ListenAddress).port);
   if (spec.type === 'spiffe-ids') return (value as readonly SpiffeId[]).map((id) => id.uri).join(',');
   return Array.isArray(value) ? value.join(',') : String(value);
 }

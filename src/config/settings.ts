@@ -6,6 +6,7 @@
 import { DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS } from '../ca/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, KEY_TYPES } from '../pki/index.ts';
 import type { SpiffeId } from '../spiffe/index.ts';
+import type { ListenAddress } from '../transport/index.ts';
 import { MINUTE_MS, SECOND_MS } from '../time/index.ts';
 
 /** What a setting's text becomes once parsed (durations are whole milliseconds). */
@@ -18,6 +19,8 @@ interface TypeValues {
   list: readonly string[];
   enum: string;
   'spiffe-ids': readonly SpiffeId[];
+  /** host:port to listen on; port 0 picks a free one. */
+  address: ListenAddress;
 }
 
 export type SettingType = keyof TypeValues;
@@ -52,8 +55,8 @@ export const SETTINGS = {
   keys: s('keys', 'string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
   'trust-domain': s('trust-domain', 'string', 'SPIFFE trust domain', { default: 'cluster.local' }),
   db: s('db', 'string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
-  listen: s('listen', 'string', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: '0.0.0.0:15012' }),
-  'http-listen': s('http-listen', 'string', 'HTTP listen address for /healthz, /readyz, /metrics', { default: '0.0.0.0:15014' }),
+  listen: s('listen', 'address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
+  'http-listen': s('http-listen', 'address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),
   audience: s('audience', 'string', 'token audience the CA accepts / the token is minted for', { default: 'meshca' }),
   kubeconfig: s('kubeconfig', 'string', 'kubeconfig file (default: in-cluster config)'),
   // CA material

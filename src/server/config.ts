@@ -8,14 +8,14 @@ import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from '../led
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
 import { validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
-import { parseListenAddress } from '../transport/index.ts';
+import type { ListenAddress } from '../transport/index.ts';
 
 export interface ServeConfig {
   readonly keysDir: string;
   readonly trustDomain: string;
   readonly db: string;
-  readonly listen: string;
-  readonly httpListen: string;
+  readonly listen: ListenAddress;
+  readonly httpListen: ListenAddress;
   readonly audience: string;
   readonly namespace: string;
   readonly extraDnsNames: readonly string[];
@@ -71,8 +71,6 @@ export type ServeSettings = Settings<typeof SERVE_OPTIONS>;
 /** The one place serve's settings become its configuration: cross-setting checks, then plain data. */
 export function serveConfigFrom(v: ServeSettings): ServeConfig {
   validateTrustDomain(v['trust-domain']);
-  parseListenAddress(v.listen, '--listen');
-  parseListenAddress(v['http-listen'], '--http-listen');
   if (v['jwks-file'] && v['jwks-url']) throw new MeshcaError('BAD_CONFIG', '--jwks-file and --jwks-url are alternatives; give one');
   const jwksIssuer = v.issuer;
   if ((v['jwks-file'] || v['jwks-url']) && !jwksIssuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');

@@ -6,7 +6,7 @@ import { createAdminService } from '../admin/index.ts';
 import { createAuditService } from '../audit/index.ts';
 import { createBundleRoute, startBundleDistribution } from '../distribution/index.ts';
 import { startRetention } from '../ledger/index.ts';
-import { DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
+import { DEFAULT_ROOT_TTL_MS } from '../pki/index.ts';
 import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
@@ -96,7 +96,7 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
 /** Following the key store, rotating intermediates when due, and the admin API (meshca.admin.v1.RotationService). */
 export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: RotationRuntime } {
   const { config, clock, log } = ctx;
-  const keyType = parseKeyType(config.rotation.keyType);
+  const keyType = config.rotation.keyType;
   // One rotation context for the scheduler and the admin API; only the actor differs.
   const rotation: Omit<RotationContext, 'actor'> = {
     store: ctx.keyStore, clock, policy: rotationPolicy(config.ttl.maxTtlMs), ledger: ctx.recorder, organization: config.rotation.organization,

@@ -1,4 +1,4 @@
-// Listening: parse a host:port setting, bind a gRPC server or an HTTP server to it, and close an
+// Listening: parse a host:port setting (once, when settings load), bind a gRPC server or an HTTP server to it, and close an
 // HTTP server. A bind failure is a BAD_CONFIG error that names the setting.
 
 import type { Server as HttpServer } from 'node:http';
@@ -24,18 +24,20 @@ export function listenUrl(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** Binds `server` to the address `text` of `setting`; returns the bound host:port. */
-export async function bindGrpc(server: grpc.Server, text: string, setting: string, credentials: grpc.ServerCredentials): Promise<string> {
-  const { host, port } = parseListenAddress(text, setting);
+/** Binds `server` to `address`, the value of `setting`; returns the bound host:port. */
+export async function bindGrpc(server: grpc.Server, address: ListenAddress, setting: string, credentials: grpc.ServerCredentials): Promise<string> {
+  const { host, port } = address;
+  const text = listenUrl(host, port);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listenUrl(host, port), credentials, (err, p) => (err ? reject(new MeshcaError('BAD_CONFIG', `${setting} ${text}: ${err.message}`, { cause: err })) : resolve(p))),
+    server.bindAsync(text, credentials, (err, p) => (err ? reject(new MeshcaError('BAD_CONFIG', `${setting} ${text}: ${err.message}`, { cause: err })) : resolve(p))),
   );
   return listenUrl(host, bound);
 }
 
-/** Starts `server` listening on the address `text` of `setting`; returns the bound host:port. */
-export async function listenHttp(server: HttpServer, text: string, setting: string): Promise<string> {
-  const { host, port } = parseListenAddress(text, setting);
+/** Starts `server` listening on `address`, the value of `setting`; returns the bound host:port. */
+export async function listenHttp(server: HttpServer, address: ListenAddress, setting: string): Promise<string> {
+  const { host, port } = address;
+  const text = listenUrl(host, port);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new MeshcaError('BAD_CONFIG', `${setting} ${text}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
     server.listen(port, host, () => resolve());

@@ -52,7 +52,7 @@ export async function runTestAgent(opts: { caAddress: string; dir: string; rootC
     ...(opts.outputDir ? { outputDir: opts.outputDir } : {}),
     ttlMs: opts.ttlMs,
     bundlePollMs: 60_000,
-    httpListen: '127.0.0.1:0',
+    httpListen: { host: '127.0.0.1', port: 0 },
     clock: systemClock,
     log,
   });

@@ -11,6 +11,7 @@ import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, type KeyType 
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../../src/rotation/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS } from '../../src/server/index.ts';
 import type { SpiffeId } from '../../src/spiffe/index.ts';
+import type { ListenAddress } from '../../src/transport/index.ts';
 
 const CA_INIT = { settings: ['keys', 'key-type', 'root-ttl', 'ca-ttl', 'root-cert', 'auditors'], required: ['root-cert'] } as const;
 
@@ -36,6 +37,7 @@ describe('typed settings', () => {
     expectTypeOf<V>().toHaveProperty('config').toEqualTypeOf<string | undefined>();
     type Serve = Settings<typeof SERVE_OPTIONS>;
     expectTypeOf<Serve['checkpoint-every']>().toEqualTypeOf<number>();
+    expectTypeOf<Serve['listen']>().toEqualTypeOf<ListenAddress>();
     expectTypeOf<Serve['jwks-file']>().toEqualTypeOf<string | undefined>();
     expectTypeOf<Serve['authn']>().toEqualTypeOf<'none' | 'tokenreview' | 'jwks' | 'both'>();
   });
@@ -46,6 +48,14 @@ describe('typed settings', () => {
     expect(values['root-ttl']).toBe(1500);
     expect(values.auditors.map((id) => id.uri)).toEqual(['spiffe://cluster.local/ns/a/sa/b']);
     expect(Object.isFrozen(values)).toBe(true);
+  });
+
+  it('parses listen addresses once into host and port', () => {
+    const serve = (argv: string[], env: Record<string, string> = {}) => serveConfigFrom(loadSettings(SERVE_OPTIONS, argv, env).values);
+    expect(serve([]).listen).toEqual({ host: '0.0.0.0', port: 15012 });
+    expect(serve(['--listen', '[::1]:0']).listen).toEqual({ host: '::1', port: 0 });
+    expect(serve([], { MESHCA_HTTP_LISTEN: '127.0.0.1:9000' }).httpListen).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(badConfig(() => serve(['--http-listen', '127.0.0.1:99999']))).toBe('--http-listen "127.0.0.1:99999" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)');
   });
 
   it('refuses a bad value at start-up, naming the setting', () => {
@@ -80,6 +90,6 @@ describe('typed settings', () => {
     expect(help).toMatch(/--checkpoint-every <int> +.*\(default 1000\)/);
     expect(help).toMatch(/--checkpoint-interval <duration> +.*\(default 1m\)/);
     expect(help).toMatch(/--key-type <ec-p256\|ec-p384\|rsa-2048\|rsa-3072\|rsa-4096> +key algorithm \(default ec-p256\)/);
-    expect(help).toMatch(/--listen <string> +.*\(default 0\.0\.0\.0:15012\)/);
+    expect(help).toMatch(/--listen <address> +.*\(default 0\.0\.0\.0:15012\)/);
   });
 });

@@ -8,7 +8,7 @@ import { formatDuration } from '../../time/index.ts';
 import { defineCommand } from '../command.ts';
 
 /** The agent's own HTTP port, beside the CA's 15014 (and Istio's agent on 15020). */
-const AGENT_HTTP_LISTEN = '127.0.0.1:15020';
+const AGENT_HTTP_LISTEN = { host: '127.0.0.1', port: 15020 };
 
 export const agentCommand = defineCommand({
   path: ['agent'],
@@ -32,7 +32,7 @@ export const agentCommand = defineCommand({
       ...(v['output-dir'] ? { outputDir: v['output-dir'] } : {}),
       ttlMs: v.ttl,
       bundlePollMs: v['bundle-poll'],
-      ...(v['http-listen'] ? { httpListen: v['http-listen'] } : {}),
+      httpListen: v['http-listen'],
       clock: ctx.clock,
       log,
     });
