@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createIdentityPolicy } from '../../src/authn/index.ts';
 import { loadSettings } from '../../src/config/index.ts';
-import { isMeshcaError } from '../../src/errors/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS } from '../../src/server/index.ts';
 import { parseSpiffeId } from '../../src/spiffe/index.ts';
+import { badConfigMessage } from './bad_config.ts';
 import { tempDir } from '../helpers/serve.ts';
 
 const work = tempDir();
@@ -24,16 +24,6 @@ function yamlFile(name: string, text: string): string {
 
 function denyNamespaces(argv: string[], env: Record<string, string> = {}): readonly string[] | undefined {
   return loadSettings(CMD, argv, env).values['deny-namespaces'];
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(isMeshcaError(err, 'BAD_CONFIG')).toBe(true);
-    return (err as Error).message;
-  }
-  throw new Error('expected a BAD_CONFIG error');
 }
 
 describe('list settings', () => {
@@ -67,13 +57,13 @@ describe('list settings', () => {
   });
 
   it('refuses an empty element, naming the setting and where it came from', () => {
-    expect(refusal(() => denyNamespaces(['--deny-namespaces', 'a,,b']))).toMatch(/^--deny-namespaces: empty element in "a,,b"/);
-    expect(refusal(() => denyNamespaces(['--deny-namespaces', 'a,']))).toMatch(/^--deny-namespaces: empty element/);
-    expect(refusal(() => denyNamespaces(['--deny-namespaces', 'a', '--deny-namespaces', '']))).toMatch(/^--deny-namespaces: empty element/);
-    expect(refusal(() => denyNamespaces([], { MESHCA_DENY_NAMESPACES: 'a,,b' }))).toMatch(/^MESHCA_DENY_NAMESPACES: empty element/);
+    expect(badConfigMessage(() => denyNamespaces(['--deny-namespaces', 'a,,b']))).toMatch(/^--deny-namespaces: empty element in "a,,b"/);
+    expect(badConfigMessage(() => denyNamespaces(['--deny-namespaces', 'a,']))).toMatch(/^--deny-namespaces: empty element/);
+    expect(badConfigMessage(() => denyNamespaces(['--deny-namespaces', 'a', '--deny-namespaces', '']))).toMatch(/^--deny-namespaces: empty element/);
+    expect(badConfigMessage(() => denyNamespaces([], { MESHCA_DENY_NAMESPACES: 'a,,b' }))).toMatch(/^MESHCA_DENY_NAMESPACES: empty element/);
     const yaml = yamlFile('bad.yaml', 'deny-namespaces: [a, ""]\n');
-    expect(refusal(() => denyNamespaces(['--config', yaml]))).toMatch(/^deny-namespaces in .*bad\.yaml: empty element/);
-    expect(refusal(() => denyNamespaces(['--config', yamlFile('nested.yaml', 'deny-namespaces: [[a]]\n')]))).toMatch(/expected a list of strings/);
+    expect(badConfigMessage(() => denyNamespaces(['--config', yaml]))).toMatch(/^deny-namespaces in .*bad\.yaml: empty element/);
+    expect(badConfigMessage(() => denyNamespaces(['--config', yamlFile('nested.yaml', 'deny-namespaces: [[a]]\n')]))).toMatch(/expected a list of strings/);
   });
 
   it('serve --deny-namespaces a,b denies both namespaces', () => {

@@ -5,25 +5,15 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS } from '../../src/ca/index.ts';
 import { formatHelp, loadSettings, type Settings } from '../../src/config/index.ts';
-import { isMeshcaError } from '../../src/errors/index.ts';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from '../../src/ledger/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, type KeyType } from '../../src/pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../../src/rotation/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS } from '../../src/server/index.ts';
 import type { SpiffeId } from '../../src/spiffe/index.ts';
 import type { ListenAddress } from '../../src/transport/index.ts';
+import { badConfigMessage } from './bad_config.ts';
 
 const CA_INIT = { settings: ['keys', 'key-type', 'root-ttl', 'ca-ttl', 'root-cert', 'auditors'], required: ['root-cert'] } as const;
-
-function badConfig(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(isMeshcaError(err, 'BAD_CONFIG')).toBe(true);
-    return (err as Error).message;
-  }
-  throw new Error('expected a BAD_CONFIG error');
-}
 
 describe('typed settings', () => {
   it('types defaulted and required settings as always set, others as optional', () => {
@@ -55,13 +45,13 @@ describe('typed settings', () => {
     expect(serve([]).listen).toEqual({ host: '0.0.0.0', port: 15012 });
     expect(serve(['--listen', '[::1]:0']).listen).toEqual({ host: '::1', port: 0 });
     expect(serve([], { MESHCA_HTTP_LISTEN: '127.0.0.1:9000' }).httpListen).toEqual({ host: '127.0.0.1', port: 9000 });
-    expect(badConfig(() => serve(['--http-listen', '127.0.0.1:99999']))).toBe('--http-listen "127.0.0.1:99999" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)');
+    expect(badConfigMessage(() => serve(['--http-listen', '127.0.0.1:99999']))).toBe('--http-listen "127.0.0.1:99999" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)');
   });
 
   it('refuses a bad value at start-up, naming the setting', () => {
-    expect(badConfig(() => loadSettings(CA_INIT, ['--root-cert', 'r', '--key-type', 'dsa'], {}))).toMatch(/^--key-type: "dsa" is not one of ec-p256/);
-    expect(badConfig(() => loadSettings(CA_INIT, ['--root-cert', 'r'], { MESHCA_AUDITORS: 'spiffe://cluster.local/a,https://x/y' }))).toMatch(/^MESHCA_AUDITORS: /);
-    expect(badConfig(() => loadSettings(CA_INIT, [], {}))).toBe('--root-cert is required (or set MESHCA_ROOT_CERT)');
+    expect(badConfigMessage(() => loadSettings(CA_INIT, ['--root-cert', 'r', '--key-type', 'dsa'], {}))).toMatch(/^--key-type: "dsa" is not one of ec-p256/);
+    expect(badConfigMessage(() => loadSettings(CA_INIT, ['--root-cert', 'r'], { MESHCA_AUDITORS: 'spiffe://cluster.local/a,https://x/y' }))).toMatch(/^MESHCA_AUDITORS: /);
+    expect(badConfigMessage(() => loadSettings(CA_INIT, [], {}))).toBe('--root-cert is required (or set MESHCA_ROOT_CERT)');
   });
 
   it("takes every default from the owning module's constant", () => {
