@@ -8,11 +8,14 @@ import * as grpc from '@grpc/grpc-js';
 import { MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { addSdsService, type SdsMetrics, type SecretSource } from '../sds/index.ts';
+import { shutdownGrpc } from '../transport/index.ts';
 
 /** Owner and group (Envoy's) may connect; others may not. */
 export const SDS_SOCKET_MODE = 0o660;
 const SOCKET_DIR_MODE = 0o750;
 const PROBE_TIMEOUT_MS = 500;
+/** Long-lived SDS streams never finish on their own; they are ended after this long. */
+const SHUTDOWN_GRACE_MS = 100;
 
 export interface SdsSocketServer {
   readonly path: string;
@@ -62,18 +65,13 @@ export async function serveSdsOnSocket(path: string, source: SecretSource, log: 
   chmodSync(path, SDS_SOCKET_MODE);
   return {
     path,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.tryShutdown(() => {
-          try {
-            unlinkSync(path);
-          } catch {
-            // Already gone.
-          }
-          resolve();
-        });
-        // Long-lived SDS streams never finish on their own; end them.
-        setTimeout(() => server.forceShutdown(), 100).unref();
-      }),
+    async close() {
+      await shutdownGrpc(server, SHUTDOWN_GRACE_MS);
+      try {
+        unlinkSync(path);
+      } catch {
+        // Already gone.
+      }
+    },
   };
 }

@@ -51,7 +51,11 @@ export async function closeHttp(server: HttpServer): Promise<void> {
   server.closeAllConnections();
 }
 
-/** Stops accepting calls and lets those in flight finish for up to `graceMs`, then cancels the rest; resolves false if it had to. */
+/**
+ * Stops accepting calls and lets those in flight finish for up to `graceMs`, then cancels the rest;
+ * resolves false if it had to. The grace is wall-clock time on purpose (it must end before the
+ * orchestrator's own kill deadline), so it never waits on an injected test clock.
+ */
 export async function shutdownGrpc(server: grpc.Server, graceMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
