@@ -100,6 +100,11 @@ function callerFacts(caller: Caller): Partial<IssuanceEvent> {
   };
 }
 
+/** X509-SVID §2: a leaf's SPIFFE ID has a path; the bare trust-domain ID names no workload. */
+function refuseTrustDomainId(spiffeId: SpiffeId): void {
+  if (spiffeId.path === '') throw new MeshcaError('BAD_SPIFFE_ID', `${spiffeId.uri} is a trust domain ID; a workload's SPIFFE ID needs a path (spiffe://${spiffeId.trustDomain}/...)`);
+}
+
 /** SPIFFE X509-SVID §4 and our profile, checked on the finished certificate before it leaves. */
 function checkIssued(cert: IssuedCertificate, spiffeId: SpiffeId, authority: SigningAuthority, csr: VerifiedCsr): void {
   const x = new X509Certificate(cert.der);
@@ -141,6 +146,7 @@ export class SvidIssuer {
     let csr: VerifiedCsr | undefined;
     let issued: X509Svid;
     try {
+      refuseTrustDomainId(req.caller.spiffeId);
       const ttlMs = resolveTtl(req.requestedTtlSeconds, this.#deps.ttl);
       csr = parseCsrPem(req.csrPem);
       const authority = this.#deps.authority();

@@ -89,6 +89,7 @@ describe('meshca sign', () => {
     [['--ttl', 'soon'], /--ttl: "soon" is not a duration/],
     [['--id', 'spiffe://other.domain/ns/a/sa/b'], /not in the trust domain cluster.local/],
     [['--id', 'spiffe://cluster.local/ns/../sa/b'], /path segment "\.\." is not allowed/],
+    [['--id', 'spiffe://cluster.local'], /spiffe:\/\/cluster\.local is a trust domain ID; a workload's SPIFFE ID needs a path/],
     [['--csr', '/nonexistent.csr'], /--csr \/nonexistent.csr: cannot read the file \(ENOENT\)/],
   ])('refuses %j with one line naming the problem', async (extra, message) => {
     const args = ['sign', '--keys', keys, '--csr', csrFile, '--id', 'spiffe://cluster.local/ns/shop/sa/web', '--db', 'memory:'];
