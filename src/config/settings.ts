@@ -25,9 +25,8 @@ interface TypeValues {
 
 export type SettingType = keyof TypeValues;
 
+/** A setting's key in SETTINGS is its flag without the dashes; its variable is MESHCA_ + upper snake case of it. */
 export interface SettingSpec<T extends SettingType = SettingType> {
-  /** Flag name without the dashes; the env variable is MESHCA_ + upper snake case of it. */
-  readonly flag: string;
   readonly type: T;
   readonly help: string;
   /** Already parsed: milliseconds for a duration, a KeyType for --key-type. */
@@ -37,10 +36,10 @@ export interface SettingSpec<T extends SettingType = SettingType> {
   readonly short?: string;
 }
 
-type Extra<T extends SettingType> = Omit<Partial<SettingSpec<T>>, 'flag' | 'type' | 'help'>;
+type Extra<T extends SettingType> = Omit<Partial<SettingSpec<T>>, 'type' | 'help'>;
 
-function s<T extends SettingType, const E extends Extra<T> = {}>(flag: string, type: T, help: string, extra?: E): { readonly flag: string; readonly type: T; readonly help: string } & E {
-  return { ...(extra as E), flag, type, help };
+function s<T extends SettingType, const E extends Extra<T> = {}>(type: T, help: string, extra?: E): { readonly type: T; readonly help: string } & E {
+  return { ...(extra as E), type, help };
 }
 
 const NONE: readonly never[] = [];
@@ -48,78 +47,78 @@ const NONE: readonly never[] = [];
 /** All settings, keyed by flag. Extend here; never rename (docs/architecture.md, "Contracts", fixes the common names). */
 export const SETTINGS = {
   // Common
-  config: s('config', 'string', 'YAML file with settings (flags and MESHCA_* variables take precedence)'),
-  json: s('json', 'bool', 'print machine-readable JSON', { default: false }),
-  help: s('help', 'bool', 'show this help', { default: false, short: 'h' }),
-  'log-level': s('log-level', 'enum', 'log level', { default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
-  keys: s('keys', 'string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
-  'trust-domain': s('trust-domain', 'string', 'SPIFFE trust domain', { default: 'cluster.local' }),
-  db: s('db', 'string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
-  listen: s('listen', 'address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
-  'http-listen': s('http-listen', 'address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),
-  audience: s('audience', 'string', 'token audience the CA accepts / the token is minted for', { default: 'meshca' }),
-  kubeconfig: s('kubeconfig', 'string', 'kubeconfig file (default: in-cluster config)'),
+  config: s('string', 'YAML file with settings (flags and MESHCA_* variables take precedence)'),
+  json: s('bool', 'print machine-readable JSON', { default: false }),
+  help: s('bool', 'show this help', { default: false, short: 'h' }),
+  'log-level': s('enum', 'log level', { default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
+  keys: s('string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
+  'trust-domain': s('string', 'SPIFFE trust domain', { default: 'cluster.local' }),
+  db: s('string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
+  listen: s('address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
+  'http-listen': s('address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),
+  audience: s('string', 'token audience the CA accepts / the token is minted for', { default: 'meshca' }),
+  kubeconfig: s('string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
-  'key-type': s('key-type', 'enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
-  'root-ttl': s('root-ttl', 'duration', 'root certificate lifetime', { default: DEFAULT_ROOT_TTL_MS }),
-  'ca-ttl': s('ca-ttl', 'duration', 'intermediate certificate lifetime', { default: DEFAULT_CA_TTL_MS }),
-  org: s('org', 'string', 'organization name in CA certificates', { default: 'meshca' }),
-  'root-cert': s('root-cert', 'string', 'root certificate PEM (ca init/root prepare: an existing root; agent: the root to trust)'),
-  'root-key': s('root-key', 'string', 'root private key PEM (with --root-cert)'),
-  force: s('force', 'bool', 'do it even though it is unsafe or would overwrite', { default: false }),
+  'key-type': s('enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
+  'root-ttl': s('duration', 'root certificate lifetime', { default: DEFAULT_ROOT_TTL_MS }),
+  'ca-ttl': s('duration', 'intermediate certificate lifetime', { default: DEFAULT_CA_TTL_MS }),
+  org: s('string', 'organization name in CA certificates', { default: 'meshca' }),
+  'root-cert': s('string', 'root certificate PEM (ca init/root prepare: an existing root; agent: the root to trust)'),
+  'root-key': s('string', 'root private key PEM (with --root-cert)'),
+  force: s('bool', 'do it even though it is unsafe or would overwrite', { default: false }),
   // Issuance
-  ttl: s('ttl', 'duration', 'certificate lifetime to issue / ask for', { default: DEFAULT_LEAF_TTL_MS }),
-  'default-ttl': s('default-ttl', 'duration', 'lifetime when a request asks for none', { default: DEFAULT_LEAF_TTL_MS }),
-  'max-ttl': s('max-ttl', 'duration', 'longest lifetime the CA grants; longer requests are refused', { default: MAX_LEAF_TTL_MS }),
-  csr: s('csr', 'string', 'CSR file (PEM)'),
-  id: s('id', 'string', 'SPIFFE ID'),
+  ttl: s('duration', 'certificate lifetime to issue / ask for', { default: DEFAULT_LEAF_TTL_MS }),
+  'default-ttl': s('duration', 'lifetime when a request asks for none', { default: DEFAULT_LEAF_TTL_MS }),
+  'max-ttl': s('duration', 'longest lifetime the CA grants; longer requests are refused', { default: MAX_LEAF_TTL_MS }),
+  csr: s('string', 'CSR file (PEM)'),
+  id: s('string', 'SPIFFE ID'),
   // Server
-  san: s('san', 'list', 'extra DNS names for the CA serving certificate (repeatable or comma-separated)', { default: NONE }),
-  namespace: s('namespace', 'string', 'namespace the CA runs in (for meshca.<namespace>.svc)', { default: 'meshca-system' }),
-  'jwks-file': s('jwks-file', 'string', 'JWKS file of trusted token issuers (JWT authenticator)'),
-  'jwks-url': s('jwks-url', 'string', 'JWKS URL of a trusted token issuer (JWT authenticator)'),
-  issuer: s('issuer', 'string', 'expected token issuer (iss)'),
-  'dev-tokens': s('dev-tokens', 'bool', 'trust tokens minted by "meshca token mint" (development only)', { default: true }),
-  authn: s('authn', 'enum', 'Kubernetes token authentication: none, tokenreview, jwks or both', { default: 'none', choices: ['none', 'tokenreview', 'jwks', 'both'] }),
-  'allow-legacy-tokens': s('allow-legacy-tokens', 'bool', 'accept secret-based service-account tokens (no exp/audience)', { default: false }),
-  'token-cache-ttl': s('token-cache-ttl', 'duration', 'longest time a positive token review is cached', { default: 5 * MINUTE_MS }),
-  'token-cache-size': s('token-cache-size', 'int', 'entries in the token review cache', { default: 100000 }),
-  'kube-qps': s('kube-qps', 'number', 'Kubernetes API calls per second (client-side limit)', { default: 50 }),
-  'kube-burst': s('kube-burst', 'int', 'Kubernetes API call burst', { default: 100 }),
-  'oidc-issuer': s('oidc-issuer', 'string', 'cluster service-account issuer URL for OIDC discovery (jwks mode)'),
-  'allow-namespaces': s('allow-namespaces', 'list', 'only these namespaces get identities (comma-separated)', { default: NONE }),
-  'deny-namespaces': s('deny-namespaces', 'list', 'these namespaces never get identities', { default: NONE }),
-  'deny-ids': s('deny-ids', 'spiffe-ids', 'SPIFFE IDs that never get certificates', { default: NONE }),
-  sds: s('sds', 'bool', 'also serve SDS on the gRPC port to token-bearing proxies (CA makes the key)', { default: false }),
-  auditors: s('auditors', 'spiffe-ids', 'SPIFFE IDs allowed to query the ledger over gRPC', { default: NONE }),
-  admins: s('admins', 'spiffe-ids', 'SPIFFE IDs allowed to use the admin API (root rotation)', { default: NONE }),
-  'keys-poll': s('keys-poll', 'duration', 'how often serve checks the key store for a change made by another process (rotation)'),
-  'root-expiry-warning': s('root-expiry-warning', 'duration', 'warn (log and metric) when the active root expires within this long'),
-  'ca-expiry-warning': s('ca-expiry-warning', 'duration', 'warn (log and metric) when the active intermediate expires within this long'),
-  'distribute-bundle': s('distribute-bundle', 'enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
-  retain: s('retain', 'duration', 'ledger retention (0 keeps everything)', { default: 0 }),
-  'shutdown-grace': s('shutdown-grace', 'duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
+  san: s('list', 'extra DNS names for the CA serving certificate (repeatable or comma-separated)', { default: NONE }),
+  namespace: s('string', 'namespace the CA runs in (for meshca.<namespace>.svc)', { default: 'meshca-system' }),
+  'jwks-file': s('string', 'JWKS file of trusted token issuers (JWT authenticator)'),
+  'jwks-url': s('string', 'JWKS URL of a trusted token issuer (JWT authenticator)'),
+  issuer: s('string', 'expected token issuer (iss)'),
+  'dev-tokens': s('bool', 'trust tokens minted by "meshca token mint" (development only)', { default: true }),
+  authn: s('enum', 'Kubernetes token authentication: none, tokenreview, jwks or both', { default: 'none', choices: ['none', 'tokenreview', 'jwks', 'both'] }),
+  'allow-legacy-tokens': s('bool', 'accept secret-based service-account tokens (no exp/audience)', { default: false }),
+  'token-cache-ttl': s('duration', 'longest time a positive token review is cached', { default: 5 * MINUTE_MS }),
+  'token-cache-size': s('int', 'entries in the token review cache', { default: 100000 }),
+  'kube-qps': s('number', 'Kubernetes API calls per second (client-side limit)', { default: 50 }),
+  'kube-burst': s('int', 'Kubernetes API call burst', { default: 100 }),
+  'oidc-issuer': s('string', 'cluster service-account issuer URL for OIDC discovery (jwks mode)'),
+  'allow-namespaces': s('list', 'only these namespaces get identities (comma-separated)', { default: NONE }),
+  'deny-namespaces': s('list', 'these namespaces never get identities', { default: NONE }),
+  'deny-ids': s('spiffe-ids', 'SPIFFE IDs that never get certificates', { default: NONE }),
+  sds: s('bool', 'also serve SDS on the gRPC port to token-bearing proxies (CA makes the key)', { default: false }),
+  auditors: s('spiffe-ids', 'SPIFFE IDs allowed to query the ledger over gRPC', { default: NONE }),
+  admins: s('spiffe-ids', 'SPIFFE IDs allowed to use the admin API (root rotation)', { default: NONE }),
+  'keys-poll': s('duration', 'how often serve checks the key store for a change made by another process (rotation)'),
+  'root-expiry-warning': s('duration', 'warn (log and metric) when the active root expires within this long'),
+  'ca-expiry-warning': s('duration', 'warn (log and metric) when the active intermediate expires within this long'),
+  'distribute-bundle': s('enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
+  retain: s('duration', 'ledger retention (0 keeps everything)', { default: 0 }),
+  'shutdown-grace': s('duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
   // Token minting (development)
-  ns: s('ns', 'string', 'namespace'),
-  sa: s('sa', 'string', 'service account'),
-  pod: s('pod', 'string', 'pod name'),
-  aud: s('aud', 'string', 'token audience', { default: 'meshca' }),
+  ns: s('string', 'namespace'),
+  sa: s('string', 'service account'),
+  pod: s('string', 'pod name'),
+  aud: s('string', 'token audience', { default: 'meshca' }),
   // Agent
-  'ca-addr': s('ca-addr', 'string', 'CA address host:port', { default: 'meshca.meshca-system.svc:15012' }),
-  'ca-name': s('ca-name', 'string', 'name expected in the CA serving certificate (default: host of --ca-addr)'),
-  'token-file': s('token-file', 'string', 'projected service-account token file', { default: '/var/run/secrets/tokens/meshca-token' }),
-  'sds-socket': s('sds-socket', 'string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),
-  'output-dir': s('output-dir', 'string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
-  'bundle-poll': s('bundle-poll', 'duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
+  'ca-addr': s('string', 'CA address host:port', { default: 'meshca.meshca-system.svc:15012' }),
+  'ca-name': s('string', 'name expected in the CA serving certificate (default: host of --ca-addr)'),
+  'token-file': s('string', 'projected service-account token file', { default: '/var/run/secrets/tokens/meshca-token' }),
+  'sds-socket': s('string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),
+  'output-dir': s('string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
+  'bundle-poll': s('duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
   // Audit
-  since: s('since', 'string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)'),
-  until: s('until', 'string', 'up to this time (ISO 8601 or a duration ago)'),
-  serial: s('serial', 'string', 'certificate serial (hex)'),
-  denied: s('denied', 'bool', 'only denied requests', { default: false }),
-  limit: s('limit', 'int', 'at most this many records'),
-  csv: s('csv', 'bool', 'print CSV', { default: false }),
-  'checkpoint-every': s('checkpoint-every', 'int', 'sign a ledger checkpoint after this many records'),
-  'checkpoint-interval': s('checkpoint-interval', 'duration', 'or once the oldest unsigned record is this old'),
+  since: s('string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)'),
+  until: s('string', 'up to this time (ISO 8601 or a duration ago)'),
+  serial: s('string', 'certificate serial (hex)'),
+  denied: s('bool', 'only denied requests', { default: false }),
+  limit: s('int', 'at most this many records'),
+  csv: s('bool', 'print CSV', { default: false }),
+  'checkpoint-every': s('int', 'sign a ledger checkpoint after this many records'),
+  'checkpoint-interval': s('duration', 'or once the oldest unsigned record is this old'),
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

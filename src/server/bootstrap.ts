@@ -8,7 +8,7 @@ import { inspectKeyDirectory, initCa } from '../ca/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { ClosableLedgerWriter } from '../ledger/index.ts';
 import type { Logger, Registry } from '../observability/index.ts';
-import { DEFAULT_CA_TTL_MS, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
+import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
 import type { Clock } from '../time/index.ts';
 import type { CaState } from './ca_state.ts';
 import type { ServeConfig } from './config.ts';
@@ -20,7 +20,7 @@ export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: L
     keysDir: config.keysDir,
     trustDomain: config.trustDomain,
     organization: 'meshca development CA',
-    keyType: parseKeyType(deps.devKeyType ?? 'ec-p256'),
+    keyType: parseKeyType(deps.devKeyType ?? DEFAULT_KEY_TYPE),
     rootTtlMs: DEFAULT_ROOT_TTL_MS,
     caTtlMs: DEFAULT_CA_TTL_MS,
     nowMs: deps.clock.now(),

@@ -39,6 +39,8 @@ export interface ServeConfig {
     readonly keysPollMs: number;
     readonly rootExpiryWarningMs: number;
     readonly caExpiryWarningMs: number;
+    /** Lifetime of roots prepared through the admin API. */
+    readonly rootTtlMs: number;
     /** Lifetime of intermediates made by auto-rotation. */
     readonly caTtlMs: number;
     readonly keyType: KeyType;
@@ -54,7 +56,7 @@ export const SERVE_OPTIONS = {
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
     'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
-    'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'ca-ttl',
+    'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval',
   ],
   defaults: {
@@ -111,6 +113,7 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
       keysPollMs: v['keys-poll'],
       rootExpiryWarningMs: v['root-expiry-warning'],
       caExpiryWarningMs: v['ca-expiry-warning'],
+      rootTtlMs: v['root-ttl'],
       caTtlMs: v['ca-ttl'],
       keyType: v['key-type'],
       organization: v.org,

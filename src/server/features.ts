@@ -6,7 +6,6 @@ import { createAdminService } from '../admin/index.ts';
 import { createAuditService } from '../audit/index.ts';
 import { createBundleRoute, startBundleDistribution } from '../distribution/index.ts';
 import { startRetention } from '../ledger/index.ts';
-import { DEFAULT_ROOT_TTL_MS } from '../pki/index.ts';
 import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
@@ -100,7 +99,7 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
   // One rotation context for the scheduler and the admin API; only the actor differs.
   const rotation: Omit<RotationContext, 'actor'> = {
     store: ctx.keyStore, clock, policy: rotationPolicy(config.ttl.maxTtlMs), ledger: ctx.recorder, organization: config.rotation.organization,
-    rootTtlMs: DEFAULT_ROOT_TTL_MS, caTtlMs: config.rotation.caTtlMs, trustDomain: config.trustDomain,
+    rootTtlMs: config.rotation.rootTtlMs, caTtlMs: config.rotation.caTtlMs, trustDomain: config.trustDomain,
   };
   const runtime = startRotationRuntime({
     ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType, autoRotateIntermediates: true,

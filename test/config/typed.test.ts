@@ -67,10 +67,13 @@ describe('typed settings', () => {
       keysPollMs: DEFAULT_KEYS_POLL_MS,
       rootExpiryWarningMs: DEFAULT_ROOT_EXPIRY_WARNING_MS,
       caExpiryWarningMs: DEFAULT_CA_EXPIRY_WARNING_MS,
+      rootTtlMs: DEFAULT_ROOT_TTL_MS,
       caTtlMs: DEFAULT_CA_TTL_MS,
       keyType: DEFAULT_KEY_TYPE,
     });
     expect(Object.isFrozen(config)).toBe(true);
+    // serve's admin API prepares roots with --root-ttl, as `meshca root prepare` does.
+    expect(serveConfigFrom(loadSettings(SERVE_OPTIONS, ['--root-ttl', '400d'], {}).values).rotation.rootTtlMs).toBe(400 * 86_400_000);
   });
 
   it('--help shows each default as an operator writes it', () => {
