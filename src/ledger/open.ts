@@ -8,9 +8,8 @@ import { ChainedLedger, ledgerUnavailable } from './chained_ledger.ts';
 import type { AppendResult, LedgerEvent, LedgerWriter } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { loadOrCreateLedgerKey, type LedgerKey } from './ledger_key.ts';
-import { PostgresStore, redactUrl } from './postgres_store.ts';
-import { SqliteStore } from './sqlite_store.ts';
 import type { LedgerStore } from './store.ts';
+import { isPostgresUrl, redactUrl } from './url.ts';
 
 export interface ClosableLedgerWriter extends LedgerWriter {
   close(): Promise<void>;
@@ -49,12 +48,11 @@ export function memoryLedger(): ClosableLedgerWriter & { readonly events: Ledger
   };
 }
 
-function isPostgresUrl(url: string): boolean {
-  return url.startsWith('postgres://') || url.startsWith('postgresql://');
-}
-
+// Each backend is loaded only when a URL names it: a command that opens no ledger (the agent)
+// loads neither pg nor node:sqlite.
 async function openStore(url: string, opts: OpenLedgerOptions): Promise<LedgerStore> {
   if (url.startsWith('sqlite:')) {
+    const { SqliteStore } = await import('./sqlite_store.ts');
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (path.length === 0) throw new MeshcaError('BAD_CONFIG', '--db sqlite: needs a file path, e.g. sqlite:data/meshca.db');
     try {
@@ -65,6 +63,7 @@ async function openStore(url: string, opts: OpenLedgerOptions): Promise<LedgerSt
     }
   }
   if (isPostgresUrl(url)) {
+    const { PostgresStore } = await import('./postgres_store.ts');
     try {
       return await PostgresStore.open(url, opts.poolSize !== undefined ? { poolSize: opts.poolSize } : {});
     } catch (err) {

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { GENESIS_HASH } from './canonical.ts';
+import { redactUrl } from './url.ts';
 import type { LedgerQuery } from './ledger.ts';
 import {
   anchorFromRow,
@@ -31,11 +32,6 @@ const CONNECT_TIMEOUT_MS = 5000;
 
 export interface PostgresStoreOptions {
   readonly poolSize?: number;
-}
-
-/** The URL with any password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/, '$1:***@');
 }
 
 /** A 64-bit advisory lock key per schema, so two ledgers in one database don't serialize each other. */
