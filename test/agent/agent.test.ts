@@ -1,5 +1,6 @@
 // `meshca agent` in-process against a real in-process CA: SDS over the real Unix socket, renewals
 // with new keys, real TLS handshakes with the served secrets, and the CA going away and back.
+// The CA and the agent share a FakeClock: renewals and retries happen when the test advances it.
 
 import { X509Certificate } from 'node:crypto';
 import { lstatSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -8,22 +9,24 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeError } from '../../src/errors/index.ts';
 import type { TestCa } from '../helpers/serve.ts';
+import { FakeClock } from '../fakes/clock.ts';
 import { EnvoyLikeStream, sdsClient, type ReceivedResponse } from '../sds/envoy_client.ts';
 import { keyMatchesLeaf, mtlsHandshake, opensslVerifyServed, pemBlocks, runTestAgent, scratchDir, spiffeIdOf, startCa, writeToken, type TestAgent } from './harness.ts';
 
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(opts: { ttlMs?: number; withToken?: boolean; outputDir?: boolean } = {}): Promise<{ dir: string; keysDir: string; ca: TestCa; agent: TestAgent }> {
+async function setup(opts: { ttlMs?: number; withToken?: boolean; outputDir?: boolean } = {}): Promise<{ dir: string; keysDir: string; ca: TestCa; agent: TestAgent; clock: FakeClock }> {
   const scratch = scratchDir();
   cleanups.push(scratch.cleanup);
   const keysDir = join(scratch.path, 'keys');
-  const ca = await startCa(keysDir);
+  // Starts at the real time: the served certificates are also checked by real TLS and openssl.
+  const clock = new FakeClock(Date.now());
+  const ca = await startCa(keysDir, undefined, clock);
   cleanups.push(() => ca.stop());
   if (opts.withToken !== false) await writeToken(keysDir, join(scratch.path, 'token'));
   const agent = await runTestAgent({
@@ -32,9 +35,17 @@ async function setup(opts: { ttlMs?: number; withToken?: boolean; outputDir?: bo
     rootCertPath: join(keysDir, 'root-cert.pem'),
     ttlMs: opts.ttlMs ?? 3_600_000,
     ...(opts.outputDir ? { outputDir: join(scratch.path, 'out') } : {}),
+    clock,
   });
   cleanups.push(() => agent.stop());
-  return { dir: scratch.path, keysDir, ca, agent };
+  return { dir: scratch.path, keysDir, ca, agent, clock };
+}
+
+/** Moves the fake clock to the agent's next scheduled attempt (renewal or retry). */
+async function untilNextAttempt(agent: TestAgent, clock: FakeClock): Promise<void> {
+  const at = agent.running.agent.status().nextAttemptAtMs;
+  if (at === undefined) throw new Error('the agent has no attempt scheduled');
+  await clock.advance(Math.max(0, at - clock.now()));
 }
 
 function envoy(agent: TestAgent, names = ['default', 'ROOTCA'], extra: { nackResponse?: number } = {}): EnvoyLikeStream {
@@ -75,13 +86,17 @@ describe('meshca agent', () => {
   });
 
   it('pushes renewed certificates with new keys before the old ones expire, and TLS works across each renewal', async () => {
-    const { agent } = await setup({ ttlMs: 10_000 });
+    const { agent, clock } = await setup({ ttlMs: 10_000 });
     const first = envoy(agent);
     const second = envoy(agent, ['default', 'ROOTCA']);
     const seen: ReceivedResponse[] = [];
+    /** Fake time at which each push arrived. */
+    const seenAtMs: number[] = [];
     for (let n = 1; n <= 3; n++) {
+      if (n > 1) await untilNextAttempt(agent, clock);
       const r = await first.responses.waitFor(n, 15_000);
       seen.push(r);
+      seenAtMs.push(clock.now());
       const cert = r.secrets.get('default') ?? seen.findLast((s) => s.secrets.has('default'))!.secrets.get('default')!;
       const bundle = (r.secrets.get('ROOTCA') ?? seen[0]!.secrets.get('ROOTCA'))!.bundlePem!;
       expect(keyMatchesLeaf(cert)).toBe(true);
@@ -91,21 +106,22 @@ describe('meshca agent', () => {
     const certs = seen.map((r) => r.secrets.get('default')!);
     // A new key every time.
     expect(new Set(certs.map((c) => c.privateKeyPem)).size).toBe(3);
-    // No gap: each renewal arrived while the previous certificate was still valid.
+    // No gap: each renewal arrived while the previous certificate was still valid, at about half its life.
     for (let i = 1; i < seen.length; i++) {
       const previous = new X509Certificate(pemBlocks(certs[i - 1]!.chainPem!)[0]!);
       const next = new X509Certificate(pemBlocks(certs[i]!.chainPem!)[0]!);
-      expect(seen[i]!.atMs).toBeLessThan(Date.parse(previous.validTo));
-      expect(Date.parse(next.validFrom)).toBeLessThanOrEqual(seen[i]!.atMs);
+      expect(seenAtMs[i]!).toBeLessThan(Date.parse(previous.validTo));
+      expect(seenAtMs[i]! - seenAtMs[i - 1]!).toBeGreaterThanOrEqual(4_000);
+      expect(Date.parse(next.validFrom)).toBeLessThanOrEqual(seenAtMs[i]!);
     }
     // The second proxy on the same socket saw the same pushes.
     const other = await second.responses.waitFor(3, 5_000);
     expect(other.version).toBe(seen[2]!.version);
     expect(second.responses.all.slice(0, 3).map((r) => r.version)).toEqual(seen.map((r) => r.version));
-  }, 30_000);
+  });
 
   it('keeps serving when the CA is down, retries with growing backoff, and renews when it is back', async () => {
-    const { dir, keysDir, ca, agent } = await setup({ ttlMs: 60_000 });
+    const { dir, keysDir, ca, agent, clock } = await setup({ ttlMs: 60_000 });
     const stream = envoy(agent, ['default']);
     const before = await stream.responses.waitFor(1);
     const address = ca.server.grpcAddress;
@@ -122,21 +138,26 @@ describe('meshca agent', () => {
     expect(late.secrets.get('default')).toEqual(before.secrets.get('default'));
     expect((await fetch(`http://${agent.running.http!.address}/readyz`)).status).toBe(200);
     // The CA comes back on the same address: the next retry renews and pushes.
-    const back = await startCa(keysDir, address);
+    const back = await startCa(keysDir, address, clock);
     cleanups.push(() => back.stop());
+    await untilNextAttempt(agent, clock);
     const renewed = await stream.responses.waitFor(2, 15_000);
     expect(renewed.secrets.get('default')!.privateKeyPem).not.toBe(before.secrets.get('default')!.privateKeyPem);
     expect(keyMatchesLeaf(renewed.secrets.get('default')!)).toBe(true);
     void dir;
-  }, 30_000);
+  });
 
   it('reads the token file on every request: no token means no certificate yet, and SDS waits', async () => {
-    const { dir, keysDir, agent } = await setup({ withToken: false });
+    const { dir, keysDir, agent, clock } = await setup({ withToken: false });
     const stream = envoy(agent, ['default']);
-    await sleep(800);
-    expect(stream.responses.all).toHaveLength(0);
+    // Two retries come and go (the token file is still missing); the proxy gets nothing meanwhile.
+    await untilNextAttempt(agent, clock);
+    await untilNextAttempt(agent, clock);
+    expect(agent.running.agent.status().consecutiveFailures).toBe(3);
     expect((await fetch(`http://${agent.running.http!.address}/readyz`)).status).toBe(503);
+    expect(stream.responses.all).toHaveLength(0);
     await writeToken(keysDir, join(dir, 'token'));
+    await untilNextAttempt(agent, clock);
     const r = await stream.responses.waitFor(1, 10_000);
     expect(spiffeIdOf(pemBlocks(r.secrets.get('default')!.chainPem!)[0]!)).toBe(WEB_ID);
   });

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { loadDevIssuer } from '../../src/authn/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { systemClock } from '../../src/time/index.ts';
+import { systemClock, type Clock } from '../../src/time/index.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';
 import { opensslVerify, pemBlocks } from '../helpers/csr.ts';
 
@@ -23,8 +23,8 @@ export function scratchDir(): { path: string; cleanup: () => void } {
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export async function startCa(keysDir: string, listen = '127.0.0.1:0'): Promise<TestCa> {
-  return startTestCa(['--listen', listen], { keysDir });
+export async function startCa(keysDir: string, listen = '127.0.0.1:0', clock?: Clock): Promise<TestCa> {
+  return startTestCa(['--listen', listen], { keysDir, ...(clock ? { clock } : {}) });
 }
 
 export async function writeToken(keysDir: string, path: string, ns = 'default', sa = 'web'): Promise<void> {
@@ -40,7 +40,7 @@ export interface TestAgent {
   stop: () => Promise<void>;
 }
 
-export async function runTestAgent(opts: { caAddress: string; dir: string; rootCertPath: string; ttlMs: number; outputDir?: string; socket?: string }): Promise<TestAgent> {
+export async function runTestAgent(opts: { caAddress: string; dir: string; rootCertPath: string; ttlMs: number; outputDir?: string; socket?: string; clock?: Clock }): Promise<TestAgent> {
   const chunks: string[] = [];
   const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (chunks.push(String(c)), cb()) }));
   const socket = opts.socket ?? join(opts.dir, 'uds', 'socket');
@@ -53,7 +53,7 @@ export async function runTestAgent(opts: { caAddress: string; dir: string; rootC
     ttlMs: opts.ttlMs,
     bundlePollMs: 60_000,
     httpListen: { host: '127.0.0.1', port: 0 },
-    clock: systemClock,
+    clock: opts.clock ?? systemClock,
     log,
   });
   return {

@@ -44,10 +44,13 @@ export class FakeClock implements Clock {
     return at;
   }
 
-  /** Moves time forward by `ms`, firing every timer that falls due, in order, settling promises after each. */
+  /**
+   * Moves time forward by `ms`, firing every timer that falls due, in order, and letting promise
+   * chains settle after each; ends with one turn of the event loop for callbacks already queued.
+   */
   async advance(ms: number): Promise<void> {
     const endMs = this.#nowMs + ms;
-    await settle();
+    await flushMicrotasks();
     for (;;) {
       const due = this.#earliestDue(endMs);
       if (!due) break;
@@ -55,10 +58,11 @@ export class FakeClock implements Clock {
       if (due.intervalMs !== undefined) due.atMs += due.intervalMs;
       else this.#pending.delete(due.id);
       due.fn();
-      await settle();
+      await flushMicrotasks();
     }
     this.#nowMs = endMs;
-    await settle();
+    await nextMacrotask();
+    await flushMicrotasks();
   }
 
   /** Sets the time directly without firing timers (a wall-clock jump). */
@@ -80,7 +84,7 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Lets queued microtasks and already-resolved I/O callbacks run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await nextMacrotask();
+/** Lets promise chains that need no I/O run to their end (each await is one microtask hop). */
+async function flushMicrotasks(): Promise<void> {
+  for (let i = 0; i < 50; i++) await Promise.resolve();
 }

@@ -15,7 +15,7 @@ import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { loadDevIssuer } from '../../src/authn/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { SECRET_TYPE_URL } from '../../src/sds/index.ts';
-import { systemClock } from '../../src/time/index.ts';
+import { systemClock, type Clock } from '../../src/time/index.ts';
 import { decodeSecretAny, sdsClient } from '../sds/envoy_client.ts';
 import { pemBlocks } from '../helpers/csr.ts';
 
@@ -159,6 +159,7 @@ export async function startMeshAgent(opts: {
   namespace?: string;
   /** false: start the agent only; proxies elsewhere (e.g. worker threads) follow its socket. */
   watch?: boolean;
+  clock?: Clock;
 }): Promise<MeshAgent> {
   const home = join(opts.dir, `agent-${opts.index}`);
   mkdirSync(home, { recursive: true });
@@ -174,7 +175,7 @@ export async function startMeshAgent(opts: {
     sdsSocketPath: sdsSocket,
     ttlMs: opts.ttlMs,
     bundlePollMs: 60_000,
-    clock: systemClock,
+    clock: opts.clock ?? systemClock,
     log: quiet(),
   });
   const spiffeId = `spiffe://cluster.local/ns/${ns}/sa/${sa}`;

@@ -1,16 +1,20 @@
-// THE PROOF: a CA, 20 agents with 10-second certificates and 10 pairs of TLS clients and servers
-// using the agents' SDS secrets, handshaking without pause while the root is prepared, activated,
-// the intermediate rotated and the old root retired — with zero failed handshakes, the early
-// activate/retire refused, and at the end every leaf chaining only to the new root.
+// THE PROOF on a fake clock: a CA, 20 agents with 10-second certificates and 10 pairs of TLS
+// clients and servers using the agents' SDS secrets, handshaking without pause while the root is
+// prepared, activated, the intermediate rotated and the old root retired — with zero failed
+// handshakes, the early activate/retire refused, and at the end every leaf chaining only to the
+// new root. The CA, the agents and the rotation commands share one FakeClock that the test moves
+// 200 ms at a time (gRPC and TLS run for real in between), so the ~30 s of certificate lifetimes
+// pass in a few seconds. test/soak/proof.soak.ts runs the same proof in real time.
 
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as realDelay } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isMeshcaError } from '../../src/errors/index.ts';
 import { memoryLedger } from '../../src/ledger/index.ts';
 import { activateRoot, DirectoryKeyStore, prepareRoot, retireRoot, rotateIntermediate, rotationPolicy, type RotationContext } from '../../src/rotation/index.ts';
-import { systemClock } from '../../src/time/index.ts';
+import { FakeClock } from '../fakes/clock.ts';
 import { opensslVerify, pemBlocks } from '../helpers/csr.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { startHandshakes, startMeshAgent, type MeshAgent } from './mesh.ts';
@@ -18,7 +22,9 @@ import { startHandshakes, startMeshAgent, type MeshAgent } from './mesh.ts';
 const AGENTS = 20;
 const TTL_MS = 10_000;
 const RELOAD_MS = 1_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Fake time moves STEP_MS at a time, with at least REAL_STEP_MS of real time between steps. */
+const STEP_MS = 200;
+const REAL_STEP_MS = 5;
 
 function opensslVerifies(chainPem: string, rootPem: string): boolean {
   const [leaf, ...intermediates] = pemBlocks(chainPem);
@@ -40,8 +46,9 @@ async function refusal(step: Promise<unknown>): Promise<string> {
   throw new Error('the step was not refused');
 }
 
-describe('root rotation under load', () => {
+describe('root rotation under load (fake clock)', () => {
   const dir = tempDir('meshca-proof-');
+  const clock = new FakeClock(Date.now());
   let ca: TestCa | undefined;
   const agents: MeshAgent[] = [];
   afterAll(async () => {
@@ -50,21 +57,29 @@ describe('root rotation under load', () => {
     dir.cleanup();
   });
 
+  /** Lets `ms` of fake time pass in steps, with real time between them for gRPC and TLS. */
+  async function pass(ms: number): Promise<void> {
+    for (let left = ms; left > 0; left -= STEP_MS) {
+      await clock.advance(Math.min(STEP_MS, left));
+      await realDelay(REAL_STEP_MS);
+    }
+  }
+
   it('rotates root and intermediate with zero failed handshakes, and ends with every leaf on the new root only', async () => {
     const keysDir = join(dir.path, 'keys');
-    ca = await startTestCa(['--max-ttl', '10s', '--default-ttl', '10s', '--keys-poll', '200ms'], { keysDir });
+    ca = await startTestCa(['--max-ttl', '10s', '--default-ttl', '10s', '--keys-poll', '200ms'], { keysDir, clock });
     const oldRootPem = readFileSync(join(keysDir, 'root-cert.pem'), 'utf8');
     // Agents dial the CA trusting the root they were deployed with, as from a mounted ConfigMap.
     const rootFile = join(dir.path, 'deployed-root.pem');
     copyFileSync(join(keysDir, 'root-cert.pem'), rootFile);
     for (let i = 0; i < AGENTS; i++) {
-      agents.push(await startMeshAgent({ index: i, dir: dir.path, keysDir, caAddress: ca.server.grpcAddress, rootCertPath: rootFile, ttlMs: TTL_MS }));
+      agents.push(await startMeshAgent({ index: i, dir: dir.path, keysDir, caAddress: ca.server.grpcAddress, rootCertPath: rootFile, ttlMs: TTL_MS, clock }));
     }
     await Promise.all(agents.map((a) => a.ready));
-    const mesh = await startHandshakes(agents, 2);
+    const mesh = await startHandshakes(agents, 1);
     const rotation: RotationContext = {
       store: new DirectoryKeyStore(keysDir),
-      clock: systemClock,
+      clock,
       policy: rotationPolicy(TTL_MS, RELOAD_MS),
       ledger: memoryLedger(),
       actor: 'cli:proof-test',
@@ -74,25 +89,25 @@ describe('root rotation under load', () => {
       trustDomain: 'cluster.local',
     };
     try {
-      await sleep(1500);
+      await pass(1500);
       const prepared = await prepareRoot(rotation, { keyType: 'ec-p256' });
       expect(prepared.outcome).toBe('prepared');
       expect(await refusal(activateRoot(rotation, { force: false }))).toMatch(/^refused: the new bundle has been out only .* less than the longest leaf lifetime \(--max-ttl 10s\)/);
 
-      await sleep(Date.parse(prepared.activationAllowedAt) - Date.now() + 100);
+      await pass(Date.parse(prepared.activationAllowedAt) - clock.now() + 100);
       const activated = await activateRoot(rotation, { force: false });
       expect(activated).toMatchObject({ outcome: 'activated', rootKeyId: prepared.rootKeyId });
       expect(await refusal(retireRoot(rotation, { force: false }))).toMatch(/^refused: certificates from the old chain .* can be valid until/);
-      const activatedAt = Date.now();
+      const activatedAt = clock.now();
 
-      await sleep(3000);
+      await pass(3000);
       const intermediate = await rotateIntermediate(rotation, { keyType: 'ec-p256', now: true });
       expect(intermediate.step).toBe('activate');
 
-      await sleep(activatedAt + RELOAD_MS + TTL_MS - Date.now() + 300);
+      await pass(activatedAt + RELOAD_MS + TTL_MS - clock.now() + 300);
       expect((await retireRoot(rotation, { force: false })).outcome).toBe('retired');
       // Every agent renews (at half of 10 s) and so picks up the one-root bundle.
-      await sleep(TTL_MS * 0.6 + 1000);
+      await pass(TTL_MS * 0.6 + 1000);
     } finally {
       await mesh.stop();
     }
@@ -112,5 +127,5 @@ describe('root rotation under load', () => {
       expect(opensslVerifies(s.chainPem, newRootPem)).toBe(true);
       expect(opensslVerifies(s.chainPem, oldRootPem)).toBe(false);
     }
-  }, 80_000);
+  }, 60_000);
 });
