@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { memoryLedger } from '../../src/ledger/open.ts';
 import { authenticateCall, createCaDirectSds, type CaDirectSds } from '../../src/server/index.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';
+import { FakeClock } from '../fakes/clock.ts';
 import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
 import { keyMatchesLeaf, opensslVerifyServed, pemBlocks, scratchDir, spiffeIdOf, writeToken } from './harness.ts';
 
@@ -16,13 +17,16 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function caWithSds(ttlMs: number): Promise<{ ca: TestCa; dir: string; keysDir: string }> {
+async function caWithSds(ttlMs: number): Promise<{ ca: TestCa; dir: string; keysDir: string; clock: FakeClock }> {
   const scratch = scratchDir();
   cleanups.push(scratch.cleanup);
   const keysDir = join(scratch.path, 'keys');
   let sds: CaDirectSds | undefined;
+  // Starts at the real time: the served certificates are also checked by openssl.
+  const clock = new FakeClock(Date.now());
   const ca = await startTestCa([], {
     keysDir,
+    clock,
     deps: {
       registerServices: (server, ctx) => {
         sds = createCaDirectSds({
@@ -41,7 +45,7 @@ async function caWithSds(ttlMs: number): Promise<{ ca: TestCa; dir: string; keys
     sds?.close();
     await ca.stop();
   });
-  return { ca, dir: scratch.path, keysDir };
+  return { ca, dir: scratch.path, keysDir, clock };
 }
 
 function tlsClient(ca: TestCa): grpc.Client & Record<string, Function> {
@@ -71,17 +75,24 @@ describe('CA-direct SDS', () => {
   });
 
   it('renews and pushes at half-life with a new key', async () => {
-    const { ca, dir, keysDir } = await caWithSds(10_000);
+    const { ca, dir, keysDir, clock } = await caWithSds(10_000);
     await writeToken(keysDir, join(dir, 'token'));
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${readFileSync(join(dir, 'token'), 'utf8')}`);
     const stream = new EnvoyLikeStream(tlsClient(ca), { names: ['default'], metadata: md });
     cleanups.push(() => stream.close());
     const first = await stream.responses.waitFor(1);
-    const second = await stream.responses.waitFor(2, 10_000);
+    // Not before 45% of the 10 s lifetime…
+    await clock.advance(4_400);
+    const issued = () => (ca.server.context.ledger as ReturnType<typeof memoryLedger>).events.filter((e) => e.type === 'issuance' && e.channel === 'SDS');
+    expect(issued()).toHaveLength(1);
+    // …and by 55% of it.
+    await clock.advance(1_200);
+    const second = await stream.responses.waitFor(2);
+    expect(issued()).toHaveLength(2);
     expect(second.secrets.get('default')!.privateKeyPem).not.toBe(first.secrets.get('default')!.privateKeyPem);
     expect(keyMatchesLeaf(second.secrets.get('default')!)).toBe(true);
-  }, 20_000);
+  });
 
   it('refuses a stream without a token as UNAUTHENTICATED and issues nothing', async () => {
     const { ca } = await caWithSds(3_600_000);
