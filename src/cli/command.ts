@@ -1,5 +1,5 @@
-// The shape of a meshca subcommand. Each lives in src/cli/commands/<name>.ts and is listed once in
-// src/cli/commands/index.ts. `run` gets validated, frozen settings and a context; it prints one or
+// The shape of a meshca subcommand. Each lives in src/cli/commands/<name>.ts and is listed once, with
+// its one-line summary, in src/cli/commands/index.ts, which loads only the module of the command run. `run` gets validated, frozen settings and a context; it prints one or
 // two human lines (or JSON with --json) and returns the exit code.
 
 import type { CommandOptions, Settings } from '../config/index.ts';
@@ -18,7 +18,6 @@ export interface Command<O extends CommandOptions = CommandOptions> {
   /** Words after `meshca`, e.g. ["root", "status"]. */
   readonly path: readonly string[];
   readonly usage: string;
-  readonly summary: string;
   readonly options: O;
   /** `values` is typed from the settings table: defaulted and required settings are always set. */
   run(values: Settings<O>, ctx: CommandContext, positionals: string[]): Promise<number>;

@@ -4,14 +4,14 @@
 import { formatHelp, loadSettings } from '../config/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import { systemClock } from '../time/index.ts';
-import type { Command, CommandContext } from './command.ts';
-import { COMMANDS } from './commands/index.ts';
+import type { CommandContext } from './command.ts';
+import { COMMANDS, type CommandEntry } from './commands/index.ts';
 
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
 
-function findCommand(argv: readonly string[]): { command?: Command; rest: string[] } {
-  let best: Command | undefined;
+function findCommand(argv: readonly string[]): { command?: CommandEntry; rest: string[] } {
+  let best: CommandEntry | undefined;
   for (const cmd of COMMANDS) {
     if (cmd.path.every((word, i) => argv[i] === word) && (!best || cmd.path.length > best.path.length)) best = cmd;
   }
@@ -38,18 +38,19 @@ export async function main(argv: readonly string[], partial: Partial<CommandCont
     ctx.stdout(`${overview()}\n`);
     return argv.length === 0 ? EXIT_USAGE : 0;
   }
-  const { command, rest } = findCommand(argv);
-  if (!command) {
+  const { command: entry, rest } = findCommand(argv);
+  if (!entry) {
     const group = COMMANDS.filter((c) => c.path[0] === argv[0]);
     const hint = group.length > 0 ? `; try ${group.map((c) => `"meshca ${c.path.join(' ')}"`).join(', ')}` : '; run "meshca --help"';
     ctx.stderr(`meshca: unknown command "${argv.slice(0, 2).join(' ')}"${hint}\n`);
     return EXIT_USAGE;
   }
-  const name = `meshca ${command.path.join(' ')}`;
+  const name = `meshca ${entry.path.join(' ')}`;
   try {
+    const command = await entry.load();
     const { values, positionals } = loadSettings(command.options, rest, ctx.env);
     if (values.help) {
-      ctx.stdout(`${formatHelp(command.usage, command.summary, command.options)}\n`);
+      ctx.stdout(`${formatHelp(command.usage, entry.summary, command.options)}\n`);
       return 0;
     }
     return await command.run(values, ctx, positionals);

@@ -13,7 +13,6 @@ const AGENT_HTTP_LISTEN = { host: '127.0.0.1', port: 15020 };
 export const agentCommand = defineCommand({
   path: ['agent'],
   usage: 'meshca agent --ca-addr HOST:PORT --root-cert FILE [--token-file F] [--sds-socket PATH] [--ttl 1h] [--output-dir DIR]',
-  summary: "get this workload's certificate from the CA and serve it to Envoy over SDS, renewing it before it expires",
   options: {
     settings: ['ca-addr', 'ca-name', 'root-cert', 'token-file', 'sds-socket', 'output-dir', 'ttl', 'bundle-poll', 'http-listen', 'log-level'],
     defaults: { 'http-listen': AGENT_HTTP_LISTEN },

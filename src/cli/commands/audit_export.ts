@@ -7,7 +7,6 @@ import { asUsageError, formatJsonLine } from './audit_format.ts';
 export const auditExportCommand = defineCommand({
   path: ['audit', 'export'],
   usage: 'meshca audit export [--since 24h] [--until T] [--id …] [--ns …] [--denied] > ledger.jsonl',
-  summary: 'write ledger records as JSON lines (oldest first) to stdout',
   options: { settings: ['db', 'since', 'until', 'id', 'ns', 'sa', 'pod', 'serial', 'denied'] },
   async run(v, ctx) {
     let base: LedgerQuery;

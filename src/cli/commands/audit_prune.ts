@@ -8,7 +8,6 @@ import { defineCommand, report } from '../command.ts';
 export const auditPruneCommand = defineCommand({
   path: ['audit', 'prune'],
   usage: 'meshca audit prune --retain 400d [--db URL] [--keys DIR] [--json]',
-  summary: 'remove ledger records older than --retain, keeping the chain verifiable',
   options: { settings: ['db', 'keys', 'retain', 'json'], required: ['retain'] },
   async run(v, ctx) {
     if (!v.retain) throw new MeshcaError('BAD_CONFIG', '--retain must be longer than 0s (0 keeps everything)');

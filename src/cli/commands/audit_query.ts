@@ -7,7 +7,6 @@ import { asUsageError, formatCsv, formatJsonLine, formatTable } from './audit_fo
 export const auditQueryCommand = defineCommand({
   path: ['audit', 'query'],
   usage: 'meshca audit query [--id SPIFFE_ID] [--ns NS] [--sa SA] [--pod POD] [--serial HEX] [--since 24h] [--until T] [--denied] [--limit 100] [--json|--csv]',
-  summary: 'list ledger records matching the filters, newest first',
   options: { settings: ['db', 'id', 'ns', 'sa', 'pod', 'serial', 'since', 'until', 'denied', 'limit', 'json', 'csv'], defaults: { limit: DEFAULT_QUERY_LIMIT } },
   async run(v, ctx) {
     let query: LedgerQuery;

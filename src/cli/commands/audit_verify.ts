@@ -22,7 +22,6 @@ function describeReport(where: string, r: VerifyReport): string {
 export const auditVerifyCommand = defineCommand({
   path: ['audit', 'verify'],
   usage: 'meshca audit verify [--db URL] [--keys DIR] [--json]',
-  summary: 'recompute the ledger hash chain, check signed checkpoints, name the first tampered record',
   options: { settings: ['db', 'keys', 'json'] },
   async run(v, ctx) {
     const publicKey = readLedgerPublicKey(v.keys);

@@ -6,7 +6,6 @@ import { defineCommand, report } from '../command.ts';
 export const caInitCommand = defineCommand({
   path: ['ca', 'init'],
   usage: 'meshca ca init [--keys DIR] [--trust-domain TD] [--key-type ec-p256] [--root-cert F --root-key F] [--force]',
-  summary: 'make a root and intermediate CA (or an intermediate under your root) in the key directory',
   options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'root-cert', 'root-key', 'force', 'json'] },
   async run(v, ctx) {
     const existingRoot = existingRootPaths(v);

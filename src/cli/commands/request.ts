@@ -9,7 +9,6 @@ import { defineCommand } from '../command.ts';
 export const requestCommand = defineCommand({
   path: ['request'],
   usage: 'meshca request --csr FILE --token-file FILE [--ca-addr localhost:15012] [--root-cert keys/root-cert.pem] [--ttl 1h] [--ca-name NAME]',
-  summary: 'ask a running CA for a certificate (CreateCertificate with a bearer token) and print the chain',
   options: {
     settings: ['csr', 'token-file', 'ca-addr', 'root-cert', 'ca-name', 'ttl', 'json'],
     required: ['csr'],

@@ -71,7 +71,6 @@ async function openForCounting(db: string): Promise<Ledger | undefined> {
 const statusCommand = defineCommand({
   path: ['root', 'status'],
   usage: 'meshca root status [--keys DIR] [--db URL] [--max-ttl 24h] [--json]',
-  summary: 'show every root and intermediate, the trust bundle being distributed and the next safe rotation step',
   options: { settings: COMMON },
   async run(v, ctx) {
     const snapshot = new DirectoryKeyStore(v.keys).snapshot(ctx.clock.now());
@@ -90,7 +89,6 @@ const statusCommand = defineCommand({
 const prepareCommand = defineCommand({
   path: ['root', 'prepare'],
   usage: 'meshca root prepare [--keys DIR] [--key-type ec-p256] [--root-cert FILE --root-key FILE] [--db URL]',
-  summary: 'make a new root and its intermediate and add the root to the trust bundle (it signs nothing yet)',
   options: { settings: [...COMMON, 'key-type', 'root-cert', 'root-key', ...MAKING] },
   async run(v, ctx) {
     const paths = existingRootPaths(v);
@@ -109,7 +107,6 @@ const prepareCommand = defineCommand({
 const activateCommand = defineCommand({
   path: ['root', 'activate'],
   usage: 'meshca root activate [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
-  summary: 'sign new certificates with the prepared root (refused until its bundle has been out for --max-ttl)',
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
     const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force }));
@@ -127,7 +124,6 @@ const activateCommand = defineCommand({
 const retireCommand = defineCommand({
   path: ['root', 'retire'],
   usage: 'meshca root retire [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
-  summary: 'remove the previous root from the trust bundle (refused while anything it signed can be valid)',
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
     const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force }));
@@ -144,7 +140,6 @@ const retireCommand = defineCommand({
 const rotateIntermediateCommand = defineCommand({
   path: ['root', 'rotate-intermediate'],
   usage: 'meshca root rotate-intermediate [--keys DIR] [--key-type ec-p256] [--ca-ttl 365d] [--db URL]',
-  summary: 'make a new intermediate under the active root and sign with it now (serve also does this on schedule)',
   options: { settings: [...COMMON, 'key-type', 'org', 'ca-ttl'] },
   async run(v, ctx) {
     const r = await withContext(v, ctx, (rc) => rotateIntermediate(rc, { keyType: v['key-type'], now: true }));
@@ -153,4 +148,4 @@ const rotateIntermediateCommand = defineCommand({
   },
 });
 
-export const rootCommands = [statusCommand, prepareCommand, activateCommand, retireCommand, rotateIntermediateCommand];
+export { statusCommand as rootStatusCommand, prepareCommand as rootPrepareCommand, activateCommand as rootActivateCommand, retireCommand as rootRetireCommand, rotateIntermediateCommand as rootRotateIntermediateCommand };

@@ -10,7 +10,6 @@ import { defineCommand } from '../command.ts';
 export const signCommand = defineCommand({
   path: ['sign'],
   usage: 'meshca sign --csr FILE --id SPIFFE_ID [--ttl 1h] [--keys DIR] [--json]',
-  summary: 'issue a certificate for a CSR and print the chain PEM (leaf, intermediate, root)',
   options: { settings: ['csr', 'id', 'ttl', 'max-ttl', 'keys', 'trust-domain', 'db', 'json'], required: ['csr', 'id'] },
   async run(v, ctx) {
     const spiffeId = parseSpiffeId(v.id);

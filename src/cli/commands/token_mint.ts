@@ -10,7 +10,6 @@ const TOKEN_TTL_MS = 10 * MINUTE_MS;
 export const tokenMintCommand = defineCommand({
   path: ['token', 'mint'],
   usage: 'meshca token mint --ns NAMESPACE --sa SERVICE_ACCOUNT [--pod NAME] [--ttl 10m] [--aud meshca] [--keys DIR]',
-  summary: 'mint a development service-account token that "meshca serve --dev-tokens" trusts (development only)',
   options: { settings: ['ns', 'sa', 'pod', 'ttl', 'aud', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { ttl: TOKEN_TTL_MS } },
   async run(v, ctx) {
     // Validate the names the way the CA will: they must make a SPIFFE ID.

@@ -10,7 +10,6 @@ export function packageVersion(): string {
 export const versionCommand = defineCommand({
   path: ['version'],
   usage: 'meshca version [--json]',
-  summary: 'print the meshca version',
   options: { settings: ['json'] },
   async run(values, ctx) {
     const data = { version: packageVersion(), node: process.version };
