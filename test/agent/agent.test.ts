@@ -24,8 +24,9 @@ async function setup(opts: { ttlMs?: number; withToken?: boolean; outputDir?: bo
   const scratch = scratchDir();
   cleanups.push(scratch.cleanup);
   const keysDir = join(scratch.path, 'keys');
-  // Starts at the real time: the served certificates are also checked by real TLS and openssl.
-  const clock = new FakeClock(Date.now());
+  // Starts at the real time: the served certificates are also checked by openssl and TLS.
+  // On a whole second, as X.509 times are, so a 10 s certificate lives exactly 10 s.
+  const clock = new FakeClock(Math.ceil(Date.now() / 1000) * 1000);
   const ca = await startCa(keysDir, undefined, clock);
   cleanups.push(() => ca.stop());
   if (opts.withToken !== false) await writeToken(keysDir, join(scratch.path, 'token'));

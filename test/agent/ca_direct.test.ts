@@ -22,8 +22,9 @@ async function caWithSds(ttlMs: number): Promise<{ ca: TestCa; dir: string; keys
   cleanups.push(scratch.cleanup);
   const keysDir = join(scratch.path, 'keys');
   let sds: CaDirectSds | undefined;
-  // Starts at the real time: the served certificates are also checked by openssl.
-  const clock = new FakeClock(Date.now());
+  // Starts at the real time: the served certificates are also checked by openssl and TLS.
+  // On a whole second, as X.509 times are, so a 10 s certificate lives exactly 10 s.
+  const clock = new FakeClock(Math.ceil(Date.now() / 1000) * 1000);
   const ca = await startTestCa([], {
     keysDir,
     clock,
