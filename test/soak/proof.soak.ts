@@ -1,116 +1,13 @@
-// THE PROOF, in real time (the soak; `npm run test:soak`, run by CI after `npm test`): a CA, 20 agents with 10-second certificates and 10 pairs of TLS clients and servers
-// using the agents' SDS secrets, handshaking without pause while the root is prepared, activated,
-// the intermediate rotated and the old root retired — with zero failed handshakes, the early
-// activate/retire refused, and at the end every leaf chaining only to the new root.
+// THE PROOF (test/rotation/proof_scenario.ts) in real time: the one soak test, kept out of
+// `npm test` (`npm run test:soak`; CI runs it after `npm test`). About 35 s.
 
-import { X509Certificate } from 'node:crypto';
-import { copyFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { isMeshcaError } from '../../src/errors/index.ts';
-import { memoryLedger } from '../../src/ledger/index.ts';
-import { activateRoot, DirectoryKeyStore, prepareRoot, retireRoot, rotateIntermediate, rotationPolicy, type RotationContext } from '../../src/rotation/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'vitest';
 import { systemClock } from '../../src/time/index.ts';
-import { opensslVerify, pemBlocks } from '../helpers/csr.ts';
-import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
-import { startHandshakes, startMeshAgent, type MeshAgent } from '../rotation/mesh.ts';
+import { rotationProof } from '../rotation/proof_scenario.ts';
 
-const AGENTS = 20;
-const TTL_MS = 10_000;
-const RELOAD_MS = 1_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function opensslVerifies(chainPem: string, rootPem: string): boolean {
-  const [leaf, ...intermediates] = pemBlocks(chainPem);
-  try {
-    opensslVerify(rootPem, intermediates.join(''), leaf!);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function refusal(step: Promise<unknown>): Promise<string> {
-  try {
-    await step;
-  } catch (err) {
-    if (isMeshcaError(err, 'ROTATION_REFUSED')) return err.message;
-    throw err;
-  }
-  throw new Error('the step was not refused');
-}
-
-describe('root rotation under load', () => {
-  const dir = tempDir('meshca-proof-');
-  let ca: TestCa | undefined;
-  const agents: MeshAgent[] = [];
-  afterAll(async () => {
-    await Promise.all(agents.map((a) => a.close()));
-    await ca?.stop();
-    dir.cleanup();
-  });
-
+describe('root rotation under load (real time)', () => {
   it('rotates root and intermediate with zero failed handshakes, and ends with every leaf on the new root only', async () => {
-    const keysDir = join(dir.path, 'keys');
-    ca = await startTestCa(['--max-ttl', '10s', '--default-ttl', '10s', '--keys-poll', '200ms'], { keysDir });
-    const oldRootPem = readFileSync(join(keysDir, 'root-cert.pem'), 'utf8');
-    // Agents dial the CA trusting the root they were deployed with, as from a mounted ConfigMap.
-    const rootFile = join(dir.path, 'deployed-root.pem');
-    copyFileSync(join(keysDir, 'root-cert.pem'), rootFile);
-    for (let i = 0; i < AGENTS; i++) {
-      agents.push(await startMeshAgent({ index: i, dir: dir.path, keysDir, caAddress: ca.server.grpcAddress, rootCertPath: rootFile, ttlMs: TTL_MS }));
-    }
-    await Promise.all(agents.map((a) => a.ready));
-    const mesh = await startHandshakes(agents, 2);
-    const rotation: RotationContext = {
-      store: new DirectoryKeyStore(keysDir),
-      clock: systemClock,
-      policy: rotationPolicy(TTL_MS, RELOAD_MS),
-      ledger: memoryLedger(),
-      actor: 'cli:proof-test',
-      organization: 'meshca test',
-      rootTtlMs: 86_400_000,
-      caTtlMs: 3_600_000,
-      trustDomain: 'cluster.local',
-    };
-    try {
-      await sleep(1500);
-      const prepared = await prepareRoot(rotation, { keyType: 'ec-p256' });
-      expect(prepared.outcome).toBe('prepared');
-      expect(await refusal(activateRoot(rotation, { force: false }))).toMatch(/^refused: the new bundle has been out only .* less than the longest leaf lifetime \(--max-ttl 10s\)/);
-
-      await sleep(Date.parse(prepared.activationAllowedAt) - Date.now() + 100);
-      const activated = await activateRoot(rotation, { force: false });
-      expect(activated).toMatchObject({ outcome: 'activated', rootKeyId: prepared.rootKeyId });
-      expect(await refusal(retireRoot(rotation, { force: false }))).toMatch(/^refused: certificates from the old chain .* can be valid until/);
-      const activatedAt = Date.now();
-
-      await sleep(3000);
-      const intermediate = await rotateIntermediate(rotation, { keyType: 'ec-p256', now: true });
-      expect(intermediate.step).toBe('activate');
-
-      await sleep(activatedAt + RELOAD_MS + TTL_MS - Date.now() + 300);
-      expect((await retireRoot(rotation, { force: false })).outcome).toBe('retired');
-      // Every agent renews (at half of 10 s) and so picks up the one-root bundle.
-      await sleep(TTL_MS * 0.6 + 1000);
-    } finally {
-      await mesh.stop();
-    }
-
-    expect(mesh.stats.failures).toEqual([]);
-    expect(mesh.stats.failed).toBe(0);
-    expect(mesh.stats.ok).toBeGreaterThan(500);
-
-    const newRootPem = readFileSync(join(keysDir, 'root-cert.pem'), 'utf8');
-    expect(pemBlocks(newRootPem)).toHaveLength(1);
-    expect(new X509Certificate(newRootPem).fingerprint256).not.toBe(new X509Certificate(oldRootPem).fingerprint256);
-    const newIntermediate = new X509Certificate(readFileSync(join(keysDir, 'ca-cert.pem')));
-    for (const a of agents) {
-      const s = a.secrets!;
-      expect(pemBlocks(s.bundlePem).map((p) => new X509Certificate(p).fingerprint256)).toEqual([new X509Certificate(newRootPem).fingerprint256]);
-      expect(new X509Certificate(pemBlocks(s.chainPem)[0]!).checkIssued(newIntermediate)).toBe(true);
-      expect(opensslVerifies(s.chainPem, newRootPem)).toBe(true);
-      expect(opensslVerifies(s.chainPem, oldRootPem)).toBe(false);
-    }
+    await rotationProof({ clock: systemClock, pass: async (ms) => void (await sleep(Math.max(0, ms))), loopsPerPair: 2 });
   }, 80_000);
 });
