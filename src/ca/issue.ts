@@ -170,19 +170,7 @@ export class SvidIssuer {
       await this.recordDenial(base, startMs, err, csr);
       throw err;
     }
-    await this.#deps.ledger.append({
-      ...base,
-      timeMs: startMs,
-      decision: 'granted',
-      reason: 'issued',
-      csrKeySha256: sha256Hex(csr.spkiDer),
-      serial: issued.certificate.serialHex,
-      notBeforeMs: issued.certificate.notBeforeMs,
-      notAfterMs: issued.certificate.notAfterMs,
-      issuerKeyId: issued.issuerKeyId,
-      rootKeyId: issued.rootKeyId,
-      grantedTtlSeconds: Math.round((issued.certificate.notAfterMs - startMs) / 1000),
-    });
+    await this.recordGrant(base, startMs, csr.spkiDer, issued.certificate, issued);
     return issued;
   }
 
@@ -207,19 +195,7 @@ export class SvidIssuer {
       await this.recordDenial(base, startMs, err, undefined);
       throw err;
     }
-    await this.#deps.ledger.append({
-      ...base,
-      timeMs: startMs,
-      decision: 'granted',
-      reason: 'issued',
-      csrKeySha256: sha256Hex(req.spkiDer),
-      serial: issued.certificate.serialHex,
-      notBeforeMs: issued.certificate.notBeforeMs,
-      notAfterMs: issued.certificate.notAfterMs,
-      issuerKeyId: authority.keyId,
-      rootKeyId: authority.rootKeyId,
-      grantedTtlSeconds: Math.round((issued.certificate.notAfterMs - startMs) / 1000),
-    });
+    await this.recordGrant(base, startMs, req.spkiDer, issued.certificate, { issuerKeyId: authority.keyId, rootKeyId: authority.rootKeyId });
     return issued;
   }
 
@@ -234,6 +210,29 @@ export class SvidIssuer {
       ...(partial.caller ? callerFacts(partial.caller) : {}),
     };
     await this.recordDenial(base, this.#deps.clock.now(), err, undefined);
+  }
+
+  /** The granted record; it must be durable before the certificate leaves (append throws if not). */
+  private async recordGrant(
+    base: Omit<IssuanceEvent, 'timeMs' | 'decision' | 'reason'>,
+    startMs: number,
+    spkiDer: Uint8Array,
+    certificate: IssuedCertificate,
+    keyIds: { readonly issuerKeyId: string; readonly rootKeyId: string },
+  ): Promise<void> {
+    await this.#deps.ledger.append({
+      ...base,
+      timeMs: startMs,
+      decision: 'granted',
+      reason: 'issued',
+      csrKeySha256: sha256Hex(spkiDer),
+      serial: certificate.serialHex,
+      notBeforeMs: certificate.notBeforeMs,
+      notAfterMs: certificate.notAfterMs,
+      issuerKeyId: keyIds.issuerKeyId,
+      rootKeyId: keyIds.rootKeyId,
+      grantedTtlSeconds: Math.round((certificate.notAfterMs - startMs) / 1000),
+    });
   }
 
   private async recordDenial(base: Omit<IssuanceEvent, 'timeMs' | 'decision' | 'reason'>, timeMs: number, err: unknown, csr: VerifiedCsr | undefined): Promise<void> {
