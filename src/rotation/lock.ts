@@ -1,5 +1,7 @@
 // An exclusive lock on the key store: a lock file created with O_EXCL, so two processes (or two
-// replicas on a shared volume) never run a transition at once. Never holds key material.
+// replicas on a shared volume) never run a transition at once. Never holds key material. Its waits
+// are wall-clock on purpose, not the injected Clock: they wait on another process, which a test's
+// fake clock does not drive.
 
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
