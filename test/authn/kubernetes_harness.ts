@@ -9,6 +9,7 @@ import type { Authenticator, AuthOutcome } from '../../src/authn/types.ts';
 import { createLogger, Registry, type Logger } from '../../src/observability/index.ts';
 import { systemClock, type Clock } from '../../src/time/index.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
+import type { FakeClock } from '../fakes/clock.ts';
 
 export interface Harness {
   readonly fake: FakeKubeApiServer;
@@ -18,8 +19,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
-  const fake = await FakeKubeApiServer.start();
+/** `now` is the fake API server's clock (call times, token lifetimes); real time by default. */
+export async function startHarness(opts: { now?: () => number } = {}): Promise<Harness> {
+  const fake = await FakeKubeApiServer.start(opts.now ? { now: opts.now } : {});
   const dir = mkdtempSync(join(tmpdir(), 'meshca-kube-authn-'));
   const logs: string[] = [];
   return {
@@ -32,6 +34,23 @@ export async function startHarness(): Promise<Harness> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Runs `clock` forward while `pending()` callers are unanswered: waits (in real time) until each of
+ * them is parked on one of its two clock timers (its deadline and a rate-limit or retry wait), so
+ * no API call is in flight, then jumps to the next timer. Fake time never passes during a call.
+ */
+export async function driveUntilAnswered(clock: FakeClock, pending: () => number): Promise<void> {
+  const giveUpAt = Date.now() + 20_000;
+  while (pending() > 0) {
+    while (clock.pendingTimers !== 2 * pending()) {
+      if (Date.now() > giveUpAt) throw new Error(`stuck: ${pending()} unanswered, ${clock.pendingTimers} timers`);
+      await new Promise((r) => setImmediate(r));
+      if (pending() === 0) return;
+    }
+    await clock.advance(Math.max(0, clock.nextTimerAtMs! - clock.now()));
+  }
 }
 
 /** A clock that runs with real time but can be pushed forward. */

@@ -7,7 +7,7 @@ import { FakeClock } from '../fakes/clock.ts';
 import { createKubernetesAuthenticators } from '../../src/authn/kubernetes/index.ts';
 import { isMeshcaError } from '../../src/errors/index.ts';
 import { Registry } from '../../src/observability/index.ts';
-import { kubeAuth, metric, refusalOf, startHarness, steppableClock, type Harness } from './kubernetes_harness.ts';
+import { driveUntilAnswered, kubeAuth, metric, refusalOf, startHarness, steppableClock, type Harness } from './kubernetes_harness.ts';
 
 let h: Harness;
 const issuedTokens: string[] = [];
@@ -140,41 +140,61 @@ describe('TokenReview authenticator', () => {
   });
 
   it('keeps a 500-token storm within --kube-qps 10 / --kube-burst 20 and answers everyone before their deadline', async () => {
-    const { authn, registry } = kubeAuth(h, { kubeQps: 10, kubeBurst: 20 });
-    const tokens = await Promise.all(Array.from({ length: 500 }, (_, i) => mint({ namespace: 'restart', serviceAccount: 'app', podName: `app-${i}` })));
-    const started = Date.now();
-    const deadlineMs = started + 2_000;
-    const results = await Promise.all(
-      tokens.map(async (t) => {
-        const outcome = await authn.authenticate({ bearerToken: t, deadlineMs });
-        return { outcome, at: Date.now() };
-      }),
-    );
-    const ok = results.filter((r) => r.outcome.ok).length;
-    const unavailable = results.filter((r) => !r.outcome.ok && r.outcome.kind === 'unavailable');
-    expect(ok + unavailable.length).toBe(500);
-    expect(Math.max(...results.map((r) => r.at))).toBeLessThanOrEqual(deadlineMs + 50);
-    expect(unavailable.every((r) => !r.outcome.ok && (r.outcome.retryAfterSeconds ?? 0) >= 1)).toBe(true);
-    const calls = h.fake.tokenReviewCount();
-    // Budget: burst + qps · t over the 2 s the storm could last (+1 for the edge of the window).
-    expect(calls).toBeLessThanOrEqual(20 + 10 * 2 + 1);
-    expect(h.fake.maxCallsWithin(1_000, 'tokenreviews')).toBeLessThanOrEqual(20 + 10 + 1);
-    expect(ok).toBe(calls);
-    expect(ok).toBeGreaterThanOrEqual(30);
-    expect(await metric(registry, 'meshca_tokenreview_rate_limited_total')).toBeGreaterThan(0);
+    // Its own API server on the test's fake clock, so call times and deadlines are in fake time
+    // and fake time never passes while a call is in flight.
+    const clock = new FakeClock(Date.now());
+    const storm = await startHarness({ now: () => clock.now() });
+    try {
+      const { authn, registry } = kubeAuth(storm, { kubeQps: 10, kubeBurst: 20, clock });
+      const tokens = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
+        const t = await storm.fake.tokens.mint({ namespace: 'restart', serviceAccount: 'app', podName: `app-${i}` });
+        issuedTokens.push(t);
+        return t;
+      }));
+      const deadlineMs = clock.now() + 2_000;
+      let answered = 0;
+      const storming = Promise.all(
+        tokens.map(async (t) => {
+          const outcome = await authn.authenticate({ bearerToken: t, deadlineMs });
+          answered += 1;
+          return { outcome, at: clock.now() };
+        }),
+      );
+      await driveUntilAnswered(clock, () => tokens.length - answered);
+      const results = await storming;
+      const ok = results.filter((r) => r.outcome.ok).length;
+      const unavailable = results.filter((r) => !r.outcome.ok && r.outcome.kind === 'unavailable');
+      expect(ok + unavailable.length).toBe(500);
+      expect(Math.max(...results.map((r) => r.at))).toBeLessThanOrEqual(deadlineMs);
+      expect(unavailable.every((r) => !r.outcome.ok && (r.outcome.retryAfterSeconds ?? 0) >= 1)).toBe(true);
+      const calls = storm.fake.tokenReviewCount();
+      // Budget: burst + qps · t over the 2 s the storm could last (+1 for the edge of the window).
+      expect(calls).toBeLessThanOrEqual(20 + 10 * 2 + 1);
+      expect(storm.fake.maxCallsWithin(1_000, 'tokenreviews')).toBeLessThanOrEqual(20 + 10 + 1);
+      expect(ok).toBe(calls);
+      expect(ok).toBeGreaterThanOrEqual(30);
+      expect(await metric(registry, 'meshca_tokenreview_rate_limited_total')).toBeGreaterThan(0);
+      expect(storm.logs.join('')).not.toContain(tokens[0]!);
+    } finally {
+      await storm.close();
+    }
   });
 
   it('keeps cached identities working while the API server is down; new tokens get UNAVAILABLE before their deadline', async () => {
-    const { authn } = kubeAuth(h);
+    const clock = new FakeClock(Date.now());
+    const { authn } = kubeAuth(h, { clock });
     const known = await mint({ namespace: 'shop', serviceAccount: 'web', podName: 'web-cached' });
     const fresh = await mint({ namespace: 'shop', serviceAccount: 'web', podName: 'web-new' });
     expect((await authn.authenticate({ bearerToken: known })).ok).toBe(true);
     await h.fake.goDown();
     try {
       expect((await authn.authenticate({ bearerToken: known })).ok).toBe(true);
-      const deadlineMs = Date.now() + 600;
-      const r = refusalOf(await authn.authenticate({ bearerToken: fresh, deadlineMs }));
-      expect(Date.now()).toBeLessThanOrEqual(deadlineMs + 50);
+      const deadlineMs = clock.now() + 600;
+      let answered = 0;
+      const answer = authn.authenticate({ bearerToken: fresh, deadlineMs }).finally(() => (answered += 1));
+      await driveUntilAnswered(clock, () => 1 - answered);
+      const r = refusalOf(await answer);
+      expect(clock.now()).toBeLessThanOrEqual(deadlineMs);
       expect(r.kind).toBe('unavailable');
       expect(r.reason).toBe('Kubernetes API is unreachable');
       expect(r.retryAfterSeconds).toBeGreaterThanOrEqual(1);
@@ -186,14 +206,18 @@ describe('TokenReview authenticator', () => {
   });
 
   it('retries 429 (honouring Retry-After) and 500 inside the deadline', async () => {
-    const { authn, registry } = kubeAuth(h);
+    const clock = new FakeClock(Date.now());
+    const { authn, registry } = kubeAuth(h, { clock });
     h.fake.injectFailures({ status: 429, count: 1, match: 'tokenreviews', retryAfterSeconds: 1 });
     h.fake.injectFailures({ status: 500, count: 1, match: 'tokenreviews' });
     const token = await mint({ namespace: 'shop', serviceAccount: 'web', podName: 'web-retry' });
-    const started = Date.now();
-    const outcome = await authn.authenticate({ bearerToken: token, deadlineMs: started + 5_000 });
+    const started = clock.now();
+    let answered = 0;
+    const answer = authn.authenticate({ bearerToken: token, deadlineMs: started + 5_000 }).finally(() => (answered += 1));
+    await driveUntilAnswered(clock, () => 1 - answered);
+    const outcome = await answer;
     expect(outcome.ok).toBe(true);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(clock.now() - started).toBeGreaterThanOrEqual(1_000);
     expect(h.fake.tokenReviewCount()).toBe(3);
     expect(await metric(registry, 'meshca_tokenreview_requests_total', { code: '429' })).toBe(1);
     expect(await metric(registry, 'meshca_tokenreview_requests_total', { code: '500' })).toBe(1);
