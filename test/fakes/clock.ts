@@ -65,11 +65,6 @@ export class FakeClock implements Clock {
     await flushMicrotasks();
   }
 
-  /** Sets the time directly without firing timers (a wall-clock jump). */
-  set(nowMs: number): void {
-    this.#nowMs = nowMs;
-  }
-
   #earliestDue(endMs: number): Pending | undefined {
     let best: Pending | undefined;
     for (const p of this.#pending.values()) {
