@@ -180,7 +180,7 @@ export class SvidIssuer {
    */
   async issueServingCertificate(req: ServingCertificateRequest): Promise<ServingCertificate> {
     const startMs = this.#deps.clock.now();
-    const base = { type: 'issuance' as const, channel: 'serving-cert' as const, authenticator: 'meshca serve', requestedTtlSeconds: Math.round(req.ttlMs / 1000) };
+    const base = { type: 'issuance' as const, channel: 'serving-cert' as const, authenticator: 'self', requestedTtlSeconds: Math.round(req.ttlMs / 1000) };
     const authority = this.#deps.authority();
     let issued: ServingCertificate;
     try {

@@ -45,7 +45,7 @@ describe('ServingIdentity', () => {
     expect(leaf.subjectAltName).toContain('DNS:meshca');
     expect(leaf.subjectAltName).not.toContain('URI:');
     expect(s.records()).toEqual([
-      expect.objectContaining({ decision: 'granted', channel: 'serving-cert', serial: leaf.serialNumber.toLowerCase(), issuerKeyId: s.ca.authority.keyId, notAfterMs: s.clock.now() + SERVING_CERT_TTL_MS }),
+      expect.objectContaining({ decision: 'granted', channel: 'serving-cert', authenticator: 'self', serial: leaf.serialNumber.toLowerCase(), issuerKeyId: s.ca.authority.keyId, notAfterMs: s.clock.now() + SERVING_CERT_TTL_MS }),
     ]);
     s.serving.stop();
   });
