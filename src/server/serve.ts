@@ -16,6 +16,8 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export interface ServeDeps extends ContextDeps {
   /** Adds further gRPC services to the CA's server (tests). */
   readonly registerServices?: (server: grpc.Server, ctx: ServerContext) => void;
+  /** Aborted on SIGINT/SIGTERM: a start in progress stops at the next step and gives back what it started. */
+  readonly signal?: AbortSignal;
 }
 
 export interface RunningCaServer {
@@ -27,12 +29,14 @@ export interface RunningCaServer {
 }
 
 export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promise<RunningCaServer> {
-  const { clock, log } = deps;
+  const { clock, log, signal } = deps;
+  signal?.throwIfAborted();
   const ctx = await openServerContext(config, deps);
   const features: Feature[] = [];
   const start = async <F extends Feature>(starting: F | Promise<F>): Promise<F> => {
     const feature = await starting;
     features.push(feature);
+    signal?.throwIfAborted();
     return feature;
   };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES, 'grpc.max_concurrent_streams': 1000, 'grpc.keepalive_permit_without_calls': 1 });
@@ -60,6 +64,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     const grpcAddress = await bindGrpc(server, config.listen, '--listen', serving.credentials);
     http = createHttpServer({ registry: ctx.registry, readiness: Object.assign({}, ...features.map((f) => f.readiness)), routes: Object.assign({}, ...features.map((f) => f.routes)) });
     const httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
+    signal?.throwIfAborted();
     await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: { grpc: grpcAddress, http: httpAddress, issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId } });
     started = true;
     logListening(ctx, grpcAddress, httpAddress);
@@ -80,6 +85,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
       },
     };
   } catch (err) {
+    if (signal?.aborted) log.info('asked to stop while starting; stopping what was started');
     server.forceShutdown();
     await closeRest().catch((closeErr) => log.error({ err: closeErr }, 'could not close everything after a failed start'));
     throw err;

@@ -2,12 +2,24 @@
 // development CA and serves; `meshca token mint` + `openssl req` + `meshca request` get a chain
 // that OpenSSL verifies; SIGTERM stops the server with exit code 0.
 
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
-import { runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
+import { MESHCA_BIN, runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
+
+function listenOn(port: number): Promise<Server> {
+  const server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+const closeNet = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+const portOf = (server: Server) => (server.address() as { port: number }).port;
 
 describe('meshca serve as a process', () => {
   it('makes a development CA, issues to a minted token via meshca request, and exits 0 on SIGTERM', async () => {
@@ -51,5 +63,49 @@ describe('meshca serve as a process', () => {
     const r = await runMeshca(['serve', '--listen', 'nowhere', '--keys', '/nonexistent']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('meshca serve: --listen "nowhere" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)\n');
+  });
+
+  it('never half-starts: with the HTTP port busy it exits non-zero, serves nothing and leaves no gRPC port open', async () => {
+    const dir = tempDir();
+    const taken = await listenOn(0);
+    const probe = await listenOn(0);
+    const grpcPort = portOf(probe);
+    await closeNet(probe);
+    try {
+      const r = await runMeshca(['serve', '--keys', join(dir.path, 'keys'), '--db', `sqlite:${join(dir.path, 'meshca.db')}`, '--listen', `127.0.0.1:${grpcPort}`, '--http-listen', `127.0.0.1:${portOf(taken)}`]);
+      expect(r.code).not.toBe(0);
+      // The log is JSON on stderr; the reason is its last line.
+      expect(r.stderr).toMatch(/\nmeshca serve: --http-listen 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)\n$/);
+      expect(r.stdout + r.stderr).not.toContain('meshca serve listening');
+      // The gRPC port it had bound is free again: nothing is left serving.
+      await closeNet(await listenOn(grpcPort));
+    } finally {
+      await closeNet(taken);
+      dir.cleanup();
+    }
+  });
+
+  it('honours the first SIGTERM even while it is still starting', async () => {
+    const dir = tempDir();
+    const child = spawn(process.execPath, [MESHCA_BIN, 'serve', '--keys', join(dir.path, 'keys'), '--db', `sqlite:${join(dir.path, 'meshca.db')}`, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      // The first line (the development CA) comes before the ports are bound: stop it right there.
+      await new Promise<void>((resolve) => {
+        const onData = (d: Buffer) => {
+          out += d;
+          if (out.includes('\n')) resolve();
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+      });
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/"msg":"(stopped before serving|stopped)"/);
+    } finally {
+      child.kill('SIGKILL');
+      dir.cleanup();
+    }
   });
 });

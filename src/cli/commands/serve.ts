@@ -1,4 +1,5 @@
-// `meshca serve`: run the CA until SIGINT/SIGTERM, then shut down gracefully and exit 0.
+// `meshca serve`: run the CA until SIGINT/SIGTERM, then shut down gracefully and exit 0. A failure to
+// load or bind stops it before it serves anything, with a non-zero exit.
 import { createLogger } from '../../observability/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS, startCaServer } from '../../server/index.ts';
 import { defineCommand } from '../command.ts';
@@ -10,7 +11,16 @@ export const serveCommand = defineCommand({
   async run(v, ctx) {
     const config = serveConfigFrom(v);
     const log = createLogger(config.logLevel);
-    const server = await startCaServer(config, { clock: ctx.clock, log });
+    let server;
+    try {
+      server = await startCaServer(config, { clock: ctx.clock, log, signal: ctx.signal });
+    } catch (err) {
+      // The first SIGINT/SIGTERM is honoured while starting too: what started is stopped, exit 0.
+      if (!ctx.signal.aborted) throw err;
+      log.info('stopped before serving');
+      log.flush();
+      return 0;
+    }
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
