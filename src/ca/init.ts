@@ -28,6 +28,12 @@ export interface InitRequest {
   force: boolean;
   /** Plug in an existing root: only the intermediate is made. */
   existingRoot?: { certPath: string; keyPath: string };
+  /**
+   * Called with --force on a directory that holds a CA, once the new CA is made and just before
+   * its files are written: forgets whatever else describes the old CA (the rotation slots), so
+   * every reader sees the new CA and only it.
+   */
+  replacing?: () => void;
 }
 
 export interface InitResult {
@@ -50,7 +56,11 @@ export async function initCa(req: InitRequest): Promise<InitResult> {
   validateTrustDomain(req.trustDomain);
   const state = inspectKeyDirectory(req.keysDir);
   if (state !== 'empty' && !req.force) {
-    throw new MeshcaError('KEYS_EXIST', `key directory ${req.keysDir} already holds a CA; pass --force to replace it (the old keys are lost)`);
+    throw new MeshcaError(
+      'KEYS_EXIST',
+      `key directory ${req.keysDir} already holds a CA; to change its root without breaking workloads rotate it ` +
+        `("meshca root prepare", then "root activate", then "root retire"), or pass --force to replace it (the old keys and rotation slots are lost)`,
+    );
   }
   const base = { trustDomain: req.trustDomain, organization: req.organization, keyType: req.keyType, nowMs: req.nowMs };
 
@@ -76,6 +86,7 @@ export async function initCa(req: InitRequest): Promise<InitResult> {
   });
   const caCert = new X509Certificate(intermediate.certificateDer);
   const rootPem = toPem(rootCert.raw, 'CERTIFICATE');
+  if (state !== 'empty') req.replacing?.();
   const files = writeCacertsFiles(req.keysDir, {
     bundlePem: rootPem,
     chainPem: toPem(caCert.raw, 'CERTIFICATE'),

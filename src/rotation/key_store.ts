@@ -3,7 +3,7 @@
 // Every write is atomic, keys 0600; transitions run under an exclusive lock with a version check.
 
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeCacertsFiles } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
@@ -209,6 +209,23 @@ export class DirectoryKeyStore implements KeyStore {
       this.#dropRetiredKeys(next);
       return result;
     });
+  }
+
+  /**
+   * `ca init --force`: runs `replace` under the rotation lock, handing it `forgetSlots`, which drops
+   * the rotation state and every slot's material (state first: from then on readers adopt the
+   * cacerts files, which `replace` then overwrites). Without it serve and root status would keep
+   * the old slots while sign used the new files.
+   */
+  async replaceCa<T>(replace: (forgetSlots: () => void) => Promise<T>): Promise<T> {
+    if (!existsSync(this.#rotationDir)) return replace(() => undefined);
+    return withFileLock(join(this.#rotationDir, LOCK_FILE), () =>
+      replace(() => {
+        rmSync(this.statePath, { force: true });
+        rmSync(join(this.#rotationDir, ROOTS_DIR), { recursive: true, force: true });
+        rmSync(join(this.#rotationDir, INTERMEDIATES_DIR), { recursive: true, force: true });
+      }),
+    );
   }
 
   #writeMaterial(current: KeyStoreSnapshot, change: KeyStoreChange): void {

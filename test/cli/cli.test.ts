@@ -50,7 +50,7 @@ describe('meshca ca init', () => {
   it('refuses to overwrite an existing CA without --force', async () => {
     const r = await cli(['ca', 'init', '--keys', keys]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^meshca ca init: key directory .* already holds a CA; pass --force/);
+    expect(r.stderr).toMatch(/^meshca ca init: key directory .* already holds a CA; to change its root without breaking workloads rotate it \("meshca root prepare", .* or pass --force/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 

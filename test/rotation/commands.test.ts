@@ -2,12 +2,14 @@
 // processes racing `prepare` making exactly one root, ledger records, and an external root.
 
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { openLedger } from '../../src/ledger/index.ts';
-import { runMeshca, tempDir } from '../helpers/serve.ts';
+import { opensslCsr } from '../helpers/csr.ts';
+import { runMeshca, startTestCa, tempDir } from '../helpers/serve.ts';
+import { writeFileSync } from 'node:fs';
 
 /** The real command line in this process (fast); the race below uses separate processes. */
 async function meshca(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -92,4 +94,39 @@ describe('meshca root', () => {
     const status = JSON.parse((await meshca(['root', 'status', '--keys', keys2, '--db', 'memory:', '--json'])).stdout);
     expect(status.roots.find((x: { keyId: string }) => x.keyId === id)).toMatchObject({ state: 'prepared', keyHeld: false });
   }, 30_000);
+
+  it('ca init --force on a rotated key store replaces all of it: sign, root status and serve all use the new CA', async () => {
+    const keys3 = join(dir.path, 'keys3');
+    const db3 = `sqlite:${join(dir.path, 'ledger3.db')}`;
+    expect((await meshca(['ca', 'init', '--keys', keys3])).code).toBe(0);
+    expect((await meshca(['root', 'prepare', '--keys', keys3, '--db', db3])).code).toBe(0);
+    expect((await meshca(['root', 'activate', '--keys', keys3, '--db', db3, '--force'])).code).toBe(0);
+    expect(readdirSync(join(keys3, 'rotation', 'roots'))).toHaveLength(2);
+
+    const init = await meshca(['ca', 'init', '--keys', keys3, '--force', '--json']);
+    expect(init.code).toBe(0);
+    const newRoot = JSON.parse(init.stdout).rootKeyId as string;
+    const newCa = JSON.parse(init.stdout).caKeyId as string;
+    expect(readFileSync(join(keys3, 'root-cert.pem'), 'utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+    expect(existsSync(join(keys3, 'rotation', 'state.json'))).toBe(false);
+
+    writeFileSync(join(dir.path, 'force.csr'), opensslCsr().csrPem);
+    const signed = await meshca(['sign', '--keys', keys3, '--db', 'memory:', '--csr', join(dir.path, 'force.csr'), '--id', 'spiffe://cluster.local/ns/a/sa/b', '--json']);
+    expect(signed.code).toBe(0);
+    expect(JSON.parse(signed.stdout)).toMatchObject({ rootKeyId: newRoot, issuerKeyId: newCa });
+
+    const status = JSON.parse((await meshca(['root', 'status', '--keys', keys3, '--db', 'memory:', '--json'])).stdout);
+    expect(status.roots).toEqual([expect.objectContaining({ keyId: newRoot, state: 'active' })]);
+    expect(status.intermediates).toEqual([expect.objectContaining({ keyId: newCa, state: 'active' })]);
+    expect(status.bundle.rootKeyIds).toEqual([newRoot]);
+
+    const ca = await startTestCa([], { keysDir: keys3 });
+    try {
+      expect(ca.server.context.state.authority.rootKeyId).toBe(newRoot);
+      expect(ca.server.context.state.authority.keyId).toBe(newCa);
+      expect(ca.rootPem).toBe(readFileSync(join(keys3, 'root-cert.pem'), 'utf8'));
+    } finally {
+      await ca.server.close(2000);
+    }
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
-// `meshca ca init`: make the CA's key directory.
+// `meshca ca init`: make the CA's key directory; with --force, replace all of it (rotation slots too).
 import { initCa } from '../../ca/index.ts';
+import { DirectoryKeyStore } from '../../rotation/index.ts';
 import { existingRootPaths } from './existing_root.ts';
 import { defineCommand, report } from '../command.ts';
 
@@ -9,7 +10,8 @@ export const caInitCommand = defineCommand({
   options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'root-cert', 'root-key', 'force', 'json'] },
   async run(v, ctx) {
     const existingRoot = existingRootPaths(v);
-    const result = await initCa({
+    // With --force the whole key store is replaced, rotation slots included, under the rotation lock.
+    const result = await new DirectoryKeyStore(v.keys).replaceCa((forgetSlots) => initCa({
       keysDir: v.keys,
       trustDomain: v['trust-domain'],
       organization: v.org,
@@ -19,7 +21,8 @@ export const caInitCommand = defineCommand({
       nowMs: ctx.clock.now(),
       force: v.force,
       ...(existingRoot ? { existingRoot } : {}),
-    });
+      replacing: forgetSlots,
+    }));
     const what = result.madeRoot ? 'root and intermediate CA' : 'intermediate CA under your root';
     report(
       ctx,
