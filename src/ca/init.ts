@@ -48,7 +48,7 @@ export interface InitResult {
 
 function loadExistingRoot(paths: { certPath: string; keyPath: string }, expect: { nowMs: number; trustDomain: string }) {
   const key = readPrivateKeyFile(paths.keyPath);
-  const root = { certPem: readFileSync(paths.certPath, 'utf8'), key, certSource: `--root-cert ${paths.certPath}`, keySource: `--root-key ${paths.keyPath}` };
+  const root = { certPem: readFileSync(paths.certPath, 'utf8'), key, certSource: `--external-root-cert ${paths.certPath}`, keySource: `--external-root-key ${paths.keyPath}` };
   return { cert: acceptOperatorRoot(root, expect), key };
 }
 

@@ -10,23 +10,35 @@ import { COMMANDS, type CommandEntry } from './commands/index.ts';
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
 
-function findCommand(argv: readonly string[]): { command?: CommandEntry; rest: string[] } {
+function findCommand(commands: readonly CommandEntry[], argv: readonly string[]): { command?: CommandEntry; rest: string[] } {
   let best: CommandEntry | undefined;
-  for (const cmd of COMMANDS) {
+  for (const cmd of commands) {
     if (cmd.path.every((word, i) => argv[i] === word) && (!best || cmd.path.length > best.path.length)) best = cmd;
   }
   return { ...(best ? { command: best } : {}), rest: argv.slice(best?.path.length ?? 0) };
 }
 
-function overview(): string {
+/** Lists commands from their entries alone: help never loads a command's module. */
+function listing(commands: readonly CommandEntry[]): string[] {
+  const width = Math.max(...commands.map((c) => c.path.join(' ').length)) + 2;
+  return commands.map((cmd) => `  ${cmd.path.join(' ').padEnd(width)} ${cmd.summary}`);
+}
+
+function overview(commands: readonly CommandEntry[]): string {
   const lines = ['Usage: meshca <command> [options]', '', 'meshca: a certificate authority and workload identity service for service meshes.', '', 'Commands:'];
-  const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length)) + 2;
-  for (const cmd of COMMANDS) lines.push(`  ${cmd.path.join(' ').padEnd(width)} ${cmd.summary}`);
-  lines.push('', 'Run "meshca <command> --help" for its options.');
+  lines.push(...listing(commands), '', 'Run "meshca <command> --help" for its options; "meshca --version" prints the version.');
   return lines.join('\n');
 }
 
-export async function main(argv: readonly string[], partial: Partial<CommandContext> = {}): Promise<number> {
+/** `meshca root`, `meshca audit --help`: the group's commands with their summaries. */
+function groupHelp(group: string, commands: readonly CommandEntry[]): string {
+  const lines = [`Usage: meshca ${group} <command> [options]`, '', 'Commands:', ...listing(commands), '', `Run "meshca ${group} <command> --help" for its options.`];
+  return lines.join('\n');
+}
+
+const HELP_WORDS = new Set(['--help', '-h', 'help']);
+
+export async function main(argv: readonly string[], partial: Partial<CommandContext> = {}, commands: readonly CommandEntry[] = COMMANDS): Promise<number> {
   const ctx: CommandContext = {
     env: partial.env ?? process.env,
     clock: partial.clock ?? systemClock,
@@ -34,14 +46,22 @@ export async function main(argv: readonly string[], partial: Partial<CommandCont
     stderr: partial.stderr ?? ((t) => process.stderr.write(t)),
     signal: partial.signal ?? new AbortController().signal,
   };
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    ctx.stdout(`${overview()}\n`);
+  // "meshca help root status" is "meshca root status --help".
+  if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help'], ctx, commands);
+  if (argv.length === 0 || HELP_WORDS.has(argv[0]!)) {
+    ctx.stdout(`${overview(commands)}\n`);
     return argv.length === 0 ? EXIT_USAGE : 0;
   }
-  const { command: entry, rest } = findCommand(argv);
+  if (argv[0] === '--version' || argv[0] === '-V') return main(['version', ...argv.slice(1)], ctx, commands);
+  const { command: entry, rest } = findCommand(commands, argv);
   if (!entry) {
-    const group = COMMANDS.filter((c) => c.path[0] === argv[0]);
-    const hint = group.length > 0 ? `; try ${group.map((c) => `"meshca ${c.path.join(' ')}"`).join(', ')}` : '; run "meshca --help"';
+    const group = commands.filter((c) => c.path.length > 1 && c.path[0] === argv[0]);
+    if (group.length > 0 && (argv.length === 1 || HELP_WORDS.has(argv[1]!))) {
+      // A group alone is a question about what it holds: help on stdout, exit 2 unless asked for.
+      ctx.stdout(`${groupHelp(argv[0]!, group)}\n`);
+      return argv.length === 1 ? EXIT_USAGE : 0;
+    }
+    const hint = group.length > 0 ? `; "meshca ${argv[0]}" has ${group.map((c) => c.path.slice(1).join(' ')).join(', ')}` : '; run "meshca --help"';
     ctx.stderr(`meshca: unknown command "${argv.slice(0, 2).join(' ')}"${hint}\n`);
     return EXIT_USAGE;
   }

@@ -123,6 +123,19 @@ function readYaml(path: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
+/**
+ * One --config file serves every command: a setting another command reads is left to it, so a file
+ * with `listen:` works for `root status` too. A key no command reads is a typo and an error, and so
+ * is one that only the command line may give (a filter, --force).
+ */
+function checkFileKeys(yaml: Record<string, unknown>, path: string | undefined): void {
+  for (const key of Object.keys(yaml)) {
+    if (!Object.hasOwn(SETTINGS, key)) throw bad(`--config ${path}: unknown setting "${key}" (no meshca command has it; see "meshca <command> --help")`);
+    const spec: SettingSpec = SETTINGS[key as SettingName];
+    if (spec.flagOnly || key === 'config') throw bad(`--config ${path}: "${key}" is given on the command line only (--${key}), not in a settings file`);
+  }
+}
+
 export function loadSettings<const O extends CommandOptions>(cmd: O, argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Loaded<O> {
   const names: SettingName[] = [...new Set<SettingName>(['config', 'help', ...cmd.settings])];
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
@@ -156,9 +169,7 @@ export function loadSettings<const O extends CommandOptions>(cmd: O, argv: reado
   const flagValues = parsed.values as Record<string, unknown>;
   const configPath = (flagValues.config as string | undefined) ?? env[envNameOf('config')];
   const yaml = configPath ? readYaml(configPath) : {};
-  for (const key of Object.keys(yaml)) {
-    if (!(names as string[]).includes(key)) throw bad(`--config ${configPath}: unknown setting "${key}" for this command`);
-  }
+  checkFileKeys(yaml, configPath);
 
   const values: Record<string, unknown> = {};
   for (const name of names) {
@@ -166,15 +177,15 @@ export function loadSettings<const O extends CommandOptions>(cmd: O, argv: reado
     const envName = envNameOf(name);
     let value: unknown;
     if (flagValues[name] !== undefined) value = convert(spec, flagValues[name], `--${name}`);
-    else if (env[envName] !== undefined && name !== 'help') value = convert(spec, env[envName], envName);
-    else if (yaml[name] !== undefined) value = convert(spec, yaml[name], `${name} in ${configPath}`);
+    else if (env[envName] !== undefined && !spec.flagOnly) value = convert(spec, env[envName], envName);
+    else if (yaml[name] !== undefined && !spec.flagOnly) value = convert(spec, yaml[name], `${name} in ${configPath}`);
     else value = cmd.defaults?.[name] ?? spec.default;
     if (value !== undefined) values[name] = value;
   }
   if (!values.help) {
     for (const name of cmd.required ?? []) {
       if (values[name] === undefined || values[name] === '') {
-        throw bad(`--${name} is required (or set ${envNameOf(name)})`);
+        throw bad((SETTINGS[name] as SettingSpec).flagOnly ? `--${name} is required` : `--${name} is required (or set ${envNameOf(name)})`);
       }
     }
   }
@@ -195,7 +206,7 @@ export function formatHelp(usage: string, summary: string, cmd: CommandOptions):
     const def = cmd.defaults?.[name] ?? spec.default;
     const shown = def === undefined || (Array.isArray(def) && def.length === 0) || def === false ? '' : ` (default ${formatDefault(spec, def)})`;
     const flag = `--${name}${spec.type === 'bool' ? '' : ` <${spec.type === 'enum' ? spec.choices?.join('|') : spec.type}>`}`;
-    const env = name === 'help' ? '' : `  [${envNameOf(name)}]`;
+    const env = spec.flagOnly ? '' : `  [${envNameOf(name)}]`;
     lines.push(`  ${flag.padEnd(34)} ${spec.help}${shown}${env}`);
   }
   return lines.join('\n');

@@ -34,6 +34,11 @@ export interface SettingSpec<T extends SettingType = SettingType> {
   readonly choices?: readonly string[];
   /** One-letter alias, e.g. h for help. */
   readonly short?: string;
+  /**
+   * Given on the command line only, never from MESHCA_* or --config: what one invocation asks
+   * (a filter, a CSR, --force), which a shared environment or file must not decide for every run.
+   */
+  readonly flagOnly?: boolean;
 }
 
 type Extra<T extends SettingType> = Omit<Partial<SettingSpec<T>>, 'type' | 'help'>;
@@ -44,34 +49,38 @@ function s<T extends SettingType, const E extends Extra<T> = {}>(type: T, help: 
 
 const NONE: readonly never[] = [];
 
-/** All settings, keyed by flag. Extend here; never rename (docs/architecture.md, "Contracts", fixes the common names). */
+/**
+ * All settings, keyed by flag. Extend here; never rename (docs/architecture.md, "Contracts", fixes
+ * the common names). One name, one meaning: a setting means the same in every command that accepts
+ * it, so one MESHCA_* variable or one shared --config file can serve every command.
+ */
 export const SETTINGS = {
   // Common
   config: s('string', 'YAML file with settings (flags and MESHCA_* variables take precedence)'),
   json: s('bool', 'print machine-readable JSON', { default: false }),
-  help: s('bool', 'show this help', { default: false, short: 'h' }),
+  help: s('bool', 'show this help', { default: false, short: 'h', flagOnly: true }),
   'log-level': s('enum', 'log level', { default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
   keys: s('string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
   'trust-domain': s('string', 'SPIFFE trust domain', { default: 'cluster.local' }),
   db: s('string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
   listen: s('address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
   'http-listen': s('address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),
-  audience: s('string', 'token audience the CA accepts / the token is minted for', { default: 'meshca' }),
+  audience: s('string', 'workload token audience (serve: the one it accepts; token mint: the one it mints)', { default: 'meshca' }),
   kubeconfig: s('string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
   'key-type': s('enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
   'root-ttl': s('duration', 'root certificate lifetime', { default: DEFAULT_ROOT_TTL_MS }),
   'ca-ttl': s('duration', 'intermediate certificate lifetime', { default: DEFAULT_CA_TTL_MS }),
   org: s('string', 'organization name in CA certificates', { default: 'meshca' }),
-  'root-cert': s('string', 'root certificate PEM (ca init/root prepare: an existing root; agent: the root to trust)'),
-  'root-key': s('string', 'root private key PEM (with --root-cert)'),
-  force: s('bool', 'do it even though it is unsafe or would overwrite', { default: false }),
+  'external-root-cert': s('string', 'your own root certificate PEM to put the CA under (with --external-root-key)', { flagOnly: true }),
+  'external-root-key': s('string', 'the private key PEM of --external-root-cert', { flagOnly: true }),
+  force: s('bool', 'do it even though it is unsafe or would overwrite', { default: false, flagOnly: true }),
   // Issuance
-  ttl: s('duration', 'certificate lifetime to issue / ask for', { default: DEFAULT_LEAF_TTL_MS }),
+  ttl: s('duration', 'certificate lifetime to ask for (sign: to issue)', { default: DEFAULT_LEAF_TTL_MS }),
   'default-ttl': s('duration', 'lifetime when a request asks for none', { default: DEFAULT_LEAF_TTL_MS }),
   'max-ttl': s('duration', 'longest lifetime the CA grants; longer requests are refused', { default: MAX_LEAF_TTL_MS }),
-  csr: s('string', 'CSR file (PEM)'),
-  id: s('string', 'SPIFFE ID'),
+  csr: s('string', 'CSR file (PEM)', { flagOnly: true }),
+  id: s('string', "workload's SPIFFE ID (sign: the one to issue; audit: records about it)", { flagOnly: true }),
   // Server
   san: s('list', 'extra DNS names for the CA serving certificate (repeatable or comma-separated)', { default: NONE }),
   namespace: s('string', 'namespace the CA runs in (for meshca.<namespace>.svc)', { default: 'meshca-system' }),
@@ -98,24 +107,28 @@ export const SETTINGS = {
   'distribute-bundle': s('enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
   retain: s('duration', 'ledger retention (0 keeps everything)', { default: 0 }),
   'shutdown-grace': s('duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
-  // Token minting (development)
-  ns: s('string', 'namespace'),
-  sa: s('string', 'service account'),
-  pod: s('string', 'pod name'),
-  aud: s('string', 'token audience', { default: 'meshca' }),
-  // Agent
-  'ca-addr': s('string', 'CA address host:port', { default: 'meshca.meshca-system.svc:15012' }),
-  'ca-name': s('string', 'name expected in the CA serving certificate (default: host of --ca-addr)'),
-  'token-file': s('string', 'projected service-account token file', { default: '/var/run/secrets/tokens/meshca-token' }),
+  // A workload (token mint: the token's subject; audit: records about it)
+  ns: s('string', "workload's namespace (not --namespace, the CA's own)", { flagOnly: true }),
+  sa: s('string', "workload's service account", { flagOnly: true }),
+  pod: s('string', "workload's pod name", { flagOnly: true }),
+  'token-ttl': s('duration', 'lifetime of the development token'),
+  // Clients of a running CA (agent, request, and the remote audit and root commands)
+  'ca-addr': s('string', 'CA address host:port (agent, request)', { default: 'meshca.meshca-system.svc:15012' }),
+  server: s('string', 'talk to the running CA at host:port over its audit/admin gRPC API instead of the local ledger and key store'),
+  'root-cert': s('string', "root certificate(s) PEM to trust for the CA's serving certificate"),
+  'ca-name': s('string', 'name expected in the CA serving certificate (default: host of the CA address)'),
+  cert: s('string', 'client certificate chain PEM (leaf first) to authenticate with over mutual TLS, e.g. one meshca issued'),
+  key: s('string', 'private key PEM of --cert'),
+  'token-file': s('string', 'service-account token file to authenticate with', { default: '/var/run/secrets/tokens/meshca-token' }),
   'sds-socket': s('string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),
   'output-dir': s('string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
   'bundle-poll': s('duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
   // Audit
-  since: s('string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)'),
-  until: s('string', 'up to this time (ISO 8601 or a duration ago)'),
-  serial: s('string', 'certificate serial (hex)'),
-  denied: s('bool', 'only denied requests', { default: false }),
-  limit: s('int', 'at most this many records'),
+  since: s('string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)', { flagOnly: true }),
+  until: s('string', 'up to this time (ISO 8601 or a duration ago)', { flagOnly: true }),
+  serial: s('string', 'certificate serial (hex)', { flagOnly: true }),
+  denied: s('bool', 'only denied requests', { default: false, flagOnly: true }),
+  limit: s('int', 'at most this many records (more than 10000 are read in pages)', { flagOnly: true }),
   csv: s('bool', 'print CSV', { default: false }),
   'checkpoint-every': s('int', 'sign a ledger checkpoint after this many records'),
   'checkpoint-interval': s('duration', 'or once the oldest unsigned record is this old'),

@@ -1,4 +1,4 @@
-// The one rule for a root an operator brings (`ca init --root-cert`, `root prepare --root-cert`):
+// The one rule for a root an operator brings (`ca init --external-root-cert`, `root prepare --external-root-cert`):
 // a single self-signed CA certificate that may sign, valid now, of our trust domain, with its key.
 
 import { X509Certificate, type KeyObject } from 'node:crypto';
@@ -10,7 +10,7 @@ import { readSigningCertificateId } from './svid.ts';
 export interface OperatorRoot {
   readonly certPem: string;
   readonly key: KeyObject;
-  /** How the operator named the files, for messages: "--root-cert /etc/ca/root.pem". */
+  /** How the operator named the files, for messages: "--external-root-cert /etc/ca/root.pem". */
   readonly certSource: string;
   readonly keySource: string;
 }

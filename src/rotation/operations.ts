@@ -103,7 +103,7 @@ export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; exte
     let rootPem: string;
     let rootKey: KeyObject;
     if (opts.external) {
-      const root = { certPem: opts.external.certPem, key: opts.external.key, certSource: '--root-cert', keySource: '--root-key' };
+      const root = { certPem: opts.external.certPem, key: opts.external.key, certSource: '--external-root-cert', keySource: '--external-root-key' };
       const cert = acceptOperatorRoot(root, { nowMs, trustDomain });
       rootPem = toPem(cert.raw, 'CERTIFICATE');
       rootKey = opts.external.key;
@@ -228,7 +228,7 @@ export interface IntermediateResult {
 function rootKeyFor(cur: KeyStoreSnapshot, rootKeyId: string): KeyObject {
   const key = cur.rootKey(rootKeyId);
   if (!key) {
-    throw refused(`refused: meshca does not hold the key of root ${short(rootKeyId)} (an external root); make one with "meshca ca init --root-cert … --root-key …" or rotate the root`);
+    throw refused(`refused: meshca does not hold the key of root ${short(rootKeyId)} (an external root); make one with "meshca ca init --external-root-cert … --external-root-key …" or rotate the root`);
   }
   return key;
 }

@@ -29,7 +29,7 @@ export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: L
   deps.log.warn(
     { keysDir: config.keysDir, rootKeyId: result.rootKeyId, caKeyId: result.caKeyId },
     `made a DEVELOPMENT CA in ${config.keysDir}/ because it was empty; for a real CA stop meshca and run ` +
-      `"meshca ca init --keys ${config.keysDir} --root-cert <your-root.pem> --root-key <your-root-key.pem> --force", ` +
+      `"meshca ca init --keys ${config.keysDir} --external-root-cert <your-root.pem> --external-root-key <your-root-key.pem> --force", ` +
       `or copy your CA (root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem) into ${config.keysDir}/`,
   );
 }

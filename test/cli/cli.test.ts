@@ -56,7 +56,7 @@ describe('meshca ca init', () => {
 
   it('makes only an intermediate under an existing root, leaving the root key where it is', async () => {
     const d = join(work.path, 'plugged');
-    const r = await cli(['ca', 'init', '--keys', d, '--root-cert', join(keys, 'root-cert.pem'), '--root-key', join(keys, 'root-key.pem'), '--json']);
+    const r = await cli(['ca', 'init', '--keys', d, '--external-root-cert', join(keys, 'root-cert.pem'), '--external-root-key', join(keys, 'root-key.pem'), '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ madeRoot: false });
     expect(() => statSync(join(d, 'root-key.pem'))).toThrow();

@@ -1,5 +1,5 @@
-// The one rule for an operator's root, applied the same by `ca init --root-cert` and
-// `root prepare --root-cert`, and the one writer of the cacerts layout both commands end with.
+// The one rule for an operator's root, applied the same by `ca init --external-root-cert` and
+// `root prepare --external-root-cert`, and the one writer of the cacerts layout both commands end with.
 
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -46,20 +46,20 @@ describe('an operator root, the same rule for ca init and root prepare', () => {
       /cannot sign: .*keyCertSign|is not a self-signed CA certificate/,
     ],
     ['a root of another trust domain', { cert: at('other-td', 'root-cert.pem'), key: at('other-td', 'root-key.pem') }, /is for trust domain example\.org, not cluster\.local/],
-    ['a key that is not the root\'s', { cert: at('keys', 'root-cert.pem'), key: at('other-td', 'root-key.pem') }, /does not match --root-cert/],
+    ['a key that is not the root\'s', { cert: at('keys', 'root-cert.pem'), key: at('other-td', 'root-key.pem') }, /does not match --external-root-cert/],
     ['two certificates', { cert: at('keys', 'cert-chain.pem'), key: at('keys', 'root-key.pem') }, /must hold exactly one certificate \(found 2\)/],
   ];
 
   it('refuses each bad root in both commands with the same reason, and writes nothing', async () => {
     for (const [what, root, rule] of bad()) {
       const fresh = at(`init-${what.replace(/\W+/g, '-')}`);
-      const init = await meshca(['ca', 'init', '--keys', fresh, '--root-cert', root.cert, '--root-key', root.key]);
+      const init = await meshca(['ca', 'init', '--keys', fresh, '--external-root-cert', root.cert, '--external-root-key', root.key]);
       expect({ what, code: init.code }).toEqual({ what, code: 1 });
       expect(init.stderr).toMatch(rule);
       expect(existsSync(join(fresh, 'ca-key.pem'))).toBe(false);
 
       const before = readFileSync(at('keys', 'root-cert.pem'), 'utf8');
-      const prepare = await meshca(['root', 'prepare', '--keys', at('keys'), '--db', 'memory:', '--root-cert', root.cert, '--root-key', root.key]);
+      const prepare = await meshca(['root', 'prepare', '--keys', at('keys'), '--db', 'memory:', '--external-root-cert', root.cert, '--external-root-key', root.key]);
       expect({ what, code: prepare.code }).toEqual({ what, code: 1 });
       expect(prepare.stderr).toMatch(rule);
       expect(readFileSync(at('keys', 'root-cert.pem'), 'utf8')).toBe(before);
@@ -68,8 +68,8 @@ describe('an operator root, the same rule for ca init and root prepare', () => {
 
   it('accepts a good self-signed CA root in both', async () => {
     const good = opensslRoot('good', ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign', 'subjectAltName=URI:spiffe://cluster.local']);
-    expect((await meshca(['ca', 'init', '--keys', at('good-init'), '--root-cert', good.cert, '--root-key', good.key])).code).toBe(0);
-    const prepare = await meshca(['root', 'prepare', '--keys', at('keys'), '--db', 'memory:', '--root-cert', good.cert, '--root-key', good.key]);
+    expect((await meshca(['ca', 'init', '--keys', at('good-init'), '--external-root-cert', good.cert, '--external-root-key', good.key])).code).toBe(0);
+    const prepare = await meshca(['root', 'prepare', '--keys', at('keys'), '--db', 'memory:', '--external-root-cert', good.cert, '--external-root-key', good.key]);
     expect(prepare).toEqual({ code: 0, stderr: '' });
   });
 });

@@ -12,7 +12,7 @@ const AGENT_HTTP_LISTEN = { host: '127.0.0.1', port: 15020 };
 
 export const agentCommand = defineCommand({
   path: ['agent'],
-  usage: 'meshca agent --ca-addr HOST:PORT --root-cert FILE [--token-file F] [--sds-socket PATH] [--ttl 1h] [--output-dir DIR]',
+  usage: 'meshca agent --root-cert FILE [--ca-addr meshca.meshca-system.svc:15012] [--token-file F] [--sds-socket PATH] [--ttl 1h] [--output-dir DIR]',
   options: {
     settings: ['ca-addr', 'ca-name', 'root-cert', 'token-file', 'sds-socket', 'output-dir', 'ttl', 'bundle-poll', 'http-listen', 'log-level'],
     defaults: { 'http-listen': AGENT_HTTP_LISTEN },

@@ -6,8 +6,8 @@ import { defineCommand, report } from '../command.ts';
 
 export const caInitCommand = defineCommand({
   path: ['ca', 'init'],
-  usage: 'meshca ca init [--keys DIR] [--trust-domain TD] [--key-type ec-p256] [--root-cert F --root-key F] [--force]',
-  options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'root-cert', 'root-key', 'force', 'json'] },
+  usage: 'meshca ca init [--keys DIR] [--trust-domain TD] [--key-type ec-p256] [--external-root-cert F --external-root-key F] [--force]',
+  options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'external-root-cert', 'external-root-key', 'force', 'json'] },
   async run(v, ctx) {
     const existingRoot = existingRootPaths(v);
     // With --force the whole key store is replaced, rotation slots included, under the rotation lock.

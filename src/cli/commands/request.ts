@@ -1,23 +1,31 @@
-// `meshca request`: send a CSR to a running CA's CreateCertificate with a token and print the
-// chain — what the agent does, by hand, for operators and examples. Uses the agent's CA client.
+// `meshca request`: send a CSR to a running CA's CreateCertificate and print the chain — what the
+// agent does, by hand, for operators and examples. Authenticates with a token (--token-file) or,
+// to renew, over mutual TLS with a certificate the CA issued (--cert, --key). Uses the agent's CA client.
 import { readSettingFile } from '../../config/index.ts';
-import { createCaClient } from '../../agent/index.ts';
+import { createCaClient, type CaCredential } from '../../agent/index.ts';
 import { describeError, isMeshcaError, MeshcaError } from '../../errors/index.ts';
 import { defineCommand } from '../command.ts';
 
+/** --cert and --key renew over mutual TLS; without them the token file is the credential. */
+export function clientCredentialOf(v: { readonly cert?: string; readonly key?: string; readonly 'token-file': string }): CaCredential {
+  if (v.cert !== undefined || v.key !== undefined) {
+    if (v.cert === undefined || v.key === undefined) throw new MeshcaError('BAD_CONFIG', '--cert and --key go together');
+    return { kind: 'certificate', chainPem: readSettingFile(v.cert, '--cert'), privateKeyPem: readSettingFile(v.key, '--key') };
+  }
+  return { kind: 'token', token: readSettingFile(v['token-file'], '--token-file').trim() };
+}
 
 export const requestCommand = defineCommand({
   path: ['request'],
-  usage: 'meshca request --csr FILE --token-file FILE [--ca-addr localhost:15012] [--root-cert keys/root-cert.pem] [--ttl 1h] [--ca-name NAME]',
+  usage: 'meshca request --csr FILE --root-cert FILE (--token-file FILE | --cert FILE --key FILE) [--ca-addr HOST:PORT] [--ttl 1h] [--ca-name NAME]',
   options: {
-    settings: ['csr', 'token-file', 'ca-addr', 'root-cert', 'ca-name', 'ttl', 'json'],
-    required: ['csr'],
-    defaults: { 'ca-addr': 'localhost:15012', 'root-cert': 'keys/root-cert.pem' },
+    settings: ['csr', 'token-file', 'cert', 'key', 'ca-addr', 'root-cert', 'ca-name', 'ttl', 'json'],
+    required: ['csr', 'root-cert'],
   },
   async run(v, ctx) {
     const csrPem = readSettingFile(v.csr, '--csr');
     const roots = readSettingFile(v['root-cert'], '--root-cert');
-    const token = readSettingFile(v['token-file'], '--token-file').trim();
+    const credential = clientCredentialOf(v);
     const client = createCaClient({
       address: v['ca-addr'],
       ...(v['ca-name'] ? { serverName: v['ca-name'] } : {}),
@@ -25,7 +33,7 @@ export const requestCommand = defineCommand({
       clock: ctx.clock,
     });
     try {
-      const chain = await client.createCertificate({ csrPem, ttlSeconds: Math.round(v.ttl / 1000), credential: { kind: 'token', token } });
+      const chain = await client.createCertificate({ csrPem, ttlSeconds: Math.round(v.ttl / 1000), credential });
       if (v.json) ctx.stdout(`${JSON.stringify({ chain }, null, 2)}\n`);
       else ctx.stdout(chain.join(''));
       return 0;

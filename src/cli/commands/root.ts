@@ -88,11 +88,11 @@ const statusCommand = defineCommand({
 
 const prepareCommand = defineCommand({
   path: ['root', 'prepare'],
-  usage: 'meshca root prepare [--keys DIR] [--key-type ec-p256] [--root-cert FILE --root-key FILE] [--db URL]',
-  options: { settings: [...COMMON, 'key-type', 'root-cert', 'root-key', ...MAKING] },
+  usage: 'meshca root prepare [--keys DIR] [--key-type ec-p256] [--external-root-cert FILE --external-root-key FILE] [--db URL]',
+  options: { settings: [...COMMON, 'key-type', 'external-root-cert', 'external-root-key', ...MAKING] },
   async run(v, ctx) {
     const paths = existingRootPaths(v);
-    const external: ExternalRoot | undefined = paths && { certPem: readSettingFile(paths.certPath, '--root-cert'), key: readPrivateKeyFile(paths.keyPath) };
+    const external: ExternalRoot | undefined = paths && { certPem: readSettingFile(paths.certPath, '--external-root-cert'), key: readPrivateKeyFile(paths.keyPath) };
     const r = await withContext(v, ctx, (rc) => prepareRoot(rc, { keyType: v['key-type'], ...(external ? { external } : {}) }));
     const human =
       r.outcome === 'prepared'

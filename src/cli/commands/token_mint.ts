@@ -9,8 +9,8 @@ const TOKEN_TTL_MS = 10 * MINUTE_MS;
 
 export const tokenMintCommand = defineCommand({
   path: ['token', 'mint'],
-  usage: 'meshca token mint --ns NAMESPACE --sa SERVICE_ACCOUNT [--pod NAME] [--ttl 10m] [--aud meshca] [--keys DIR]',
-  options: { settings: ['ns', 'sa', 'pod', 'ttl', 'aud', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { ttl: TOKEN_TTL_MS } },
+  usage: 'meshca token mint --ns NAMESPACE --sa SERVICE_ACCOUNT [--pod NAME] [--token-ttl 10m] [--audience meshca] [--keys DIR]',
+  options: { settings: ['ns', 'sa', 'pod', 'token-ttl', 'audience', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { 'token-ttl': TOKEN_TTL_MS } },
   async run(v, ctx) {
     // Validate the names the way the CA will: they must make a SPIFFE ID.
     const id = kubernetesSpiffeId(v['trust-domain'], v.ns, v.sa);
@@ -19,11 +19,11 @@ export const tokenMintCommand = defineCommand({
       namespace: v.ns,
       serviceAccount: v.sa,
       ...(v.pod ? { podName: v.pod } : {}),
-      audience: v.aud,
-      ttlMs: v.ttl,
+      audience: v.audience,
+      ttlMs: v['token-ttl'],
       nowMs: ctx.clock.now(),
     });
-    if (v.json) ctx.stdout(`${JSON.stringify({ token, spiffeId: id.uri, expiresAt: new Date(ctx.clock.now() + v.ttl).toISOString() })}\n`);
+    if (v.json) ctx.stdout(`${JSON.stringify({ token, spiffeId: id.uri, expiresAt: new Date(ctx.clock.now() + v['token-ttl']).toISOString() })}\n`);
     else ctx.stdout(`${token}\n`);
     return 0;
   },
