@@ -23,6 +23,18 @@ function bad(message: string, cause?: unknown): MeshcaError {
   return new MeshcaError('BAD_CHAIN', `the CA's answer was not usable: ${message}`, cause === undefined ? undefined : { cause });
 }
 
+/**
+ * X509-SVID §5: a leaf is trusted only with its own trust domain's bundle. The CA certificates the
+ * leaf chains through name the bundle's trust domain; a chain naming none, or two, has no bundle
+ * the leaf could belong to.
+ */
+function bundleTrustDomain(signers: readonly X509Certificate[]): string {
+  const named = new Set(signers.map((c) => readSigningCertificateId(c)?.trustDomain).filter((td) => td !== undefined));
+  if (named.size === 0) throw bad('no CA certificate in the chain names a trust domain (spiffe:// URI SAN), so there is no trust bundle for the leaf');
+  if (named.size > 1) throw bad(`the chain's CA certificates name different trust domains (${[...named].join(', ')})`);
+  return [...named][0]!;
+}
+
 /** Istio's cert_chain (leaf first, root bundle last) → a verified SVID for `privateKey`. */
 export function acceptIssuedChain(certChain: readonly string[], privateKey: KeyObject, nowMs: number): HeldSvid {
   let certs: X509Certificate[];
@@ -41,9 +53,7 @@ export function acceptIssuedChain(certChain: readonly string[], privateKey: KeyO
   let spiffeId: string;
   try {
     const root = verifyChain(chain, roots, nowMs);
-    // X509-SVID §5: a leaf is trusted only with its own trust domain's bundle, which the root names.
-    const trustDomain = readSigningCertificateId(root)?.trustDomain;
-    spiffeId = readSvidSpiffeId(leaf, trustDomain === undefined ? {} : { trustDomain }).uri;
+    spiffeId = readSvidSpiffeId(leaf, { trustDomain: bundleTrustDomain([...chain.slice(1), root]) }).uri;
   } catch (err) {
     throw bad(describeError(err), err);
   }

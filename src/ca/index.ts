@@ -5,4 +5,5 @@ export { initCa, type InitRequest, type InitResult } from './init.ts';
 export { resolveTtl, validateTtlPolicy, DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS, MIN_LEAF_TTL_MS, type TtlPolicy } from './ttl.ts';
 export { SvidIssuer, type IssuerDeps, type ServingCertificate, type ServingCertificateRequest, type SvidRequest, type X509Svid } from './issue.ts';
 export { loadAuthorityFromDirectory } from './load.ts';
+export { bindTrustDomain, trustDomainOfAuthority, DEFAULT_TRUST_DOMAIN } from './trust_domain.ts';
 export { RenewalEngine, type CertificateWindow, type RenewalEngineOptions, type RenewalOutcome, renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from './renewal.ts';

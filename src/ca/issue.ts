@@ -21,6 +21,7 @@ import {
 } from '../pki/index.ts';
 import type { SpiffeId } from '../spiffe/index.ts';
 import type { Clock } from '../time/index.ts';
+import { trustDomainOfAuthority } from './trust_domain.ts';
 import { resolveTtl, type TtlPolicy } from './ttl.ts';
 
 export interface IssuerDeps {
@@ -105,6 +106,21 @@ function refuseTrustDomainId(spiffeId: SpiffeId): void {
   if (spiffeId.path === '') throw new MeshcaError('BAD_SPIFFE_ID', `${spiffeId.uri} is a trust domain ID; a workload's SPIFFE ID needs a path (spiffe://${spiffeId.trustDomain}/...)`);
 }
 
+/** Read once per authority: the issuer runs this on every request. */
+const authorityTrustDomains = new WeakMap<SigningAuthority, string | null>();
+
+/** A CA signs only in the trust domain its certificates name (X509-SVID §5: a bundle belongs to one trust domain). */
+function refuseForeignTrustDomain(spiffeId: SpiffeId, authority: SigningAuthority): void {
+  let named = authorityTrustDomains.get(authority);
+  if (named === undefined) {
+    named = trustDomainOfAuthority(authority) ?? null;
+    authorityTrustDomains.set(authority, named);
+  }
+  if (named !== null && spiffeId.trustDomain !== named) {
+    throw new MeshcaError('BAD_SPIFFE_ID', `${spiffeId.uri} is not in trust domain ${named}, the only one this CA signs for`);
+  }
+}
+
 /** SPIFFE X509-SVID §4 and our profile, checked on the finished certificate before it leaves. */
 function checkIssued(cert: IssuedCertificate, spiffeId: SpiffeId, authority: SigningAuthority, csr: VerifiedCsr): void {
   const x = new X509Certificate(cert.der);
@@ -150,6 +166,7 @@ export class SvidIssuer {
       const ttlMs = resolveTtl(req.requestedTtlSeconds, this.#deps.ttl);
       csr = parseCsrPem(req.csrPem);
       const authority = this.#deps.authority();
+      refuseForeignTrustDomain(req.caller.spiffeId, authority);
       const certificate = await issueSvid(authority, req.caller.spiffeId.uri, {
         spkiDer: csr.spkiDer,
         keyAlgorithm: csr.keyAlgorithm,

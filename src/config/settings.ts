@@ -61,7 +61,7 @@ export const SETTINGS = {
   help: s('bool', 'show this help', { default: false, short: 'h', flagOnly: true }),
   'log-level': s('enum', 'log level', { default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
   keys: s('string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
-  'trust-domain': s('string', 'SPIFFE trust domain', { default: 'cluster.local' }),
+  'trust-domain': s('string', 'SPIFFE trust domain: named once at ca init (default cluster.local), read from the key store afterwards, where a given value must agree'),
   db: s('string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
   listen: s('address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
   'http-listen': s('address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),

@@ -33,3 +33,16 @@ export function authorityFromSnapshot(snapshot: KeyStoreSnapshot, nowMs: number)
     .map((s) => new X509Certificate(decodeCertificates(snapshot.intermediateChainPem(s.cert.keyId), 'intermediate')[0]!));
   return { authority, extraIssuers, version: snapshot.state.version };
 }
+
+/**
+ * The active intermediate and root as the key store holds them, not verified: enough to read the
+ * trust domain they name (bindTrustDomain) even when a rotation step is about to replace them.
+ */
+export function activeCertificatesOf(snapshot: KeyStoreSnapshot): { readonly certificate: X509Certificate; readonly root: X509Certificate } {
+  const intermediate = activeSlotOf(snapshot.state.intermediates, 'intermediate');
+  const root = activeSlotOf(snapshot.state.roots, 'root');
+  return {
+    certificate: new X509Certificate(decodeCertificates(snapshot.intermediateChainPem(intermediate.cert.keyId), 'intermediate')[0]!),
+    root: new X509Certificate(snapshot.rootCertPem(root.cert.keyId)),
+  };
+}

@@ -13,7 +13,7 @@ export {
   type IntermediateStep,
 } from './schedule.ts';
 export { DirectoryKeyStore, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
-export { authorityFromSnapshot, type LoadedAuthority } from './authority.ts';
+export { activeCertificatesOf, authorityFromSnapshot, type LoadedAuthority } from './authority.ts';
 export { prepareRoot, activateRoot, retireRoot, rotateIntermediate, type RotationContext, type PrepareResult, type ActivateResult, type RetireResult, type IntermediateResult, type ExternalRoot } from './operations.ts';
 export { rotationStatus, formatRotationStatus, type RotationStatus, type SlotView } from './status.ts';
 export {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
-import { inspectKeyDirectory, initCa } from '../ca/index.ts';
+import { DEFAULT_TRUST_DOMAIN, inspectKeyDirectory, initCa } from '../ca/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { ClosableLedgerWriter } from '../ledger/index.ts';
 import type { Logger, Registry } from '../observability/index.ts';
@@ -18,7 +18,7 @@ export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: L
   if (inspectKeyDirectory(config.keysDir) !== 'empty') return;
   const result = await initCa({
     keysDir: config.keysDir,
-    trustDomain: config.trustDomain,
+    trustDomain: config.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     organization: 'meshca development CA',
     keyType: parseKeyType(deps.devKeyType ?? DEFAULT_KEY_TYPE),
     rootTtlMs: DEFAULT_ROOT_TTL_MS,
@@ -35,11 +35,17 @@ export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: L
 }
 
 /** The authenticator chain, in order: mTLS renewal, development tokens, JWKS issuers, Kubernetes. */
-export async function buildAuthenticators(config: ServeConfig, state: CaState, deps: { clock: Clock; log: Logger }, registry: Registry): Promise<Authenticator[]> {
-  const chain: Authenticator[] = [createMtlsAuthenticator({ issuers: () => state.issuers, trustDomain: config.trustDomain, clock: deps.clock })];
+export async function buildAuthenticators(
+  config: ServeConfig,
+  trustDomain: string,
+  state: CaState,
+  deps: { clock: Clock; log: Logger },
+  registry: Registry,
+): Promise<Authenticator[]> {
+  const chain: Authenticator[] = [createMtlsAuthenticator({ issuers: () => state.issuers, trustDomain, clock: deps.clock })];
   if (config.devTokens) {
     const dev = await loadDevIssuer(config.keysDir, true);
-    chain.push(createJwtAuthenticator({ name: 'dev-jwt', issuer: dev.issuer, audience: config.audience, keySet: dev.keySet, trustDomain: config.trustDomain, clock: deps.clock }));
+    chain.push(createJwtAuthenticator({ name: 'dev-jwt', issuer: dev.issuer, audience: config.audience, keySet: dev.keySet, trustDomain, clock: deps.clock }));
     deps.log.warn('trusting development tokens from "meshca token mint" (--dev-tokens); turn this off in production with --dev-tokens=false');
   }
   if (config.jwks) {
@@ -53,7 +59,7 @@ export async function buildAuthenticators(config: ServeConfig, state: CaState, d
     } else {
       keySet = createRemoteJWKSet(new URL(config.jwks.url!), { timeoutDuration: 5000, cooldownDuration: 30_000 });
     }
-    chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audience: config.audience, keySet, trustDomain: config.trustDomain, clock: deps.clock }));
+    chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audience: config.audience, keySet, trustDomain, clock: deps.clock }));
   }
   const k8s = config.kubernetes;
   if (k8s.mode !== 'none') {
@@ -63,7 +69,7 @@ export async function buildAuthenticators(config: ServeConfig, state: CaState, d
       ...createKubernetesAuthenticators({
         mode: k8s.mode,
         audience: config.audience,
-        trustDomain: config.trustDomain,
+        trustDomain,
         ...(k8s.kubeconfigPath ? { kubeconfigPath: k8s.kubeconfigPath } : {}),
         ...(k8s.oidcIssuer ? { oidcIssuer: k8s.oidcIssuer } : {}),
         allowLegacyTokens: k8s.allowLegacyTokens,

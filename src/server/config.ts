@@ -12,7 +12,8 @@ import type { ListenAddress } from '../transport/index.ts';
 
 export interface ServeConfig {
   readonly keysDir: string;
-  readonly trustDomain: string;
+  /** --trust-domain if given: names the trust domain for a new CA, and must agree with an existing one. */
+  readonly trustDomain?: string;
   readonly db: string;
   readonly listen: ListenAddress;
   readonly httpListen: ListenAddress;
@@ -72,13 +73,13 @@ export type ServeSettings = Settings<typeof SERVE_OPTIONS>;
 
 /** The one place serve's settings become its configuration: cross-setting checks, then plain data. */
 export function serveConfigFrom(v: ServeSettings): ServeConfig {
-  validateTrustDomain(v['trust-domain']);
+  if (v['trust-domain'] !== undefined) validateTrustDomain(v['trust-domain']);
   if (v['jwks-file'] && v['jwks-url']) throw new MeshcaError('BAD_CONFIG', '--jwks-file and --jwks-url are alternatives; give one');
   const jwksIssuer = v.issuer;
   if ((v['jwks-file'] || v['jwks-url']) && !jwksIssuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');
   return Object.freeze({
     keysDir: v.keys,
-    trustDomain: v['trust-domain'],
+    ...(v['trust-domain'] !== undefined ? { trustDomain: v['trust-domain'] } : {}),
     db: v.db,
     listen: v.listen,
     httpListen: v['http-listen'],

@@ -2,7 +2,7 @@
 // the authenticator chain and the metrics registry. Opened once at start, closed last.
 
 import { createIdentityPolicy, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
-import { SvidIssuer } from '../ca/index.ts';
+import { bindTrustDomain, SvidIssuer } from '../ca/index.ts';
 import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
@@ -14,6 +14,8 @@ import { createCaMetrics, type CaMetrics } from './metrics.ts';
 
 export interface ServerContext {
   readonly config: ServeConfig;
+  /** The trust domain the key store's CA certificates name (--trust-domain only agrees with it). */
+  readonly trustDomain: string;
   readonly state: CaState;
   readonly issuer: SvidIssuer;
   readonly ledger: ClosableLedgerWriter;
@@ -52,6 +54,7 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
   await ensureCa(config, deps);
   const keyStore = new DirectoryKeyStore(config.keysDir);
   const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now());
+  const trustDomain = bindTrustDomain(loaded.authority, config.trustDomain, config.keysDir);
   const state = new CaState(loaded.authority, loaded.extraIssuers);
   // `memory:` keeps nothing and cannot be audited: for benchmarks only.
   const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, {
@@ -66,10 +69,10 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
     const recorder = watchLedger(ledger);
     const registry = createRegistry();
     const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl });
-    const chain = await buildAuthenticators(config, state, deps, registry);
+    const chain = await buildAuthenticators(config, trustDomain, state, deps, registry);
     const identityPolicy = createIdentityPolicy(config.policy);
     const ctx: CaContext = {
-      config, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
+      config, trustDomain, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
       policy: identityPolicy, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));

@@ -99,7 +99,7 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
   // One rotation context for the scheduler and the admin API; only the actor differs.
   const rotation: Omit<RotationContext, 'actor'> = {
     store: ctx.keyStore, clock, policy: rotationPolicy(config.ttl.maxTtlMs), ledger: ctx.recorder, organization: config.rotation.organization,
-    rootTtlMs: config.rotation.rootTtlMs, caTtlMs: config.rotation.caTtlMs, trustDomain: config.trustDomain,
+    rootTtlMs: config.rotation.rootTtlMs, caTtlMs: config.rotation.caTtlMs, trustDomain: ctx.trustDomain,
   };
   const runtime = startRotationRuntime({
     ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType, autoRotateIntermediates: true,

@@ -104,7 +104,7 @@ function logListening(ctx: CaContext, grpcAddress: string, httpAddress: string):
     {
       grpc: grpcAddress,
       http: httpAddress,
-      trustDomain: config.trustDomain,
+      trustDomain: ctx.trustDomain,
       issuerKeyId: state.authority.keyId,
       rootKeyId: state.authority.rootKeyId,
       defaultTtlSeconds: (config.ttl.defaultTtlMs ?? DEFAULT_LEAF_TTL_MS) / 1000,

@@ -87,7 +87,7 @@ describe('meshca sign', () => {
   it.each([
     [['--ttl', '48h'], /requested TTL 48h exceeds the maximum 24h/],
     [['--ttl', 'soon'], /--ttl: "soon" is not a duration/],
-    [['--id', 'spiffe://other.domain/ns/a/sa/b'], /not in the trust domain cluster.local/],
+    [['--id', 'spiffe://other.domain/ns/a/sa/b'], /not in trust domain cluster.local, the one the CA in .* signs for/],
     [['--id', 'spiffe://cluster.local/ns/../sa/b'], /path segment "\.\." is not allowed/],
     [['--id', 'spiffe://cluster.local'], /spiffe:\/\/cluster\.local is a trust domain ID; a workload's SPIFFE ID needs a path/],
     [['--csr', '/nonexistent.csr'], /--csr \/nonexistent.csr: cannot read the file \(ENOENT\)/],
@@ -126,8 +126,8 @@ describe('settings', () => {
     const yaml = join(work.path, 'meshca.yaml');
     writeFileSync(yaml, 'trust-domain: from-yaml.example\nmax-ttl: 2h\n');
     const args = ['sign', '--config', yaml, '--keys', keys, '--csr', csrFile, '--id', 'spiffe://cluster.local/ns/a/sa/b', '--db', 'memory:', '--ttl', '3h'];
-    // YAML says the trust domain is from-yaml.example: the ID does not match.
-    expect((await cli(args)).stderr).toMatch(/not in the trust domain from-yaml.example/);
+    // YAML says the trust domain is from-yaml.example: it disagrees with the key store's.
+    expect((await cli(args)).stderr).toMatch(/--trust-domain from-yaml.example disagrees with the key store .*, whose CA is for trust domain cluster.local/);
     // The environment overrides the YAML…
     const env = { MESHCA_TRUST_DOMAIN: 'cluster.local' };
     expect((await cli(args, env)).stderr).toMatch(/requested TTL 3h exceeds the maximum 2h/);

@@ -154,4 +154,21 @@ describe('verifiers use the strict reader', () => {
       expect(() => acceptIssuedChain([pem, rootPem], privateKey, NOW)).toThrow(/the CA's answer was not usable: certificate is not a valid X509-SVID/);
     }
   });
+
+  it('the agent refuses a leaf whose trust domain has no bundle: no CA certificate in its chain names one', async () => {
+    // Same name and key as the test root, so the leaf verifies against it, but no spiffe:// URI SAN.
+    const bare = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '04',
+      name: 'CN=test root',
+      notBefore: new Date(NOW - 3600_000),
+      notAfter: new Date(NOW + 86400_000),
+      keys: rootKeys,
+      signingAlgorithm: ALG,
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign, true)],
+    });
+    const { pem } = await leaf(GOOD);
+    expect(() => acceptIssuedChain([pem, bare.toString('pem')], KeyObject.from(leafKeys.privateKey), NOW)).toThrow(
+      /the CA's answer was not usable: no CA certificate in the chain names a trust domain .*no trust bundle for the leaf/,
+    );
+  });
 });

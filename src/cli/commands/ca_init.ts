@@ -1,5 +1,5 @@
 // `meshca ca init`: make the CA's key directory; with --force, replace all of it (rotation slots too).
-import { initCa } from '../../ca/index.ts';
+import { DEFAULT_TRUST_DOMAIN, initCa } from '../../ca/index.ts';
 import { DirectoryKeyStore } from '../../rotation/index.ts';
 import { existingRootPaths } from './existing_root.ts';
 import { defineCommand, report } from '../command.ts';
@@ -7,7 +7,7 @@ import { defineCommand, report } from '../command.ts';
 export const caInitCommand = defineCommand({
   path: ['ca', 'init'],
   usage: 'meshca ca init [--keys DIR] [--trust-domain TD] [--key-type ec-p256] [--external-root-cert F --external-root-key F] [--force]',
-  options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'external-root-cert', 'external-root-key', 'force', 'json'] },
+  options: { settings: ['keys', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'external-root-cert', 'external-root-key', 'force', 'json'], defaults: { 'trust-domain': DEFAULT_TRUST_DOMAIN } },
   async run(v, ctx) {
     const existingRoot = existingRootPaths(v);
     // With --force the whole key store is replaced, rotation slots included, under the rotation lock.

@@ -4,9 +4,11 @@
 
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { bindTrustDomain } from '../../ca/index.ts';
 import { openLedger, openLedgerWriter, type Ledger } from '../../ledger/index.ts';
 import { readPrivateKeyFile } from '../../pki/index.ts';
 import {
+  activeCertificatesOf,
   activateRoot,
   DirectoryKeyStore,
   formatRotationStatus,
@@ -38,6 +40,8 @@ function actor(): string {
 
 async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>): Promise<T> {
   const store = new DirectoryKeyStore(v.keys);
+  // The key store names the trust domain; a --trust-domain that disagrees stops here, before the ledger opens.
+  const trustDomain = bindTrustDomain(activeCertificatesOf(store.snapshot(ctx.clock.now())), v['trust-domain'], v.keys);
   const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
   try {
     return await fn({
@@ -50,7 +54,7 @@ async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc:
       organization: v.org ?? SETTINGS.org.default,
       rootTtlMs: v['root-ttl'] ?? SETTINGS['root-ttl'].default,
       caTtlMs: v['ca-ttl'] ?? SETTINGS['ca-ttl'].default,
-      trustDomain: v['trust-domain'],
+      trustDomain,
     });
   } finally {
     await ledger.close();

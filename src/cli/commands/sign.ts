@@ -1,6 +1,6 @@
 // `meshca sign`: issue an X509-SVID from the key directory for a CSR file (operators and tests).
 import { readSettingFile } from '../../config/index.ts';
-import { DEFAULT_LEAF_TTL_MS, loadAuthorityFromDirectory, SvidIssuer, validateTtlPolicy } from '../../ca/index.ts';
+import { bindTrustDomain, DEFAULT_LEAF_TTL_MS, loadAuthorityFromDirectory, SvidIssuer, validateTtlPolicy } from '../../ca/index.ts';
 import { MeshcaError } from '../../errors/index.ts';
 import { openLedgerWriter } from '../../ledger/index.ts';
 import { kubernetesIdentityOf, parseSpiffeId } from '../../spiffe/index.ts';
@@ -13,12 +13,13 @@ export const signCommand = defineCommand({
   options: { settings: ['csr', 'id', 'ttl', 'max-ttl', 'keys', 'trust-domain', 'db', 'json'], required: ['csr', 'id'] },
   async run(v, ctx) {
     const spiffeId = parseSpiffeId(v.id);
-    if (spiffeId.trustDomain !== v['trust-domain']) {
-      throw new MeshcaError('BAD_SPIFFE_ID', `--id ${spiffeId.uri} is not in the trust domain ${v['trust-domain']} (set --trust-domain)`);
-    }
     const csrPem = readSettingFile(v.csr, '--csr');
     if (v.ttl % 1000 !== 0) throw new MeshcaError('BAD_TTL', `--ttl ${formatDuration(v.ttl)} must be whole seconds`);
     const authority = loadAuthorityFromDirectory(v.keys, ctx.clock.now());
+    const trustDomain = bindTrustDomain(authority, v['trust-domain'], v.keys);
+    if (spiffeId.trustDomain !== trustDomain) {
+      throw new MeshcaError('BAD_SPIFFE_ID', `--id ${spiffeId.uri} is not in trust domain ${trustDomain}, the one the CA in ${v.keys} signs for`);
+    }
     const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
     try {
       const issuer = new SvidIssuer({

@@ -1,5 +1,6 @@
 // `meshca token mint`: a Kubernetes-shaped service-account token from the development issuer.
 import { loadDevIssuer } from '../../authn/index.ts';
+import { bindTrustDomain, loadAuthorityFromDirectory } from '../../ca/index.ts';
 import { kubernetesSpiffeId } from '../../spiffe/index.ts';
 import { MINUTE_MS } from '../../time/index.ts';
 import { defineCommand } from '../command.ts';
@@ -13,7 +14,8 @@ export const tokenMintCommand = defineCommand({
   options: { settings: ['ns', 'sa', 'pod', 'token-ttl', 'audience', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { 'token-ttl': TOKEN_TTL_MS } },
   async run(v, ctx) {
     // Validate the names the way the CA will: they must make a SPIFFE ID.
-    const id = kubernetesSpiffeId(v['trust-domain'], v.ns, v.sa);
+    const trustDomain = bindTrustDomain(loadAuthorityFromDirectory(v.keys, ctx.clock.now()), v['trust-domain'], v.keys);
+    const id = kubernetesSpiffeId(trustDomain, v.ns, v.sa);
     const issuer = await loadDevIssuer(v.keys, true);
     const token = await issuer.mint({
       namespace: v.ns,
