@@ -29,7 +29,7 @@ export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshca-bench-kube-'));
   const base: KubernetesAuthOptions = {
     mode: 'tokenreview',
-    audience: 'meshca',
+    audiences: ['meshca'],
     trustDomain: 'cluster.local',
     kubeconfigPath: fake.writeKubeconfig(dir),
     allowLegacyTokens: false,

@@ -23,7 +23,8 @@ export interface MintRequest {
   namespace: string;
   serviceAccount: string;
   podName?: string;
-  audience: string;
+  /** One audience, or several (a JWT's aud may list more than one). */
+  audience: string | readonly string[];
   ttlMs: number;
   nowMs: number;
 }
@@ -59,7 +60,7 @@ export async function loadDevIssuer(keysDir: string, create: boolean): Promise<D
         .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
         .setIssuer(DEV_TOKEN_ISSUER)
         .setSubject(`system:serviceaccount:${req.namespace}:${req.serviceAccount}`)
-        .setAudience([req.audience])
+        .setAudience(typeof req.audience === 'string' ? [req.audience] : [...req.audience])
         .setIssuedAt(iat)
         .setNotBefore(iat)
         .setExpirationTime(iat + Math.round(req.ttlMs / 1000))

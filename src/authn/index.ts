@@ -10,3 +10,4 @@ export { callerFromKubernetesClaims } from './kubernetes_claims.ts';
 export { createIdentityPolicy, type IdentityPolicy, type PolicyDecision } from './policy.ts';
 // Types only: the Kubernetes authenticators (and their client) load only when --authn asks for them.
 export type { KubernetesAuthOptions, KubernetesAuthMode } from './kubernetes/index.ts';
+export { createClusterRouter, type ClusterRouterOptions } from './cluster_router.ts';

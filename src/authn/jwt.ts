@@ -17,16 +17,17 @@ export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS5
 export interface JwtAuthenticatorOptions {
   readonly name: string;
   readonly issuer: string;
-  readonly audience: string;
+  /** Accepted audiences: the token must name at least one. */
+  readonly audiences: readonly string[];
   readonly keySet: JWTVerifyGetKey;
   readonly trustDomain: string;
   readonly clock: Clock;
 }
 
-function explain(err: unknown, audience: string): string {
+function explain(err: unknown, audiences: readonly string[]): string {
   if (err instanceof errors.JWTExpired) return 'token has expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === 'aud') return `token audience does not include "${audience}"`;
+    if (err.claim === 'aud') return `token audience does not include ${audienceList(audiences)}`;
     if (err.claim === 'nbf') return 'token is not valid yet (nbf is in the future)';
     if (err.claim === 'iat') return 'token iat is in the future';
     if (err.claim === 'exp') return 'token has no valid exp claim';
@@ -38,6 +39,12 @@ function explain(err: unknown, audience: string): string {
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'token issuer keys could not be fetched';
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'token is not a valid signed JWT';
   return 'token could not be verified';
+}
+
+/** `"meshca"`, or `any of "meshca", "istio-ca"` for refusals. */
+export function audienceList(audiences: readonly string[]): string {
+  const quoted = audiences.map((a) => `"${a}"`);
+  return quoted.length === 1 ? quoted[0]! : `any of ${quoted.join(', ')}`;
 }
 
 export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authenticator {
@@ -62,15 +69,15 @@ export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authentic
       try {
         ({ payload } = await jwtVerify(token, opts.keySet, {
           issuer: opts.issuer,
-          audience: opts.audience,
+          audience: [...opts.audiences],
           algorithms: JWT_ALGORITHMS,
           clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS,
           currentDate: new Date(opts.clock.now()),
           requiredClaims: ['exp', 'sub'],
         }));
       } catch (err) {
-        if (err instanceof errors.JWKSTimeout) return { ok: false, kind: 'unavailable', reason: explain(err, opts.audience), retryAfterSeconds: 5 };
-        return { ok: false, kind: 'refused', reason: explain(err, opts.audience) };
+        if (err instanceof errors.JWKSTimeout) return { ok: false, kind: 'unavailable', reason: explain(err, opts.audiences), retryAfterSeconds: 5 };
+        return { ok: false, kind: 'refused', reason: explain(err, opts.audiences) };
       }
       const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: opts.name, token: tokenFacts(token) });
       return result.ok ? result : { ok: false, kind: 'refused', reason: result.reason };

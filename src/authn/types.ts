@@ -21,6 +21,13 @@ export interface Caller {
   readonly podName?: string;
   readonly podUid?: string;
   readonly nodeName?: string;
+  /** The Kubernetes cluster whose API server vouched (Istio's ClusterID). */
+  readonly clusterId?: string;
+  /**
+   * Set when a trusted node agent (ztunnel) asked for this identity on the workload's behalf: the
+   * agent's own identity. The other fields then describe the workload, `nodeName` the shared node.
+   */
+  readonly impersonatedBy?: { readonly spiffeId: SpiffeId; readonly podName?: string; readonly authenticator: string };
   readonly token?: TokenFacts;
   /** When this identity stops being good (token exp, client certificate notAfter). */
   readonly expiresAtMs?: number;
@@ -32,6 +39,8 @@ export interface AuthRequest {
   /** Verified TLS client certificate chain (leaf first), if the peer sent one. */
   readonly peerCertificates?: readonly X509Certificate[];
   readonly peerAddress?: string;
+  /** Istio's `ClusterID` request header: which cluster's API server should review the token. */
+  readonly clusterId?: string;
   /** Absolute deadline (ms since epoch) the authenticator must answer by. */
   readonly deadlineMs?: number;
 }

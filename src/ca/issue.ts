@@ -75,14 +75,32 @@ function checkServing(cert: IssuedCertificate, authority: SigningAuthority, req:
   if (x.ca) problems.push('leaf is a CA');
   if (/URI:/.test(x.subjectAltName ?? '')) problems.push('carries a URI SAN');
   for (const name of req.dnsNames) if (!x.checkHost(name, { subject: 'never' })) problems.push(`does not cover ${name}`);
+  for (const ip of req.ipAddresses) if (!x.checkIP(ip)) problems.push(`does not cover ${ip}`);
   if (!x.checkIssued(authority.certificate)) problems.push('issuer does not match the issuing CA');
   if (!x.publicKey.export({ format: 'der', type: 'spki' }).equals(Buffer.from(req.spkiDer))) problems.push('key differs from the one asked for');
   if (Date.parse(x.validTo) > authority.notAfterMs) problems.push('outlives its issuer');
   if (problems.length > 0) throw new MeshcaError('INTERNAL', `issued serving certificate failed its final check: ${problems.join('; ')}`);
 }
 
+/** What the ledger keeps of where a caller came from (cluster) and who asked on its behalf. */
+function callerDetail(caller: Caller): Record<string, string> | undefined {
+  const detail: Record<string, string> = {
+    ...(caller.clusterId !== undefined ? { clusterId: caller.clusterId } : {}),
+    ...(caller.impersonatedBy
+      ? {
+          impersonatedBy: caller.impersonatedBy.spiffeId.uri,
+          impersonatedByAuthenticator: caller.impersonatedBy.authenticator,
+          ...(caller.impersonatedBy.podName ? { impersonatedByPod: caller.impersonatedBy.podName } : {}),
+        }
+      : {}),
+  };
+  return Object.keys(detail).length > 0 ? detail : undefined;
+}
+
 function callerFacts(caller: Caller): Partial<IssuanceEvent> {
+  const detail = callerDetail(caller);
   return {
+    ...(detail ? { detail } : {}),
     spiffeId: caller.spiffeId.uri,
     authenticator: caller.authenticator,
     ...(caller.namespace ? { namespace: caller.namespace } : {}),

@@ -65,7 +65,7 @@ export const SETTINGS = {
   db: s('string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
   listen: s('address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
   'http-listen': s('address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),
-  audience: s('string', 'workload token audience (serve: the one it accepts; token mint: the one it mints)', { default: 'meshca' }),
+  audience: s('list', 'workload token audiences (serve: any one is accepted, e.g. istio-ca,meshca for Istio sidecars; token mint: the ones it mints)', { default: ['meshca'] }),
   kubeconfig: s('string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
   'key-type': s('enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
@@ -82,8 +82,13 @@ export const SETTINGS = {
   csr: s('string', 'CSR file (PEM)', { flagOnly: true }),
   id: s('string', "workload's SPIFFE ID (sign: the one to issue; audit: records about it)", { flagOnly: true }),
   // Server
-  san: s('list', 'extra DNS names for the CA serving certificate (repeatable or comma-separated)', { default: NONE }),
+  san: s('list', 'extra DNS names or IP addresses for the CA serving certificate (repeatable or comma-separated)', { default: NONE }),
   namespace: s('string', 'namespace the CA runs in (for meshca.<namespace>.svc)', { default: 'meshca-system' }),
+  'cluster-domain': s('string', 'Kubernetes cluster domain (for meshca.<namespace>.svc.<cluster-domain>)', { default: 'cluster.local' }),
+  'cluster-id': s('string', "this cluster's id: requests whose ClusterID header is absent or this id are reviewed here (Istio's default)", { default: 'Kubernetes' }),
+  cluster: s('list', 'another cluster whose tokens the CA reviews: <id>=<kubeconfig file> (repeatable; chosen by the ClusterID header)', { default: NONE }),
+  'trust-domain-aliases': s('list', 'trust domains accepted as this CA\'s own in identities peers name (ImpersonatedIdentity)', { default: NONE }),
+  'trusted-node-accounts': s('list', 'node agents (ztunnel) allowed to ask for the identities of pods on their node: <namespace>/<service account>,…', { default: NONE }),
   'jwks-file': s('string', 'JWKS file of trusted token issuers (JWT authenticator)'),
   'jwks-url': s('string', 'JWKS URL of a trusted token issuer (JWT authenticator)'),
   issuer: s('string', 'expected token issuer (iss)'),

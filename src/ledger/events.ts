@@ -38,6 +38,12 @@ export interface IssuanceEvent {
   readonly rootKeyId?: string;
   readonly requestedTtlSeconds?: number;
   readonly grantedTtlSeconds?: number;
+  /**
+   * Facts of the request that only some deployments have, by name: `clusterId` (Istio's ClusterID),
+   * and for a node agent asking on a workload's behalf `impersonatedBy` (its SPIFFE ID),
+   * `impersonatedByPod` and `impersonatedByAuthenticator`. Never a token or a key.
+   */
+  readonly detail?: Readonly<Record<string, string>>;
 }
 
 export type CaEventName =

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
-import { createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
+import { createClusterRouter, createJwtAuthenticator, createMtlsAuthenticator, loadDevIssuer, type Authenticator } from '../authn/index.ts';
 import { DEFAULT_TRUST_DOMAIN, inspectKeyDirectory, initCa } from '../ca/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { ClosableLedgerWriter } from '../ledger/index.ts';
@@ -45,7 +45,7 @@ export async function buildAuthenticators(
   const chain: Authenticator[] = [createMtlsAuthenticator({ issuers: () => state.issuers, trustDomain, clock: deps.clock })];
   if (config.devTokens) {
     const dev = await loadDevIssuer(config.keysDir, true);
-    chain.push(createJwtAuthenticator({ name: 'dev-jwt', issuer: dev.issuer, audience: config.audience, keySet: dev.keySet, trustDomain, clock: deps.clock }));
+    chain.push(createJwtAuthenticator({ name: 'dev-jwt', issuer: dev.issuer, audiences: config.audiences, keySet: dev.keySet, trustDomain, clock: deps.clock }));
     deps.log.warn('trusting development tokens from "meshca token mint" (--dev-tokens); turn this off in production with --dev-tokens=false');
   }
   if (config.jwks) {
@@ -59,19 +59,21 @@ export async function buildAuthenticators(
     } else {
       keySet = createRemoteJWKSet(new URL(config.jwks.url!), { timeoutDuration: 5000, cooldownDuration: 30_000 });
     }
-    chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audience: config.audience, keySet, trustDomain, clock: deps.clock }));
+    chain.push(createJwtAuthenticator({ name: 'jwt', issuer: config.jwks.issuer, audiences: config.audiences, keySet, trustDomain, clock: deps.clock }));
   }
   const k8s = config.kubernetes;
-  if (k8s.mode !== 'none') {
+  const mode = k8s.mode;
+  if (mode !== 'none') {
     // Loaded here, not at start-up: the Kubernetes client is most of a cold start.
     const { createKubernetesAuthenticators } = await import('../authn/kubernetes/index.ts');
-    chain.push(
-      ...createKubernetesAuthenticators({
-        mode: k8s.mode,
-        audience: config.audience,
+    // One authenticator per cluster (own cache, own rate limit); the ClusterID header picks it.
+    const forCluster = (kubeconfigPath: string | undefined, oidcIssuer: string | undefined): Authenticator => {
+      const [authenticator] = createKubernetesAuthenticators({
+        mode,
+        audiences: config.audiences,
         trustDomain,
-        ...(k8s.kubeconfigPath ? { kubeconfigPath: k8s.kubeconfigPath } : {}),
-        ...(k8s.oidcIssuer ? { oidcIssuer: k8s.oidcIssuer } : {}),
+        ...(kubeconfigPath ? { kubeconfigPath } : {}),
+        ...(oidcIssuer ? { oidcIssuer } : {}),
         allowLegacyTokens: k8s.allowLegacyTokens,
         tokenCacheTtlMs: k8s.tokenCacheTtlMs,
         tokenCacheSize: k8s.tokenCacheSize,
@@ -80,8 +82,13 @@ export async function buildAuthenticators(
         clock: deps.clock,
         log: deps.log,
         registry,
-      }),
-    );
+      });
+      return authenticator!;
+    };
+    const clusters = new Map<string, Authenticator>([[config.clusterId, forCluster(k8s.kubeconfigPath, k8s.oidcIssuer)]]);
+    // A remote cluster's issuer is discovered from its own API server (--oidc-issuer is the local one's).
+    for (const remote of config.clusters) clusters.set(remote.id, forCluster(remote.kubeconfigPath, undefined));
+    chain.push(createClusterRouter({ localClusterId: config.clusterId, clusters }));
   }
   return chain;
 }

@@ -33,10 +33,15 @@ interface CreateCertificateRequest {
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
 
-function parseRequest(req: CreateCertificateRequest): { csrPem: string; ttlSeconds: number } {
+// Istio's order (security/pkg/server/ca/server.go): authenticate first, then look at the request.
+// A caller without credentials learns nothing about what is wrong with its CSR.
+function requestedTtlOf(req: CreateCertificateRequest): number {
+  return Number(req.validity_duration ?? 0);
+}
+
+function csrOf(req: CreateCertificateRequest): string {
   if (typeof req.csr !== 'string' || req.csr.trim() === '') throw new MeshcaError('BAD_CSR', 'csr (field 1) is empty; send a PEM CERTIFICATE REQUEST');
-  const ttl = Number(req.validity_duration ?? 0);
-  return { csrPem: req.csr, ttlSeconds: ttl };
+  return req.csr;
 }
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
@@ -95,12 +100,13 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
   let outcome = 'OK';
   let serial: string | undefined;
   try {
-    const parsed = parseRequest(call.request);
-    ttlSeconds = parsed.ttlSeconds;
+    ttlSeconds = requestedTtlOf(call.request);
     const authReq = authRequestOf(call, deadlineOf(call, deps.clock.now(), DEFAULT_REQUEST_DEADLINE_MS));
+    let csrPem: string;
     try {
       caller = await authenticateRequest(authReq, deps);
       authorizeCaller(caller, deps.policy);
+      csrPem = csrOf(call.request);
     } catch (err) {
       const token = authReq.bearerToken;
       await deps.issuer.recordRefusal(
@@ -111,8 +117,8 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
     }
     const svid = await deps.issuer.issueWorkloadSvid({
       caller,
-      csrPem: parsed.csrPem,
-      requestedTtlSeconds: parsed.ttlSeconds,
+      csrPem,
+      requestedTtlSeconds: ttlSeconds,
       channel: 'CreateCertificate',
       peer,
     });

@@ -10,6 +10,7 @@ type AnyCall = { metadata: grpc.Metadata; getPeer(): string; getAuthContext?: ()
 
 export function authRequestOf(call: AnyCall, deadlineMs?: number): AuthRequest {
   const bearerToken = bearerTokenFrom(call.metadata.get('authorization'));
+  const clusterId = clusterIdFrom(call.metadata.get(CLUSTER_ID_HEADER));
   let peerCertificates: X509Certificate[] | undefined;
   // grpc-js exposes the client certificate only once TLS has verified it against our roots;
   // src/authn/mtls.ts then checks it was issued by one of our intermediates.
@@ -25,8 +26,19 @@ export function authRequestOf(call: AnyCall, deadlineMs?: number): AuthRequest {
     ...(bearerToken ? { bearerToken } : {}),
     ...(peerCertificates ? { peerCertificates } : {}),
     peerAddress: peerAddressOf(call),
+    ...(clusterId !== undefined ? { clusterId } : {}),
     ...(deadlineMs !== undefined ? { deadlineMs } : {}),
   };
+}
+
+/** istio-agent sends `ClusterID` (citadel/client.go); gRPC metadata keys are lower case on the wire. */
+export const CLUSTER_ID_HEADER = 'clusterid';
+
+function clusterIdFrom(values: grpc.MetadataValue[]): string | undefined {
+  const first = values[0];
+  if (typeof first !== 'string') return undefined;
+  // An empty header means "no cluster named", as Istio's extractClusterID treats it.
+  return first === '' ? undefined : first;
 }
 
 /** Absolute deadline of a call in ms since epoch, capped by `maxMs` from now. */

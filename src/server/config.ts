@@ -1,5 +1,6 @@
 // `meshca serve` configuration: built once from validated settings, frozen, passed down.
 
+import { isIP } from 'node:net';
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { CommandOptions, Settings } from '../config/index.ts';
@@ -17,14 +18,23 @@ export interface ServeConfig {
   readonly db: string;
   readonly listen: ListenAddress;
   readonly httpListen: ListenAddress;
-  readonly audience: string;
+  /** Token audiences accepted (any one); the first is the one named in refusals. */
+  readonly audiences: readonly string[];
   readonly namespace: string;
+  readonly clusterDomain: string;
   readonly extraDnsNames: readonly string[];
+  readonly extraIpAddresses: readonly string[];
+  /** Istio multi-cluster: the local cluster's id and the remote clusters' kubeconfigs (ClusterID header). */
+  readonly clusterId: string;
+  readonly clusters: readonly RemoteCluster[];
+  readonly trustDomainAliases: readonly string[];
+  /** Istio ambient: callers allowed to send ImpersonatedIdentity (CA_TRUSTED_NODE_ACCOUNTS). */
+  readonly trustedNodeAccounts: readonly NodeAccount[];
   readonly ttl: TtlPolicy;
   readonly devTokens: boolean;
   readonly jwks?: { readonly file?: string; readonly url?: string; readonly issuer: string };
   /** The Kubernetes authenticators' settings; `none` turns them off. */
-  readonly kubernetes: Omit<KubernetesAuthOptions, 'mode' | 'audience' | 'trustDomain' | 'clock' | 'log' | 'registry' | 'jwksRefetchCooldownMs'> & {
+  readonly kubernetes: Omit<KubernetesAuthOptions, 'mode' | 'audiences' | 'trustDomain' | 'clock' | 'log' | 'registry' | 'jwksRefetchCooldownMs'> & {
     readonly mode: 'none' | KubernetesAuthOptions['mode'];
   };
   readonly policy: { readonly allowNamespaces: readonly string[]; readonly denyNamespaces: readonly string[]; readonly denyIds: readonly string[] };
@@ -50,15 +60,25 @@ export interface ServeConfig {
   };
 }
 
+export interface RemoteCluster {
+  readonly id: string;
+  readonly kubeconfigPath: string;
+}
+
+export interface NodeAccount {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
 /** The settings `meshca serve` accepts; the ledger and rotation own the defaults given here. */
 export const SERVE_OPTIONS = {
   settings: [
-    'keys', 'trust-domain', 'db', 'listen', 'http-listen', 'audience', 'namespace', 'san', 'default-ttl', 'max-ttl',
+    'keys', 'trust-domain', 'db', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
     'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
-    'checkpoint-every', 'checkpoint-interval',
+    'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
   ],
   defaults: {
     'checkpoint-every': DEFAULT_CHECKPOINT_EVERY,
@@ -77,15 +97,29 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
   if (v['jwks-file'] && v['jwks-url']) throw new MeshcaError('BAD_CONFIG', '--jwks-file and --jwks-url are alternatives; give one');
   const jwksIssuer = v.issuer;
   if ((v['jwks-file'] || v['jwks-url']) && !jwksIssuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');
+  if (v.audience.length === 0) throw new MeshcaError('BAD_CONFIG', '--audience: give at least one token audience');
+  if (v.authn === 'none' && v.cluster.length > 0) throw new MeshcaError('BAD_CONFIG', '--cluster needs --authn tokenreview, jwks or both (remote clusters review Kubernetes tokens)');
+  if (v.authn === 'none' && v['trusted-node-accounts'].length > 0) {
+    throw new MeshcaError('BAD_CONFIG', '--trusted-node-accounts needs --authn tokenreview, jwks or both (node agents authenticate with Kubernetes tokens)');
+  }
   return Object.freeze({
     keysDir: v.keys,
     ...(v['trust-domain'] !== undefined ? { trustDomain: v['trust-domain'] } : {}),
     db: v.db,
     listen: v.listen,
     httpListen: v['http-listen'],
-    audience: v.audience,
+    audiences: v.audience,
     namespace: v.namespace,
-    extraDnsNames: v.san,
+    clusterDomain: v['cluster-domain'],
+    extraDnsNames: v.san.filter((n) => isIP(n) === 0),
+    extraIpAddresses: v.san.filter((n) => isIP(n) !== 0),
+    clusterId: v['cluster-id'],
+    clusters: parseClusters(v.cluster, v['cluster-id']),
+    trustDomainAliases: v['trust-domain-aliases'].map((td) => {
+      validateTrustDomain(td);
+      return td;
+    }),
+    trustedNodeAccounts: v['trusted-node-accounts'].map(parseNodeAccount),
     ttl: validateTtlPolicy({ defaultTtlMs: v['default-ttl'], maxTtlMs: v['max-ttl'] }),
     devTokens: v['dev-tokens'],
     ...(jwksIssuer && (v['jwks-file'] || v['jwks-url'])
@@ -121,6 +155,32 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
       distributeBundle: v['distribute-bundle'],
     },
   });
+}
+
+const CLUSTER_ID = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/;
+const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** `--cluster <id>=<kubeconfig>`: one entry per remote cluster; ids are unique and not the local one. */
+function parseClusters(entries: readonly string[], localId: string): RemoteCluster[] {
+  if (!CLUSTER_ID.test(localId)) throw new MeshcaError('BAD_CONFIG', `--cluster-id: "${localId}" is not a cluster id (letters, digits, '-', '_', '.')`);
+  const seen = new Set<string>([localId]);
+  return entries.map((entry) => {
+    const eq = entry.indexOf('=');
+    const id = eq > 0 ? entry.slice(0, eq) : '';
+    const kubeconfigPath = eq > 0 ? entry.slice(eq + 1) : '';
+    if (!CLUSTER_ID.test(id) || kubeconfigPath === '') throw new MeshcaError('BAD_CONFIG', `--cluster: "${entry}" is not <cluster id>=<kubeconfig file>`);
+    if (seen.has(id)) throw new MeshcaError('BAD_CONFIG', `--cluster: cluster "${id}" is named twice (or is --cluster-id, the local cluster)`);
+    seen.add(id);
+    return { id, kubeconfigPath };
+  });
+}
+
+function parseNodeAccount(entry: string): NodeAccount {
+  const [namespace, serviceAccount, ...rest] = entry.split('/');
+  if (!namespace || !serviceAccount || rest.length > 0 || !K8S_NAME.test(namespace) || !K8S_NAME.test(serviceAccount)) {
+    throw new MeshcaError('BAD_CONFIG', `--trusted-node-accounts: "${entry}" is not <namespace>/<service account>`);
+  }
+  return { namespace, serviceAccount };
 }
 
 /** Callers are matched on the canonical URI of an ID parsed at start-up. */

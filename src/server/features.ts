@@ -11,7 +11,7 @@ import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } 
 import { createCaDirectSds } from './ca_direct_sds.ts';
 import { authenticateCall, authenticateCaller, createCaServiceHandlers } from './ca_service.ts';
 import type { CaContext } from './context.ts';
-import { servingDnsNames, ServingIdentity } from './serving_identity.ts';
+import { servingDnsNames, servingIpAddresses, ServingIdentity } from './serving_identity.ts';
 
 export interface Feature {
   /** Each adds one gRPC service to the CA's server. */
@@ -45,7 +45,8 @@ export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & 
   const serving = new ServingIdentity({
     issuer: ctx.issuer,
     state: ctx.state,
-    dnsNames: servingDnsNames(config.namespace, config.extraDnsNames),
+    dnsNames: servingDnsNames(config.namespace, config.extraDnsNames, config.clusterDomain),
+    ipAddresses: servingIpAddresses(config.extraIpAddresses),
     clock,
     onIssued: (cert) => {
       ctx.metrics.caCertExpiry.set({ cert: 'serving' }, cert.notAfterMs / 1000);

@@ -6,5 +6,5 @@ export { serveConfigFrom, SERVE_OPTIONS, type ServeConfig, type ServeSettings } 
 export { authenticateCall, authenticateCaller, authorizeCaller } from './ca_service.ts';
 export { CaState } from './ca_state.ts';
 export { authRequestOf } from './call_identity.ts';
-export { servingDnsNames, SERVING_IP_ADDRESSES } from './serving_identity.ts';
+export { servingDnsNames, servingIpAddresses, SERVING_IP_ADDRESSES } from './serving_identity.ts';
 export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct_sds.ts';

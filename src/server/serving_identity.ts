@@ -13,12 +13,22 @@ import type { CaState } from './ca_state.ts';
 
 export const SERVING_CERT_TTL_MS = 24 * HOUR_MS;
 export const SERVING_IP_ADDRESSES = ['127.0.0.1', '::1'] as const;
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
 type CaListener = experimental.CaCertificateUpdateListener;
 
-export function servingDnsNames(namespace: string, extra: readonly string[]): string[] {
-  return [...new Set(['meshca', `meshca.${namespace}.svc`, 'localhost', ...extra])];
+/**
+ * The names a client may dial the CA by. istio-agent verifies the host part of CA_ADDR
+ * (security/pkg/nodeagent/caclient/providers/citadel/client.go), so every Service form is here:
+ * meshca.<ns>, meshca.<ns>.svc and meshca.<ns>.svc.<cluster domain>.
+ */
+export function servingDnsNames(namespace: string, extra: readonly string[], clusterDomain = DEFAULT_CLUSTER_DOMAIN): string[] {
+  return [...new Set(['meshca', `meshca.${namespace}`, `meshca.${namespace}.svc`, `meshca.${namespace}.svc.${clusterDomain}`, 'localhost', ...extra])];
+}
+
+export function servingIpAddresses(extra: readonly string[]): string[] {
+  return [...new Set([...SERVING_IP_ADDRESSES, ...extra])];
 }
 
 export interface ServingIdentityOptions {
@@ -26,6 +36,8 @@ export interface ServingIdentityOptions {
   /** Renews when the signing chain changes; the CA bundle sent to listeners comes from here. */
   readonly state: Pick<CaState, 'subscribe' | 'authority'>;
   readonly dnsNames: readonly string[];
+  /** Default: SERVING_IP_ADDRESSES. */
+  readonly ipAddresses?: readonly string[];
   readonly clock: Clock;
   readonly random?: () => number;
   readonly onIssued?: (cert: IssuedCertificate) => void;
@@ -88,7 +100,7 @@ export class ServingIdentity implements experimental.CertificateProvider {
       spkiDer: spkiOf(privateKey),
       keyAlgorithm: keyAlgorithmOf(privateKey),
       dnsNames: this.#opts.dnsNames,
-      ipAddresses: SERVING_IP_ADDRESSES,
+      ipAddresses: this.#opts.ipAddresses ?? SERVING_IP_ADDRESSES,
       ttlMs: SERVING_CERT_TTL_MS,
     });
     return {

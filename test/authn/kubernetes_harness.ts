@@ -63,7 +63,7 @@ export function kubeAuth(h: Harness, overrides: Partial<KubernetesAuthOptions> =
   const registry = new Registry();
   const [authn] = createKubernetesAuthenticators({
     mode: 'tokenreview',
-    audience: 'meshca',
+    audiences: ['meshca'],
     trustDomain: 'cluster.local',
     kubeconfigPath: h.kubeconfigPath,
     allowLegacyTokens: false,

@@ -290,7 +290,7 @@ describe('TokenReview authenticator', () => {
   });
 
   it('refuses to start with bad settings, naming the setting', () => {
-    const base = { mode: 'tokenreview' as const, audience: 'meshca', trustDomain: 'cluster.local', allowLegacyTokens: false, tokenCacheTtlMs: 1, tokenCacheSize: 10, kubeQps: 50, kubeBurst: 100, clock: new FakeClock(0), log: h.log, registry: new Registry() };
+    const base = { mode: 'tokenreview' as const, audiences: ['meshca'], trustDomain: 'cluster.local', allowLegacyTokens: false, tokenCacheTtlMs: 1, tokenCacheSize: 10, kubeQps: 50, kubeBurst: 100, clock: new FakeClock(0), log: h.log, registry: new Registry() };
     const attempt = (o: object) => {
       try {
         createKubernetesAuthenticators({ ...base, kubeconfigPath: h.kubeconfigPath, ...o });

@@ -23,7 +23,8 @@ export type KubernetesAuthMode = 'tokenreview' | 'jwks' | 'both';
 
 export interface KubernetesAuthOptions {
   readonly mode: KubernetesAuthMode;
-  readonly audience: string;
+  /** Accepted token audiences (any one). */
+  readonly audiences: readonly string[];
   readonly trustDomain: string;
   /** Absent: in-cluster configuration (the pod's service account). */
   readonly kubeconfigPath?: string;
@@ -81,7 +82,7 @@ async function issuerTrustOf(kc: KubeConfig | undefined): Promise<IssuerTrust> {
 }
 
 function validate(opts: KubernetesAuthOptions): void {
-  if (!opts.audience) throw new MeshcaError('BAD_CONFIG', 'audience: must not be empty');
+  if (opts.audiences.length === 0 || opts.audiences.some((a) => a === '')) throw new MeshcaError('BAD_CONFIG', 'audience: must not be empty');
   if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 1) throw new MeshcaError('BAD_CONFIG', `token-cache-size: ${opts.tokenCacheSize} must be a whole number of at least 1`);
   if (!(opts.tokenCacheTtlMs >= 0)) throw new MeshcaError('BAD_CONFIG', `token-cache-ttl: ${opts.tokenCacheTtlMs}ms must not be negative`);
   if (opts.oidcIssuer !== undefined && !/^https:\/\/[^/]/.test(opts.oidcIssuer)) throw new MeshcaError('BAD_CONFIG', `oidc-issuer: "${opts.oidcIssuer}" must be an https URL`);
@@ -102,7 +103,7 @@ export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Aut
 
   const tokenReview = () =>
     createTokenReviewAuthenticator({
-      audience: opts.audience,
+      audiences: opts.audiences,
       trustDomain: opts.trustDomain,
       allowLegacyTokens: opts.allowLegacyTokens,
       tokenCacheTtlMs: opts.tokenCacheTtlMs,
@@ -117,7 +118,7 @@ export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Aut
     createJwksVerifier({
       discoveryBase: opts.oidcIssuer ?? kc!.getCurrentCluster()!.server,
       requireIssuer: opts.oidcIssuer !== undefined,
-      audience: opts.audience,
+      audiences: opts.audiences,
       trustDomain: opts.trustDomain,
       // Read per fetch (fetches are rare): in-cluster token files rotate under us.
       fetchIssuer: async (url, init) => createIssuerFetch(await issuerTrustOf(kc))(url, init),

@@ -5,7 +5,7 @@
 import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type RemoteJWKSet } from 'jose';
 import type { Logger } from '../../observability/index.ts';
 import { SECOND_MS, type Clock } from '../../time/index.ts';
-import { JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_SECONDS } from '../jwt.ts';
+import { audienceList, JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_SECONDS } from '../jwt.ts';
 import { callerFromKubernetesClaims } from '../kubernetes_claims.ts';
 import { MAX_TOKEN_BYTES, tokenFacts, tokenLogId } from '../token.ts';
 import type { Authenticator, AuthOutcome, AuthRequest, Caller } from '../types.ts';
@@ -38,7 +38,7 @@ export interface JwksVerifierOptions {
   readonly discoveryBase: string;
   /** True when discoveryBase is the configured issuer and the document must name it. */
   readonly requireIssuer: boolean;
-  readonly audience: string;
+  readonly audiences: readonly string[];
   readonly trustDomain: string;
   readonly fetchIssuer: IssuerFetch;
   readonly clock: Clock;
@@ -46,10 +46,10 @@ export interface JwksVerifierOptions {
   readonly refetchCooldownMs?: number;
 }
 
-function explain(err: unknown, audience: string): string {
+function explain(err: unknown, audiences: readonly string[]): string {
   if (err instanceof errors.JWTExpired) return 'token has expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === 'aud') return `token audience does not include "${audience}"`;
+    if (err.claim === 'aud') return `token audience does not include ${audienceList(audiences)}`;
     if (err.claim === 'nbf') return 'token is not valid yet (nbf is in the future)';
     return `token claim "${err.claim}" is invalid`;
   }
@@ -100,7 +100,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
       } catch {
         return undecided('skip', 'bearer token is not a JWT');
       }
-      if (iss === LEGACY_TOKEN_ISSUER) return undecided('refused', `${legacyRefusal(opts.audience)}; legacy tokens can only be checked with --authn tokenreview or both`);
+      if (iss === LEGACY_TOKEN_ISSUER) return undecided('refused', `${legacyRefusal(opts.audiences[0]!)}; legacy tokens can only be checked with --authn tokenreview or both`);
       try {
         await ensureDiscovered();
       } catch {
@@ -116,7 +116,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
       try {
         ({ payload } = await jwtVerify(token, keys, {
           issuer: issuer.issuer,
-          audience: opts.audience,
+          audience: [...opts.audiences],
           algorithms: JWT_ALGORITHMS,
           clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS,
           currentDate: new Date(clock.now()),
@@ -131,8 +131,8 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
         if (!(err instanceof errors.JOSEError) || err.code === 'ERR_JOSE_GENERIC' || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) {
           return undecided('unavailable', 'the cluster issuer keys (JWKS) could not be fetched', 5);
         }
-        log.info({ tokenId: tokenLogId(token), reason: explain(err, opts.audience) }, 'JWKS verification refused the token');
-        return { kind: 'refused', reason: explain(err, opts.audience) };
+        log.info({ tokenId: tokenLogId(token), reason: explain(err, opts.audiences) }, 'JWKS verification refused the token');
+        return { kind: 'refused', reason: explain(err, opts.audiences) };
       }
       const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: 'jwks', token: tokenFacts(token) });
       return result.ok ? { kind: 'accepted', caller: result.caller } : { kind: 'refused', reason: result.reason };

@@ -6,6 +6,7 @@ import type { V1TokenReviewStatus } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/index.ts';
 import { kubernetesSpiffeId } from '../../spiffe/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../../time/index.ts';
+import { audienceList } from '../jwt.ts';
 import { MAX_TOKEN_BYTES, tokenFacts, tokenLogId, tokenSha256 } from '../token.ts';
 import type { Authenticator, AuthOutcome, AuthRequest, Caller } from '../types.ts';
 import type { KubeAuthMetrics } from './metrics.ts';
@@ -31,7 +32,8 @@ const MAX_API_ERROR_CHARS = 300;
 type Refusal = Extract<AuthOutcome, { ok: false }>;
 
 export interface TokenReviewAuthenticatorOptions {
-  readonly audience: string;
+  /** Accepted audiences: the token must be confirmed for at least one. */
+  readonly audiences: readonly string[];
   readonly trustDomain: string;
   readonly allowLegacyTokens: boolean;
   readonly tokenCacheTtlMs: number;
@@ -55,15 +57,15 @@ function firstExtra(status: V1TokenReviewStatus, key: string): string | undefine
 export function callerFromReview(
   status: V1TokenReviewStatus,
   token: string,
-  opts: { audience: string; trustDomain: string; legacy: boolean },
+  opts: { audiences: readonly string[]; trustDomain: string; legacy: boolean },
 ): { ok: true; caller: Caller } | Refusal {
   if (!status.authenticated) {
     const apiError = (status.error ?? 'no reason given').slice(0, MAX_API_ERROR_CHARS);
     return refused(`Kubernetes TokenReview did not authenticate the token: ${apiError}`);
   }
   // Legacy tokens are reviewed for the API server's own audiences; bound ones must name ours.
-  if (!opts.legacy && !(status.audiences ?? []).includes(opts.audience)) {
-    return refused(`Kubernetes TokenReview did not confirm the audience "${opts.audience}" (token audiences: ${JSON.stringify(status.audiences ?? [])})`);
+  if (!opts.legacy && !(status.audiences ?? []).some((a) => opts.audiences.includes(a))) {
+    return refused(`Kubernetes TokenReview did not confirm the audience ${audienceList(opts.audiences)} (token audiences: ${JSON.stringify(status.audiences ?? [])})`);
   }
   const username = status.user?.username ?? '';
   if (!(status.user?.groups ?? []).includes(SERVICE_ACCOUNTS_GROUP)) {
@@ -108,7 +110,7 @@ export function createTokenReviewAuthenticator(opts: TokenReviewAuthenticatorOpt
   function precheck(shape: TokenShape): Refusal | undefined {
     if (shape.kind === 'not-jwt') return refused('bearer token is not a JWT; Kubernetes service-account tokens are');
     if (shape.kind === 'legacy') {
-      if (!opts.allowLegacyTokens) return refused(legacyRefusal(opts.audience));
+      if (!opts.allowLegacyTokens) return refused(legacyRefusal(opts.audiences[0]!));
       if (!warnedLegacy) {
         warnedLegacy = true;
         log.warn('--allow-legacy-tokens is on and a legacy secret-based service-account token was presented: such tokens never expire and are not bound to meshca');
@@ -116,15 +118,15 @@ export function createTokenReviewAuthenticator(opts: TokenReviewAuthenticatorOpt
       return undefined;
     }
     if (shape.expMs !== undefined && shape.expMs + EXPIRY_SKEW_MS <= clock.now()) return refused('token has expired');
-    if (!shape.aud.includes(opts.audience)) return refused(`token audience ${JSON.stringify(shape.aud)} does not include "${opts.audience}"`);
+    if (!shape.aud.some((a) => opts.audiences.includes(a))) return refused(`token audience ${JSON.stringify(shape.aud)} does not include ${audienceList(opts.audiences)}`);
     return undefined;
   }
 
   async function reviewAndRemember(token: string, sha: string, legacy: boolean, deadlineMs: number): Promise<AuthOutcome> {
     const logId = sha.slice(0, 12);
-    const result = await opts.client.review(token, legacy ? [] : [opts.audience], deadlineMs, logId);
+    const result = await opts.client.review(token, legacy ? [] : opts.audiences, deadlineMs, logId);
     if (!result.ok) return { ok: false, kind: 'unavailable', reason: result.reason, retryAfterSeconds: result.retryAfterSeconds };
-    const outcome = callerFromReview(result.status, token, { audience: opts.audience, trustDomain: opts.trustDomain, legacy });
+    const outcome = callerFromReview(result.status, token, { audiences: opts.audiences, trustDomain: opts.trustDomain, legacy });
     const now = clock.now();
     if (outcome.ok) {
       const until = Math.min(now + opts.tokenCacheTtlMs, outcome.caller.expiresAtMs ?? Number.POSITIVE_INFINITY);

@@ -10,7 +10,7 @@ const TOKEN_TTL_MS = 10 * MINUTE_MS;
 
 export const tokenMintCommand = defineCommand({
   path: ['token', 'mint'],
-  usage: 'meshca token mint --ns NAMESPACE --sa SERVICE_ACCOUNT [--pod NAME] [--token-ttl 10m] [--audience meshca] [--keys DIR]',
+  usage: 'meshca token mint --ns NAMESPACE --sa SERVICE_ACCOUNT [--pod NAME] [--token-ttl 10m] [--audience meshca[,istio-ca]] [--keys DIR]',
   options: { settings: ['ns', 'sa', 'pod', 'token-ttl', 'audience', 'keys', 'trust-domain', 'json'], required: ['ns', 'sa'], defaults: { 'token-ttl': TOKEN_TTL_MS } },
   async run(v, ctx) {
     // Validate the names the way the CA will: they must make a SPIFFE ID.
