@@ -1,12 +1,10 @@
 // The agent's client for istio.v1.auth.IstioCertificateService/CreateCertificate over TLS,
 // verified against the trusted roots. Sends the bearer token as metadata; never logs it.
 
-import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Clock } from '../time/index.ts';
-import { ISTIO_CA_SERVICE, serviceClient } from '../transport/index.ts';
+import { createTlsClient, ISTIO_CA_SERVICE } from '../transport/index.ts';
 
 /** A CreateCertificate that has not answered in this long is treated as the CA being down. */
 export const CA_CALL_TIMEOUT_MS = 10_000;
@@ -46,31 +44,12 @@ type CreateCertificateMethod = (
   callback: (err: grpc.ServiceError | null, response?: { cert_chain?: string[] }) => void,
 ) => void;
 
-function hostOf(address: string): string {
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
-  if (bracketed) return bracketed[1]!;
-  const colon = address.lastIndexOf(':');
-  return colon > 0 ? address.slice(0, colon) : address;
-}
-
 export function createCaClient(options: CaClientOptions): CaClient {
-  const expectedName = options.serverName ?? hostOf(options.address);
   const timeoutMs = options.timeoutMs ?? CA_CALL_TIMEOUT_MS;
   let tokenClient: { roots: string; client: grpc.Client } | undefined;
 
-  const makeClient = (roots: string, identity?: { chainPem: string; privateKeyPem: string }): grpc.Client => {
-    const credentials = grpc.credentials.createSsl(
-      Buffer.from(roots),
-      identity ? Buffer.from(identity.privateKeyPem) : null,
-      identity ? Buffer.from(identity.chainPem) : null,
-      // The CA's serving certificate names meshca, meshca.<ns>.svc, localhost, 127.0.0.1 and ::1;
-      // --ca-name picks which one we insist on when the address is something else.
-      { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(expectedName, cert) },
-    );
-    const Client = serviceClient(ISTIO_CA_SERVICE);
-    // RFC 6066: SNI carries host names only, so an IP address is checked but not sent as SNI.
-    return new Client(options.address, credentials, isIP(expectedName) ? {} : { 'grpc.ssl_target_name_override': expectedName, 'grpc.default_authority': expectedName });
-  };
+  const makeClient = (roots: string, identity?: { chainPem: string; privateKeyPem: string }): grpc.Client =>
+    createTlsClient(ISTIO_CA_SERVICE, options.address, { rootsPem: roots, ...(options.serverName ? { serverName: options.serverName } : {}), ...(identity ? { identity } : {}) });
 
   const call = (client: grpc.Client, req: CertificateRequest): Promise<string[]> =>
     new Promise((resolve, reject) => {

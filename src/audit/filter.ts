@@ -7,7 +7,7 @@ import { parseSpiffeId } from '../spiffe/index.ts';
 import { parseDuration, type Clock } from '../time/index.ts';
 
 export const DEFAULT_QUERY_LIMIT = 100;
-/** One answer at most; larger reads page with a cursor (export does). */
+/** One answer at most; larger reads page with the seq cursor (after_seq / before_seq), as `meshca audit` does. */
 export const MAX_QUERY_LIMIT = 10_000;
 
 const EVENT_TYPES: readonly LedgerEvent['type'][] = ['issuance', 'ca', 'audit-query'];
@@ -65,7 +65,7 @@ export function buildLedgerQuery(input: AuditFilterInput, clock: Clock): LedgerQ
   const type = nonEmpty(input.type);
   if (type !== undefined && !(EVENT_TYPES as readonly string[]).includes(type)) throw bad(`type "${type}" is not one of ${EVENT_TYPES.join(', ')}`);
   const limit = input.limit === undefined || input.limit === 0 ? DEFAULT_QUERY_LIMIT : input.limit;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) throw bad(`limit ${limit} is outside 1–${MAX_QUERY_LIMIT}; page with a cursor for more`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) throw bad(`limit ${limit} is outside 1–${MAX_QUERY_LIMIT}; page with after_seq (ascending) or before_seq (descending) set to the last seq received for more`);
   const sinceMs = input.since === undefined || input.since === '' || input.since === 0 ? undefined : parseTimeBound(input.since, 'since', clock);
   const untilMs = input.until === undefined || input.until === '' || input.until === 0 ? undefined : parseTimeBound(input.until, 'until', clock);
   if (sinceMs !== undefined && untilMs !== undefined && untilMs <= sinceMs) throw bad('until must be later than since');

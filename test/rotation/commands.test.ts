@@ -87,7 +87,7 @@ describe('meshca root', () => {
     expect((await meshca(['ca', 'init', '--keys', keys2])).code).toBe(0);
     const ext = join(dir.path, 'ext');
     expect((await meshca(['ca', 'init', '--keys', ext])).code).toBe(0);
-    const r = await meshca(['root', 'prepare', '--keys', keys2, '--db', 'memory:', '--root-cert', join(ext, 'root-cert.pem'), '--root-key', join(ext, 'root-key.pem'), '--json']);
+    const r = await meshca(['root', 'prepare', '--keys', keys2, '--db', 'memory:', '--external-root-cert', join(ext, 'root-cert.pem'), '--external-root-key', join(ext, 'root-key.pem'), '--json']);
     expect(r.code).toBe(0);
     const id = JSON.parse(r.stdout).rootKeyId as string;
     expect(readdirSync(join(keys2, 'rotation', 'roots', id))).toEqual(['root-cert.pem']);

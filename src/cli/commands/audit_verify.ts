@@ -1,8 +1,10 @@
 // `meshca audit verify`: recompute the hash chain, check the signed checkpoints, and name the first
-// record altered, removed or inserted. Exits 1 if the ledger does not verify.
+// record altered, removed or inserted, in the database (--db) or by a running CA (--server). Exits 1
+// if the ledger does not verify.
 import { join } from 'node:path';
-import { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, openLedger, readLedgerPublicKey, type VerifyReport } from '../../ledger/index.ts';
+import { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, readLedgerPublicKey, type VerifyReport } from '../../ledger/index.ts';
 import { defineCommand } from '../command.ts';
+import { AUDIT_SOURCE_SETTINGS, openAuditSource } from './audit_source.ts';
 
 const SHOWN_PROBLEMS = 10;
 
@@ -21,19 +23,20 @@ function describeReport(where: string, r: VerifyReport): string {
 
 export const auditVerifyCommand = defineCommand({
   path: ['audit', 'verify'],
-  usage: 'meshca audit verify [--db URL] [--keys DIR] [--json]',
-  options: { settings: ['db', 'keys', 'json'] },
+  usage: 'meshca audit verify [--db URL] [--keys DIR] [--json] | meshca audit verify --server HOST:PORT --root-cert F (--cert F --key F | --token-file F) [--json]',
+  options: { settings: [...AUDIT_SOURCE_SETTINGS, 'keys', 'json'] },
   async run(v, ctx) {
-    const publicKey = readLedgerPublicKey(v.keys);
-    if (!publicKey) ctx.stderr(`warning: neither ${join(v.keys, LEDGER_KEY_FILE)} nor ${LEDGER_PUBLIC_KEY_FILE} exists; checkpoint signatures will not be checked\n`);
-    const ledger = await openLedger(v.db, { clock: ctx.clock, mustExist: true, ...(publicKey ? { verifyKeys: [publicKey] } : {}) });
+    // Over --server the CA checks with its own ledger key; here, with the one in --keys.
+    const publicKey = v.server === undefined ? readLedgerPublicKey(v.keys) : undefined;
+    if (v.server === undefined && !publicKey) ctx.stderr(`warning: neither ${join(v.keys, LEDGER_KEY_FILE)} nor ${LEDGER_PUBLIC_KEY_FILE} exists; checkpoint signatures will not be checked\n`);
+    const source = await openAuditSource(v, ctx, publicKey ? { verifyKeys: [publicKey] } : {});
     try {
-      const report = await ledger.verify();
+      const report = await source.verify();
       if (v.json) ctx.stdout(`${JSON.stringify(report, null, 2)}\n`);
-      else ctx.stdout(`${describeReport(v.db.replace(/(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/, '$1:***@'), report)}\n`);
+      else ctx.stdout(`${describeReport(source.where, report)}\n`);
       return report.ok ? 0 : 1;
     } finally {
-      await ledger.close();
+      await source.close();
     }
   },
 });

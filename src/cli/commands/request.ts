@@ -2,18 +2,10 @@
 // agent does, by hand, for operators and examples. Authenticates with a token (--token-file) or,
 // to renew, over mutual TLS with a certificate the CA issued (--cert, --key). Uses the agent's CA client.
 import { readSettingFile } from '../../config/index.ts';
-import { createCaClient, type CaCredential } from '../../agent/index.ts';
+import { createCaClient } from '../../agent/index.ts';
 import { describeError, isMeshcaError, MeshcaError } from '../../errors/index.ts';
 import { defineCommand } from '../command.ts';
-
-/** --cert and --key renew over mutual TLS; without them the token file is the credential. */
-export function clientCredentialOf(v: { readonly cert?: string; readonly key?: string; readonly 'token-file': string }): CaCredential {
-  if (v.cert !== undefined || v.key !== undefined) {
-    if (v.cert === undefined || v.key === undefined) throw new MeshcaError('BAD_CONFIG', '--cert and --key go together');
-    return { kind: 'certificate', chainPem: readSettingFile(v.cert, '--cert'), privateKeyPem: readSettingFile(v.key, '--key') };
-  }
-  return { kind: 'token', token: readSettingFile(v['token-file'], '--token-file').trim() };
-}
+import { clientCredentialOf } from '../remote.ts';
 
 export const requestCommand = defineCommand({
   path: ['request'],

@@ -23,10 +23,15 @@ import {
 import { readSettingFile, SETTINGS, type Settings } from '../../config/index.ts';
 import { defineCommand, report, type CommandContext } from '../command.ts';
 import { existingRootPaths } from './existing_root.ts';
+import { REMOTE_SETTINGS } from '../remote.ts';
+import { refuseExternalRootRemotely, runRemoteRootStep } from './root_remote.ts';
 
-const COMMON = ['keys', 'db', 'max-ttl', 'trust-domain', 'json'] as const;
+const COMMON = ['keys', 'db', 'max-ttl', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
 /** What the certificates a rotation step makes are like; only prepare and rotate-intermediate make any. */
 const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
+
+/** Every root command can also ask a running CA's admin API instead of the key store. */
+const REMOTE_USAGE = ' | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)';
 
 type RotationSettings = Settings<{ settings: typeof COMMON }> & Partial<Settings<{ settings: typeof MAKING }>>;
 
@@ -74,9 +79,10 @@ async function openForCounting(db: string): Promise<Ledger | undefined> {
 
 const statusCommand = defineCommand({
   path: ['root', 'status'],
-  usage: 'meshca root status [--keys DIR] [--db URL] [--max-ttl 24h] [--json]',
+  usage: `meshca root status [--keys DIR] [--db URL] [--max-ttl 24h] [--json]${REMOTE_USAGE}`,
   options: { settings: COMMON },
   async run(v, ctx) {
+    if (v.server !== undefined) return runRemoteRootStep('status', { ...v, server: v.server }, ctx);
     const snapshot = new DirectoryKeyStore(v.keys).snapshot(ctx.clock.now());
     const ledger = await openForCounting(v.db);
     try {
@@ -92,9 +98,13 @@ const statusCommand = defineCommand({
 
 const prepareCommand = defineCommand({
   path: ['root', 'prepare'],
-  usage: 'meshca root prepare [--keys DIR] [--key-type ec-p256] [--external-root-cert FILE --external-root-key FILE] [--db URL]',
+  usage: `meshca root prepare [--keys DIR] [--key-type ec-p256] [--external-root-cert FILE --external-root-key FILE] [--db URL]${REMOTE_USAGE}`,
   options: { settings: [...COMMON, 'key-type', 'external-root-cert', 'external-root-key', ...MAKING] },
   async run(v, ctx) {
+    if (v.server !== undefined) {
+      refuseExternalRootRemotely(v);
+      return runRemoteRootStep('prepare', { ...v, server: v.server }, ctx, { key_type: v['key-type'] });
+    }
     const paths = existingRootPaths(v);
     const external: ExternalRoot | undefined = paths && { certPem: readSettingFile(paths.certPath, '--external-root-cert'), key: readPrivateKeyFile(paths.keyPath) };
     const r = await withContext(v, ctx, (rc) => prepareRoot(rc, { keyType: v['key-type'], ...(external ? { external } : {}) }));
@@ -110,9 +120,10 @@ const prepareCommand = defineCommand({
 
 const activateCommand = defineCommand({
   path: ['root', 'activate'],
-  usage: 'meshca root activate [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
+  usage: `meshca root activate [--keys DIR] [--max-ttl 24h] [--force] [--db URL]${REMOTE_USAGE}`,
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
+    if (v.server !== undefined) return runRemoteRootStep('activate', { ...v, server: v.server }, ctx, { force: v.force });
     const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force }));
     if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
     const human =
@@ -127,9 +138,10 @@ const activateCommand = defineCommand({
 
 const retireCommand = defineCommand({
   path: ['root', 'retire'],
-  usage: 'meshca root retire [--keys DIR] [--max-ttl 24h] [--force] [--db URL]',
+  usage: `meshca root retire [--keys DIR] [--max-ttl 24h] [--force] [--db URL]${REMOTE_USAGE}`,
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
+    if (v.server !== undefined) return runRemoteRootStep('retire', { ...v, server: v.server }, ctx, { force: v.force });
     const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force }));
     if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
     const human =
@@ -143,9 +155,10 @@ const retireCommand = defineCommand({
 
 const rotateIntermediateCommand = defineCommand({
   path: ['root', 'rotate-intermediate'],
-  usage: 'meshca root rotate-intermediate [--keys DIR] [--key-type ec-p256] [--ca-ttl 365d] [--db URL]',
+  usage: `meshca root rotate-intermediate [--keys DIR] [--key-type ec-p256] [--ca-ttl 365d] [--db URL]${REMOTE_USAGE}`,
   options: { settings: [...COMMON, 'key-type', 'org', 'ca-ttl'] },
   async run(v, ctx) {
+    if (v.server !== undefined) return runRemoteRootStep('rotate-intermediate', { ...v, server: v.server }, ctx, { key_type: v['key-type'] });
     const r = await withContext(v, ctx, (rc) => rotateIntermediate(rc, { keyType: v['key-type'], now: true }));
     report(ctx, v, `activated intermediate ${r.keyId!.slice(0, 16)}… under the active root; the previous one stays trusted until its certificates expire`, r);
     return 0;
