@@ -119,7 +119,7 @@ export const SETTINGS = {
   'token-ttl': s('duration', 'lifetime of the development token'),
   // Clients of a running CA (agent, request, and the remote audit and root commands)
   'ca-addr': s('string', 'CA address host:port (agent, request)', { default: 'meshca.meshca-system.svc:15012' }),
-  server: s('string', 'talk to the running CA at host:port over its audit/admin gRPC API instead of the local ledger and key store'),
+  server: s('string', 'ask the running CA at host:port over its audit/admin gRPC API (mTLS with --cert/--key, or --token-file; --root-cert to trust it) instead of reading --db/--keys here'),
   'root-cert': s('string', "root certificate(s) PEM to trust for the CA's serving certificate"),
   'ca-name': s('string', 'name expected in the CA serving certificate (default: host of the CA address)'),
   cert: s('string', 'client certificate chain PEM (leaf first) to authenticate with over mutual TLS, e.g. one meshca issued'),
