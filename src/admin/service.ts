@@ -3,21 +3,14 @@
 // key material over the wire.
 
 import * as grpc from '@grpc/grpc-js';
-import type { Caller } from '../authn/index.ts';
-import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Ledger } from '../ledger/index.ts';
-import type { Logger } from '../observability/index.ts';
 import { parseKeyType, type KeyType } from '../pki/index.ts';
 import { activateRoot, prepareRoot, retireRoot, rotateIntermediate, rotationStatus, type RotationContext } from '../rotation/index.ts';
 import type { Clock } from '../time/index.ts';
 import { ADMIN_SERVICE, serviceClient, serviceDefinition } from '../transport/index.ts';
+import { adminUnary, type AdmissionDeps } from './admission.ts';
 
-export type AdminCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getAuthContext'>;
-
-export interface AdminServiceDeps {
-  /** SPIFFE IDs allowed to rotate. */
-  readonly admins: readonly string[];
-  readonly authenticate: (call: AdminCall) => Promise<Caller>;
+export interface AdminServiceDeps extends AdmissionDeps {
   /** The rotation context acting for `actor` (the admin's SPIFFE ID goes into the ledger). */
   readonly rotation: (actor: string) => RotationContext;
   readonly defaultKeyType: KeyType;
@@ -25,7 +18,6 @@ export interface AdminServiceDeps {
   readonly afterChange: () => void;
   readonly ledger?: Pick<Ledger, 'query'>;
   readonly clock: Clock;
-  readonly log: Pick<Logger, 'info' | 'warn'>;
 }
 
 /** A client constructor for the admin API (tools, tests). */
@@ -41,33 +33,8 @@ interface StepResponse {
 }
 
 export function createAdminService(deps: AdminServiceDeps): { service: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
-  const admins = new Set(deps.admins);
-
-  async function admit(call: AdminCall, method: string): Promise<string> {
-    const caller = await deps.authenticate(call);
-    const id = caller.spiffeId.uri;
-    if (!admins.has(id)) {
-      deps.log.warn({ caller: id, method }, 'admin request refused: not an admin');
-      throw new MeshcaError('PERMISSION_DENIED', `${id} is not an admin (--admins)`);
-    }
-    deps.log.info({ caller: id, method }, 'admin request');
-    return id;
-  }
-
   const keyTypeOf = (text: string | undefined) => (text ? parseKeyType(text) : deps.defaultKeyType);
-
-  function unary<Req>(method: string, run: (req: Req, actor: string) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> {
-    return (call, callback) => {
-      void (async () => {
-        try {
-          const actor = await admit(call, method);
-          callback(null, await run(call.request, actor));
-        } catch (err) {
-          callback(toGrpcStatus(err));
-        }
-      })();
-    };
-  }
+  const unary = adminUnary(deps);
 
   const step = async (actor: string, f: (ctx: RotationContext) => Promise<StepResponse>): Promise<StepResponse> => {
     const out = await f(deps.rotation(actor));

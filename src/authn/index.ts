@@ -7,7 +7,8 @@ export { createMtlsAuthenticator } from './mtls.ts';
 export { loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } from './dev_issuer.ts';
 export { bearerTokenFrom, tokenSha256, tokenLogId, tokenFacts, MAX_TOKEN_BYTES } from './token.ts';
 export { callerFromKubernetesClaims } from './kubernetes_claims.ts';
-export { createIdentityPolicy, type IdentityPolicy, type PolicyDecision } from './policy.ts';
+export { createIdentityPolicy, type IdentityPolicy, type PolicyDecision, type RuntimeDenyList } from './policy.ts';
+export { parseDenyTarget, formatDenyTarget, compileDenyList, isDenyEntryInForce, denyEntryMessage, type DenyTarget, type DenyEntry, type DenyCheck } from './deny_list.ts';
 // Types only: the Kubernetes authenticators (and their client) load only when --authn asks for them.
 export type { KubernetesAuthOptions, KubernetesAuthMode } from './kubernetes/index.ts';
 export { createClusterRouter, type ClusterRouterOptions } from './cluster_router.ts';

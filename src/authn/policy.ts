@@ -1,11 +1,13 @@
 // Identity policy applied to an authenticated caller, whichever authenticator vouched for it:
-// --allow-namespaces, --deny-namespaces, --deny-ids. A denial names the rule; it never says "no".
+// --allow-namespaces, --deny-namespaces, --deny-ids and the runtime deny list (`meshca deny`).
+// A denial names the rule; it never says "no".
 
 import { describeError, MeshcaError } from '../errors/index.ts';
 import { kubernetesIdentityOf, parseSpiffeId } from '../spiffe/index.ts';
+import { denyEntryMessage, type DenyCheck } from './deny_list.ts';
 import type { Caller } from './types.ts';
 
-export type PolicyRule = 'deny-ids' | 'deny-namespaces' | 'allow-namespaces';
+export type PolicyRule = 'deny-ids' | 'deny-namespaces' | 'allow-namespaces' | 'deny-list';
 
 export type PolicyDecision = { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly rule: PolicyRule };
 
@@ -19,6 +21,12 @@ export interface IdentityPolicyOptions {
   readonly denyIds?: readonly string[];
 }
 
+/** The runtime deny list as the server follows it from the key store, and the time to judge `--until` by. */
+export interface RuntimeDenyList {
+  readonly check: () => DenyCheck;
+  readonly nowMs: () => number;
+}
+
 function namespaceOf(caller: Caller): string | undefined {
   return caller.namespace ?? kubernetesIdentityOf(caller.spiffeId)?.namespace;
 }
@@ -28,7 +36,7 @@ function namespaceOf(caller: Caller): string | undefined {
  * namespace (e.g. a non-Kubernetes SPIFFE ID renewing over mTLS) passes the namespace rules only
  * when no allow list is set.
  */
-export function createIdentityPolicy(opts: IdentityPolicyOptions): IdentityPolicy {
+export function createIdentityPolicy(opts: IdentityPolicyOptions, runtime?: RuntimeDenyList): IdentityPolicy {
   const denyIds = new Set<string>();
   for (const id of opts.denyIds ?? []) {
     try {
@@ -47,6 +55,8 @@ export function createIdentityPolicy(opts: IdentityPolicyOptions): IdentityPolic
       if (denyIds.has(caller.spiffeId.uri)) {
         return { ok: false, rule: 'deny-ids', reason: `identity ${caller.spiffeId.uri} is on the deny list (--deny-ids)` };
       }
+      const entry = runtime?.check()(caller, runtime.nowMs());
+      if (entry) return { ok: false, rule: 'deny-list', reason: denyEntryMessage(caller, entry) };
       const ns = namespaceOf(caller);
       if (ns !== undefined && denyNamespaces.has(ns)) {
         return { ok: false, rule: 'deny-namespaces', reason: `namespace "${ns}" is denied (--deny-namespaces)` };

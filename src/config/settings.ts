@@ -130,7 +130,8 @@ export const SETTINGS = {
   'bundle-poll': s('duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
   // Audit
   since: s('string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)', { flagOnly: true }),
-  until: s('string', 'up to this time (ISO 8601 or a duration ago)', { flagOnly: true }),
+  until: s('string', 'up to this time (ISO 8601; audit: or a duration ago; deny add: or a duration from now)', { flagOnly: true }),
+  reason: s('string', 'why (deny add: shown by deny list and kept in the ledger)', { flagOnly: true }),
   serial: s('string', 'certificate serial (hex)', { flagOnly: true }),
   denied: s('bool', 'only denied requests', { default: false, flagOnly: true }),
   limit: s('int', 'at most this many records (more than 10000 are read in pages)', { flagOnly: true }),

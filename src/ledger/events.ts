@@ -56,7 +56,10 @@ export type CaEventName =
   | 'server-start'
   | 'server-stop'
   /** Retention removed records up to a signed checkpoint, which became the chain's new anchor. */
-  | 'ledger-prune';
+  | 'ledger-prune'
+  /** The runtime deny list changed (`meshca deny add|remove`); the actor is the admin. */
+  | 'deny-add'
+  | 'deny-remove';
 
 export interface CaEvent {
   readonly type: 'ca';

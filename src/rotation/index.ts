@@ -25,3 +25,18 @@ export {
   type RotationRuntimeOptions,
   type SwappableCaState,
 } from './runtime.ts';
+export {
+  addDenyEntry,
+  removeDenyEntry,
+  denyListRows,
+  formatDenyListRows,
+  DirectoryDenyListStore,
+  DENY_LIST_FILE,
+  type DenyListStore,
+  type DenyListDocument,
+  type DenyChangeContext,
+  type DenyAddResult,
+  type DenyRemoveResult,
+  type DenyListRow,
+  type StaticDenials,
+} from './deny_store.ts';

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeCacertsFiles } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import { decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+import { DirectoryDenyListStore, type DenyListStore } from './deny_store.ts';
 import { withFileLock } from './lock.ts';
 import { activeSlotOf } from './slots.ts';
 import { trustBundleRoots } from './schedule.ts';
@@ -55,6 +56,8 @@ export interface KeyStore {
   transact<T>(transition: Transition<T>, nowMs: () => number): Promise<T>;
   /** Cheap and different whenever the store changed (for pollers). */
   changeToken(): string;
+  /** The runtime deny list kept beside the CA material (its own file, its own lock and change token). */
+  readonly denyList: DenyListStore;
 }
 
 export function certificateFacts(pem: string): { keyId: string; subject: string; notBeforeMs: number; notAfterMs: number; cert: X509Certificate } {
@@ -119,10 +122,12 @@ function statToken(path: string): string {
 export class DirectoryKeyStore implements KeyStore {
   readonly location: string;
   readonly #rotationDir: string;
+  readonly denyList: DenyListStore;
 
   constructor(dir: string) {
     this.location = dir;
     this.#rotationDir = join(dir, ROTATION_DIR);
+    this.denyList = new DirectoryDenyListStore(dir);
   }
 
   get statePath(): string {

@@ -44,6 +44,8 @@ export interface RotationRuntimeOptions {
   readonly keyType: KeyType;
   readonly autoRotateIntermediates: boolean;
   readonly pollMs?: number;
+  /** Also called on every poll: whatever else serve follows in the key store (the runtime deny list). */
+  readonly onPoll?: () => void;
   readonly checkMs?: number;
   readonly rootExpiryWarningMs?: number;
   readonly caExpiryWarningMs?: number;
@@ -164,7 +166,10 @@ export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime
     warnExpiry('intermediate', a.notAfterMs, caWarnMs, nowMs);
   };
 
-  const poll = o.clock.every(o.pollMs ?? DEFAULT_KEYS_POLL_MS, reload);
+  const poll = o.clock.every(o.pollMs ?? DEFAULT_KEYS_POLL_MS, () => {
+    reload();
+    o.onPoll?.();
+  });
   let checking = false;
   const scheduler = o.clock.every(o.checkMs ?? DEFAULT_ROTATION_CHECK_MS, () => {
     if (checking) return;

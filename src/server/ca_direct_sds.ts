@@ -30,9 +30,14 @@ import type { Clock } from '../time/index.ts';
 export const BUNDLE_REFRESH_MS = 5_000;
 
 export interface CaDirectSdsDeps {
-  readonly issuer: Pick<SvidIssuer, 'issueWorkloadSvid'>;
+  readonly issuer: Pick<SvidIssuer, 'issueWorkloadSvid'> & Partial<Pick<SvidIssuer, 'recordRefusal'>>;
   /** Authenticates (and authorizes) the stream's caller from its metadata; throws MeshcaError. */
   readonly authenticate: (metadata: grpc.Metadata, call: { readonly metadata: grpc.Metadata; getPeer(): string }) => Promise<Caller>;
+  /**
+   * The identity policy again, for a stream already open: before every renewal and whenever the
+   * runtime deny list changes (`closeDenied`). Throws PERMISSION_DENIED for a caller it stops.
+   */
+  readonly authorize?: (caller: Caller) => void;
   /** The CA's current trust bundle, one PEM per root. */
   readonly bundlePem: () => readonly string[];
   readonly clock: Clock;
@@ -47,6 +52,8 @@ export interface CaDirectSds {
   register(server: grpc.Server): SdsService;
   /** Re-reads the bundle now and pushes ROOTCA to every stream if it changed (call on rotation). */
   refreshBundle(): void;
+  /** Ends, with PERMISSION_DENIED, every open stream whose identity `authorize` now refuses; returns how many. */
+  closeDenied(): Promise<number>;
   /** Stops the bundle refresh (streams end with the server). */
   close(): void;
 }
@@ -61,6 +68,7 @@ class CallerSource implements SecretSource {
   readonly #engine: RenewalEngine<CertificateWindow>;
   readonly #revoke: (err: MeshcaError) => void;
   readonly #unsubscribes: Array<() => void> = [];
+  #ended = false;
 
   constructor(caller: Caller, peer: string, bundle: SecretStore, deps: CaDirectSdsDeps, revoke: (err: MeshcaError) => void) {
     this.#caller = caller;
@@ -99,8 +107,31 @@ class CallerSource implements SecretSource {
   }
 
   close(): void {
+    this.#ended = true;
     this.#engine.stop();
     for (const u of this.#unsubscribes.splice(0)) u();
+  }
+
+  /** Ends the stream when the policy now refuses its identity; records the refusal in the ledger. */
+  async closeIfDenied(): Promise<boolean> {
+    if (this.#ended) return false;
+    try {
+      this.#deps.authorize?.(this.#caller);
+      return false;
+    } catch (err) {
+      const denied = err instanceof MeshcaError ? err : new MeshcaError('PERMISSION_DENIED', describeError(err));
+      this.close();
+      this.#revoke(denied);
+      this.#deps.log.warn({ spiffeId: this.#caller.spiffeId.uri, peer: this.#peer, reason: denied.message }, 'closed a CA-direct SDS stream: its identity is now denied');
+      await this.#recordRefusal(denied);
+      return true;
+    }
+  }
+
+  async #recordRefusal(err: MeshcaError): Promise<void> {
+    await this.#deps.issuer.recordRefusal?.({ channel: 'SDS', peer: this.#peer, caller: this.#caller }, err).catch((e: unknown) => {
+      this.#deps.log.error({ reason: describeError(e) }, 'could not record an SDS refusal in the ledger');
+    });
   }
 
   /** Issues this stream's certificate and publishes it; the engine schedules the renewal. */
@@ -110,6 +141,12 @@ class CallerSource implements SecretSource {
       // Renewals ride on the identity proven when the stream opened; once that proof has
       // expired the proxy must reconnect and prove it again.
       throw new MeshcaError('UNAUTHENTICATED', 'the credentials this SDS stream opened with have expired; reconnect with a fresh token');
+    }
+    try {
+      this.#deps.authorize?.(this.#caller);
+    } catch (err) {
+      if (err instanceof MeshcaError) await this.#recordRefusal(err);
+      throw err;
     }
     const { privateKey } = generateKeyPair('ec-p256');
     const svid = await this.#deps.issuer.issueWorkloadSvid({
@@ -130,7 +167,7 @@ class CallerSource implements SecretSource {
   #onFailure(err: unknown, attempt: number, retryInMs: number): 'retry' | 'stop' {
     const held = this.#own.get(DEFAULT_SECRET_NAME);
     const stillValid = held?.kind === 'tls-certificate' && held.notAfterMs > this.#deps.clock.now();
-    if (!stillValid || (err instanceof MeshcaError && err.code === 'UNAUTHENTICATED')) {
+    if (!stillValid || (err instanceof MeshcaError && (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED'))) {
       this.#revoke(err instanceof MeshcaError ? err : new MeshcaError('INTERNAL', 'could not issue a certificate', { cause: err }));
       return 'stop';
     }
@@ -151,6 +188,7 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
   };
   refreshBundle();
   const timer = deps.clock.every(BUNDLE_REFRESH_MS, refreshBundle);
+  const openSources = new Set<CallerSource>();
   const open = async (call: { readonly metadata: grpc.Metadata; getPeer(): string }): Promise<OpenedSource> => {
     const caller = await deps.authenticate(call.metadata, call);
     refreshBundle();
@@ -161,13 +199,25 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
     // Nobody may be listening yet; an unobserved rejection must not crash the process.
     revoked.catch(() => undefined);
     const source = new CallerSource(caller, call.getPeer(), bundle, deps, (err) => revoke(err));
-    return { source, close: () => source.close(), revoked };
+    openSources.add(source);
+    return {
+      source,
+      close: () => {
+        openSources.delete(source);
+        source.close();
+      },
+      revoked,
+    };
   };
   return {
     register(server) {
       return addSdsService(server, { source: open, log: deps.log, metrics: deps.metrics ?? createSdsMetrics() });
     },
     refreshBundle,
+    async closeDenied() {
+      const closed = await Promise.all([...openSources].map((s) => s.closeIfDenied()));
+      return closed.filter(Boolean).length;
+    },
     close() {
       timer.cancel();
     },

@@ -9,6 +9,7 @@ import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
 import type { Clock } from '../time/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
 import { CaState } from './ca_state.ts';
+import { DenyListFollower } from './deny_list.ts';
 import type { ServeConfig } from './config.ts';
 import { createCaMetrics, type CaMetrics } from './metrics.ts';
 
@@ -25,6 +26,8 @@ export interface ServerContext {
   readonly metrics: CaMetrics;
   readonly authenticators: () => readonly Authenticator[];
   readonly policy: IdentityPolicy;
+  /** The runtime deny list from the key store, which `policy` consults. */
+  readonly denyList: DenyListFollower;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -70,10 +73,11 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
     const registry = createRegistry();
     const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl });
     const chain = await buildAuthenticators(config, trustDomain, state, deps, registry);
-    const identityPolicy = createIdentityPolicy(config.policy);
+    const denyList = new DenyListFollower(keyStore.denyList, log);
+    const identityPolicy = createIdentityPolicy(config.policy, { check: denyList.check, nowMs: () => clock.now() });
     const ctx: CaContext = {
       config, trustDomain, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
-      policy: identityPolicy, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
+      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
     return Object.freeze(ctx);

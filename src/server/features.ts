@@ -2,14 +2,14 @@
 // adds to the gRPC server and the HTTP port and how it stops; serve stops them in reverse order.
 
 import * as grpc from '@grpc/grpc-js';
-import { createAdminService } from '../admin/index.ts';
+import { createAdminService, createDenyListService } from '../admin/index.ts';
 import { createAuditService } from '../audit/index.ts';
 import { createBundleRoute, startBundleDistribution } from '../distribution/index.ts';
 import { startRetention } from '../ledger/index.ts';
 import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
-import { authenticateCall, authenticateCaller, createCaServiceHandlers } from './ca_service.ts';
+import { authenticateCall, authenticateCaller, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
 import type { CaContext } from './context.ts';
 import { servingDnsNames, servingIpAddresses, ServingIdentity } from './serving_identity.ts';
 
@@ -76,6 +76,7 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
   const sds = createCaDirectSds({
     issuer: ctx.issuer,
     authenticate: (_md, call) => authenticateCall(call as never, ctx),
+    authorize: (caller) => authorizeCaller(caller, ctx.policy),
     bundlePem: () => state.bundlePem,
     clock: ctx.clock,
     log,
@@ -83,17 +84,20 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
   });
   // Push a rotated bundle at once rather than at the next periodic refresh.
   const unsubscribe = state.subscribe(() => sds.refreshBundle());
+  // An identity denied at runtime loses its open streams now, not at its next renewal.
+  const unsubscribeDeny = ctx.denyList.subscribe(() => void sds.closeDenied());
   log.warn('CA-direct SDS is on (--sds): the CA makes and holds private keys for proxies that use it; prefer meshca agent, which keeps keys in the pod');
   return {
     services: [(server) => void sds.register(server)],
     stop: () => {
       unsubscribe();
+      unsubscribeDeny();
       sds.close();
     },
   };
 }
 
-/** Following the key store, rotating intermediates when due, and the admin API (meshca.admin.v1.RotationService). */
+/** Following the key store (CA material and the runtime deny list), rotating intermediates when due, and the admin APIs (meshca.admin.v1). */
 export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: RotationRuntime } {
   const { config, clock, log } = ctx;
   const keyType = config.rotation.keyType;
@@ -104,15 +108,21 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
   };
   const runtime = startRotationRuntime({
     ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType, autoRotateIntermediates: true,
-    pollMs: config.rotation.keysPollMs, rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
+    pollMs: config.rotation.keysPollMs, onPoll: () => void ctx.denyList.reload(), rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
   });
   const admin = createAdminService({
     admins: config.admins, authenticate: (call) => authenticateCaller(call as never, ctx), rotation: (actor) => ({ ...rotation, actor }),
     defaultKeyType: keyType, afterChange: () => void runtime.reload(), ...(ctx.fullLedger ? { ledger: ctx.fullLedger } : {}), clock, log,
   });
+  const deny = createDenyListService({
+    admins: config.admins, authenticate: (call) => authenticateCaller(call as never, ctx), log, clock,
+    denyList: (actor) => ({ store: ctx.keyStore.denyList, ledger: ctx.recorder, clock, actor }),
+    statics: { denyIds: config.policy.denyIds, denyNamespaces: config.policy.denyNamespaces },
+    afterChange: () => void ctx.denyList.reload(),
+  });
   return {
     runtime,
-    services: [(server) => server.addService(admin.service, admin.handlers)],
+    services: [(server) => server.addService(admin.service, admin.handlers), (server) => server.addService(deny.service, deny.handlers)],
     readiness: { chain: () => runtime.readiness() },
     stop: () => runtime.stop(),
   };

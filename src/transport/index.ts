@@ -1,7 +1,7 @@
 // Public face of src/transport: what every gRPC and HTTP endpoint shares (the CA's and the agent's
 // alike): the proto loader, a call's peer address, the HTTP side port, listening. Knows no CA, no
 // ledger, no authentication; loading it must stay cheap for the agent that runs in every pod.
-export { protoDefinition, serviceDefinition, serviceClient, ISTIO_CA_SERVICE, ADMIN_SERVICE, AUDIT_SERVICE, SDS_SERVICE, type ServiceName } from './protos.ts';
+export { protoDefinition, serviceDefinition, serviceClient, ISTIO_CA_SERVICE, ADMIN_SERVICE, DENY_LIST_SERVICE, AUDIT_SERVICE, SDS_SERVICE, type ServiceName } from './protos.ts';
 export { peerAddressOf } from './peer.ts';
 export { createHttpServer, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
 export { parseListenAddress, listenUrl, bindGrpc, listenHttp, closeHttp, shutdownGrpc, type ListenAddress } from './listen.ts';

@@ -10,6 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 
 export const ISTIO_CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
 export const ADMIN_SERVICE = 'meshca.admin.v1.RotationService';
+export const DENY_LIST_SERVICE = 'meshca.admin.v1.DenyListService';
 export const AUDIT_SERVICE = 'meshca.audit.v1.AuditService';
 export const SDS_SERVICE = 'envoy.service.secret.v3.SecretDiscoveryService';
 
@@ -28,6 +29,7 @@ const ENVOY_PROTO_DEPS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate
 const PROTO_FILES = {
   [ISTIO_CA_SERVICE]: { family: 'meshca', files: ['istio/v1/auth/ca.proto'] },
   [ADMIN_SERVICE]: { family: 'meshca', files: ['meshca/admin/v1/admin.proto'] },
+  [DENY_LIST_SERVICE]: { family: 'meshca', files: ['meshca/admin/v1/admin.proto'] },
   [AUDIT_SERVICE]: { family: 'meshca', files: ['meshca/audit/v1/audit.proto'] },
   [SDS_SERVICE]: { family: 'envoy', files: ['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'] },
 } as const satisfies Record<string, { family: ProtoFamily; files: readonly string[] }>;
