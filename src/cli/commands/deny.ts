@@ -2,19 +2,17 @@
 // machine that mounts it) or through a running CA's admin API (--server, for --admins). Every serve
 // sharing the key store applies a change within 5 s; each change is in the ledger with its author.
 
-import * as grpc from '@grpc/grpc-js';
 import { userInfo } from 'node:os';
-import { denyListServiceClient } from '../../admin/index.ts';
-import { readSettingFile, type Settings } from '../../config/index.ts';
-import { describeError, MeshcaError } from '../../errors/index.ts';
+import type { Settings } from '../../config/index.ts';
+import { MeshcaError } from '../../errors/index.ts';
 import { openLedgerWriter } from '../../ledger/index.ts';
 import { addDenyEntry, denyListRows, DirectoryKeyStore, formatDenyListRows, removeDenyEntry, type DenyChangeContext, type DenyListRow } from '../../rotation/index.ts';
 import { parseDuration, type Clock } from '../../time/index.ts';
+import { DENY_LIST_SERVICE } from '../../transport/index.ts';
 import { defineCommand, report, type CommandContext } from '../command.ts';
+import { connectRemote, REMOTE_SETTINGS, type RemoteSettings } from '../remote.ts';
 
 const LOCAL = ['keys', 'db', 'json'] as const;
-const REMOTE = ['server', 'root-cert', 'token-file', 'ca-name'] as const;
-type Remote = Settings<{ settings: typeof REMOTE }>;
 
 function actor(): string {
   try {
@@ -54,39 +52,26 @@ async function withLocal<T>(v: Settings<{ settings: typeof LOCAL }>, ctx: Comman
   }
 }
 
-/** Calls the running CA's DenyListService with the bearer token, over TLS verified against --root-cert. */
-async function callRemote<T>(v: Remote & { server: string }, method: 'Add' | 'Remove' | 'List', request: object): Promise<T> {
-  if (!v['root-cert']) throw new MeshcaError('BAD_CONFIG', `--server needs --root-cert: the root(s) to verify the CA at ${v.server} by`);
-  const roots = readSettingFile(v['root-cert'], '--root-cert');
-  const token = readSettingFile(v['token-file'], '--token-file').trim();
-  const Ctor = denyListServiceClient();
-  const client = new Ctor(v.server, grpc.credentials.createSsl(Buffer.from(roots)), v['ca-name'] ? { 'grpc.ssl_target_name_override': v['ca-name'] } : {}) as grpc.Client & Record<string, Function>;
-  const md = new grpc.Metadata();
-  md.set('authorization', `Bearer ${token}`);
+/** Calls the running CA's DenyListService as the admin --cert/--key or --token-file proves. */
+async function callRemote<T>(v: RemoteSettings & { readonly server: string }, ctx: CommandContext, method: 'Add' | 'Remove' | 'List', request: object): Promise<T> {
+  const remote = connectRemote(DENY_LIST_SERVICE, v, ctx.clock);
   try {
-    return await new Promise<T>((resolve, reject) => {
-      client[method]!(request, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
-    });
-  } catch (err) {
-    const e = err as grpc.ServiceError;
-    if (e.code === grpc.status.PERMISSION_DENIED || e.code === grpc.status.UNAUTHENTICATED) throw new MeshcaError('PERMISSION_DENIED', `the CA at ${v.server} refused: ${e.details}`);
-    if (e.code === grpc.status.INVALID_ARGUMENT) throw new MeshcaError('BAD_REQUEST', e.details);
-    throw new MeshcaError('CA_UNAVAILABLE', `the CA at ${v.server} could not be asked: ${e.details ?? describeError(err)}`, { cause: err });
+    return await remote.unary<T>(method, request);
   } finally {
-    client.close();
+    remote.close();
   }
 }
 
-const addUsage = 'meshca deny add <spiffe-id | ns/<ns> | ns/<ns>/sa/<sa>> --reason TEXT [--until 2030-01-31T12:00:00Z | 8h] [--keys DIR --db URL | --server HOST:PORT --token-file F --root-cert F]';
+const addUsage = 'meshca deny add <spiffe-id | ns/<ns> | ns/<ns>/sa/<sa>> --reason TEXT [--until 2030-01-31T12:00:00Z | 8h] [--keys DIR --db URL | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)]';
 const addCommand = defineCommand({
   path: ['deny', 'add'],
   usage: addUsage,
-  options: { settings: [...LOCAL, ...REMOTE, 'reason', 'until'], required: ['reason'], positionals: true },
+  options: { settings: [...LOCAL, ...REMOTE_SETTINGS, 'reason', 'until'], required: ['reason'], positionals: true },
   async run(v, ctx, positionals) {
     const target = onlyTarget(positionals, addUsage);
     const untilMs = v.until === undefined ? undefined : parseDenyUntil(v.until, ctx.clock);
     const r = v.server
-      ? await callRemote<{ outcome: string; target: string }>({ ...v, server: v.server }, 'Add', { target, reason: v.reason, until: untilMs === undefined ? '' : new Date(untilMs).toISOString() })
+      ? await callRemote<{ outcome: string; target: string }>({ ...v, server: v.server }, ctx, 'Add', { target, reason: v.reason, until: untilMs === undefined ? '' : new Date(untilMs).toISOString() })
       : await withLocal(v, ctx, async (dc) => {
           const done = await addDenyEntry(dc, { target, reason: v.reason, ...(untilMs !== undefined ? { untilMs } : {}) });
           return { outcome: done.outcome, target: done.entry.target };
@@ -97,15 +82,15 @@ const addCommand = defineCommand({
   },
 });
 
-const removeUsage = 'meshca deny remove <target> [--keys DIR --db URL | --server HOST:PORT --token-file F --root-cert F]';
+const removeUsage = 'meshca deny remove <target> [--keys DIR --db URL | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)]';
 const removeCommand = defineCommand({
   path: ['deny', 'remove'],
   usage: removeUsage,
-  options: { settings: [...LOCAL, ...REMOTE], positionals: true },
+  options: { settings: [...LOCAL, ...REMOTE_SETTINGS], positionals: true },
   async run(v, ctx, positionals) {
     const target = onlyTarget(positionals, removeUsage);
     const r = v.server
-      ? await callRemote<{ outcome: string; target: string }>({ ...v, server: v.server }, 'Remove', { target })
+      ? await callRemote<{ outcome: string; target: string }>({ ...v, server: v.server }, ctx, 'Remove', { target })
       : await withLocal(v, ctx, (dc) => removeDenyEntry(dc, target));
     report(ctx, v, r.outcome === 'removed' ? `removed ${r.target} from the deny list` : `${r.target} is not on the runtime deny list (nothing changed)`, r);
     return 0;
@@ -124,12 +109,12 @@ interface WireRow {
 
 const listCommand = defineCommand({
   path: ['deny', 'list'],
-  usage: 'meshca deny list [--keys DIR] [--deny-ids …] [--deny-namespaces …] [--json] | --server HOST:PORT --token-file F --root-cert F',
-  options: { settings: [...LOCAL, ...REMOTE, 'deny-ids', 'deny-namespaces'] },
+  usage: 'meshca deny list [--keys DIR] [--deny-ids …] [--deny-namespaces …] [--json] | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)',
+  options: { settings: [...LOCAL, ...REMOTE_SETTINGS, 'deny-ids', 'deny-namespaces'] },
   async run(v, ctx) {
     let rows: DenyListRow[];
     if (v.server) {
-      const res = await callRemote<{ entries: WireRow[] }>({ ...v, server: v.server }, 'List', {});
+      const res = await callRemote<{ entries: WireRow[] }>({ ...v, server: v.server }, ctx, 'List', {});
       rows = res.entries.map((e) => ({
         target: e.target, source: e.source, reason: e.reason, inForce: e.in_force,
         ...(e.added_by ? { addedBy: e.added_by } : {}), ...(e.added_at ? { addedAt: e.added_at } : {}), ...(e.until ? { until: e.until } : {}),
