@@ -12,3 +12,5 @@ export { parseDenyTarget, formatDenyTarget, compileDenyList, isDenyEntryInForce,
 // Types only: the Kubernetes authenticators (and their client) load only when --authn asks for them.
 export type { KubernetesAuthOptions, KubernetesAuthMode } from './kubernetes/index.ts';
 export { createClusterRouter, type ClusterRouterOptions } from './cluster_router.ts';
+export { createNodeAuthorizer, IMPERSONATED_IDENTITY_FIELD, type NodeAuthorizer, type NodeAuthorizerOptions, type NodePods, type ImpersonationOutcome } from './node_authorizer.ts';
+export type { PodIndex } from './kubernetes/index.ts';

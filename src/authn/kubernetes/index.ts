@@ -13,11 +13,13 @@ import { createIssuerFetch, type IssuerTrust } from './oidc.ts';
 import { createTokenBucket } from './rate_limit.ts';
 import { createTokenReviewClient } from './review_client.ts';
 import { createTokenReviewAuthenticator } from './tokenreview.ts';
+import { startPodIndex, type PodIndex } from './pod_index.ts';
 
 export { type JwksVerdict, type JwksVerifier } from './jwks.ts';
 export { type RateLimiter } from './rate_limit.ts';
 export { ReviewCache } from './token_cache.ts';
 export { type KubeAuthMetrics } from './metrics.ts';
+export { POD_WATCH_RESTART_MS, type PodFacts, type PodIndex } from './pod_index.ts';
 
 export type KubernetesAuthMode = 'tokenreview' | 'jwks' | 'both';
 
@@ -86,6 +88,11 @@ function validate(opts: KubernetesAuthOptions): void {
   if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 1) throw new MeshcaError('BAD_CONFIG', `token-cache-size: ${opts.tokenCacheSize} must be a whole number of at least 1`);
   if (!(opts.tokenCacheTtlMs >= 0)) throw new MeshcaError('BAD_CONFIG', `token-cache-ttl: ${opts.tokenCacheTtlMs}ms must not be negative`);
   if (opts.oidcIssuer !== undefined && !/^https:\/\/[^/]/.test(opts.oidcIssuer)) throw new MeshcaError('BAD_CONFIG', `oidc-issuer: "${opts.oidcIssuer}" must be an https URL`);
+}
+
+/** The pods of one cluster (its kubeconfig, or in-cluster), watched for node authorization. */
+export function startClusterPodIndex(opts: { kubeconfigPath?: string; clock: Clock; log: Logger }): PodIndex {
+  return startPodIndex({ kubeConfig: loadKubeConfig(opts.kubeconfigPath), clock: opts.clock, log: opts.log.child({ component: 'pod-index' }) });
 }
 
 /**
