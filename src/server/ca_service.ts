@@ -4,13 +4,14 @@
 // identity comes from the caller's credentials, as Istio's CreateCertificate also insists.
 
 import * as grpc from '@grpc/grpc-js';
-import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type AuthRequest, type Caller, type IdentityPolicy } from '../authn/index.ts';
+import { authenticateWithChain, tokenLogId, tokenSha256, type Authenticator, type AuthRequest, type Caller, type IdentityPolicy, type NodeAuthorizer } from '../authn/index.ts';
 import type { SvidIssuer } from '../ca/index.ts';
 import { MeshcaError, toGrpcStatus } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock } from '../time/index.ts';
 import { peerAddressOf } from '../transport/index.ts';
 import { authRequestOf, deadlineOf } from './call_identity.ts';
+import { impersonate, impersonatedIdentityOf } from './impersonation.ts';
 import type { CaMetrics } from './metrics.ts';
 
 /** Longest an issuance may wait on authentication when the client sets no deadline. */
@@ -23,6 +24,8 @@ export interface CaServiceDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: CaMetrics;
+  /** Istio ambient: who may ask for a workload's identity (--trusted-node-accounts); absent: nobody. */
+  readonly nodeAuthorizer?: NodeAuthorizer;
 }
 
 interface CreateCertificateRequest {
@@ -106,6 +109,13 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
     try {
       caller = await authenticateRequest(authReq, deps);
       authorizeCaller(caller, deps.policy);
+      const requested = impersonatedIdentityOf(call.request.metadata);
+      if (requested !== undefined) {
+        // The agent stays the recorded caller of a refusal; a grant records the workload, with the agent in its detail.
+        const workload = impersonate(caller, requested, deps.nodeAuthorizer);
+        authorizeCaller(workload, deps.policy);
+        caller = workload;
+      }
       csrPem = csrOf(call.request);
     } catch (err) {
       const token = authReq.bearerToken;

@@ -11,6 +11,7 @@ import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } 
 import { createCaDirectSds } from './ca_direct_sds.ts';
 import { authenticateCall, authenticateCaller, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
 import type { CaContext } from './context.ts';
+import type { NodeAuthorizer } from '../authn/index.ts';
 import { servingDnsNames, servingIpAddresses, ServingIdentity } from './serving_identity.ts';
 
 export interface Feature {
@@ -23,7 +24,7 @@ export interface Feature {
 }
 
 /** istio.v1.auth.IstioCertificateService/CreateCertificate, and the CA certificates' expiry metric. */
-export function createCertificateFeature(ctx: CaContext): Feature {
+export function createCertificateFeature(ctx: CaContext, nodeAuthorizer?: NodeAuthorizer): Feature {
   const { state, metrics, clock } = ctx;
   const recordExpiry = () => {
     metrics.caCertExpiry.set({ cert: 'root' }, Date.parse(state.authority.root.validTo) / 1000);
@@ -31,7 +32,7 @@ export function createCertificateFeature(ctx: CaContext): Feature {
   };
   recordExpiry();
   const unsubscribe = state.subscribe(recordExpiry);
-  const handlers = createCaServiceHandlers({ issuer: ctx.issuer, authenticators: ctx.authenticators, policy: ctx.policy, clock, log: ctx.log, metrics });
+  const handlers = createCaServiceHandlers({ issuer: ctx.issuer, authenticators: ctx.authenticators, policy: ctx.policy, clock, log: ctx.log, metrics, ...(nodeAuthorizer ? { nodeAuthorizer } : {}) });
   return {
     services: [(server) => server.addService(serviceDefinition(ISTIO_CA_SERVICE), handlers)],
     readiness: { keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }) },

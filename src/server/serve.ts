@@ -9,6 +9,7 @@ import { bindGrpc, closeHttp, createHttpServer, listenHttp, shutdownGrpc } from 
 import type { ServeConfig } from './config.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
 import { auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
+import { nodeAuthorizationFeature } from './node_authorization.ts';
 
 /** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -51,7 +52,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   };
 
   try {
-    await start(createCertificateFeature(ctx));
+    const nodeAuthorization = await start(nodeAuthorizationFeature(ctx));
+    await start(createCertificateFeature(ctx, nodeAuthorization.authorizer));
     const serving = await start(servingIdentityFeature(ctx));
     await start(auditFeature(ctx));
     await start(caDirectSdsFeature(ctx));

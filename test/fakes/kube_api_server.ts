@@ -1,5 +1,5 @@
 // A fake Kubernetes API server for tests: real HTTPS on 127.0.0.1 with its own test CA, speaking
-// TokenReview, OIDC discovery/JWKS, and ConfigMaps/Secrets/Leases/Namespaces (CRUD, patch, list,
+// TokenReview, OIDC discovery/JWKS, and ConfigMaps/Secrets/Leases/Namespaces/Pods (CRUD, patch, list,
 // watch) with kube-apiserver's Status objects and codes. It must never be used outside tests.
 
 import { writeFileSync } from 'node:fs';
@@ -77,9 +77,9 @@ interface Route {
 function parseResourcePath(path: string): Route | undefined {
   let m = /^\/api\/v1\/namespaces(?:\/([^/]+))?$/.exec(path);
   if (m) return { kind: kindOf('namespaces'), ...(m[1] ? { name: decodeURIComponent(m[1]) } : {}) };
-  m = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|secrets)(?:\/([^/]+))?$/.exec(path);
+  m = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|secrets|pods)(?:\/([^/]+))?$/.exec(path);
   if (m) return { kind: kindOf(m[2]!), namespace: decodeURIComponent(m[1]!), ...(m[3] ? { name: decodeURIComponent(m[3]) } : {}) };
-  m = /^\/api\/v1\/(configmaps|secrets)$/.exec(path);
+  m = /^\/api\/v1\/(configmaps|secrets|pods)$/.exec(path);
   if (m) return { kind: kindOf(m[1]!) };
   m = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(path);
   if (m) return { kind: kindOf('leases'), namespace: decodeURIComponent(m[1]!), ...(m[2] ? { name: decodeURIComponent(m[2]) } : {}) };
@@ -185,6 +185,31 @@ export class FakeKubeApiServer {
       currentContext: 'fake',
     });
     return kc;
+  }
+
+  // ---- pods ----
+
+  /**
+   * Schedules a pod: an object in the store (list/watch see it) and a pod the token issuer binds
+   * tokens to, with the same uid and node. Returns the pod's uid.
+   */
+  addPod(namespace: string, name: string, opts: { serviceAccount: string; nodeName: string }): string {
+    const created = this.store.create(kindOf('pods'), namespace, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace },
+      spec: { serviceAccountName: opts.serviceAccount, nodeName: opts.nodeName, containers: [{ name: 'app', image: 'app' }] },
+      status: { phase: 'Running' },
+    });
+    const uid = created.metadata.uid!;
+    this.tokens.addPod(namespace, name, { uid, nodeName: opts.nodeName });
+    return uid;
+  }
+
+  /** Deletes a pod from the store (watchers see DELETED) and from the token issuer's table. */
+  deletePod(namespace: string, name: string): void {
+    this.store.delete(kindOf('pods'), namespace, name, undefined);
+    this.tokens.deletePod(namespace, name);
   }
 
   // ---- failure injection and counters ----

@@ -18,6 +18,7 @@ export const RESOURCES: readonly ResourceKind[] = [
   { resource: 'secrets', group: '', version: 'v1', kind: 'Secret', namespaced: true },
   { resource: 'namespaces', group: '', version: 'v1', kind: 'Namespace', namespaced: false },
   { resource: 'leases', group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', namespaced: true },
+  { resource: 'pods', group: '', version: 'v1', kind: 'Pod', namespaced: true },
 ];
 
 export interface KubeObject {
@@ -82,7 +83,8 @@ function matchesFields(obj: KubeObject, selector: string | undefined): boolean {
     const m = /^([^!=]+)(!=|==?)(.*)$/.exec(term.trim());
     if (!m) return true;
     const field = m[1]!.trim();
-    const value = field === 'metadata.name' ? obj.metadata.name : field === 'metadata.namespace' ? obj.metadata.namespace : undefined;
+    const spec = obj.spec as { nodeName?: string } | undefined;
+    const value = field === 'metadata.name' ? obj.metadata.name : field === 'metadata.namespace' ? obj.metadata.namespace : field === 'spec.nodeName' ? (spec?.nodeName ?? '') : undefined;
     return m[2] === '!=' ? value !== m[3] : value === m[3];
   });
 }
