@@ -49,21 +49,37 @@ function csrOf(req: CreateCertificateRequest): string {
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
-/** Authenticates and applies the identity policy; throws the MeshcaError the client should see. */
-export async function authenticateCall(call: AnyCall, deps: Pick<CaServiceDeps, 'authenticators' | 'policy' | 'clock' | 'log'>): Promise<Caller> {
-  const caller = await authenticateCaller(call, deps);
-  authorizeCaller(caller, deps.policy);
-  return caller;
+/** What the one admission step needs: the authenticator chain, the identity policy, time and the log. */
+export type AdmissionDeps = Pick<CaServiceDeps, 'authenticators' | 'policy' | 'clock' | 'log'>;
+
+/** Told of every refused call, with the caller when authentication succeeded and the policy refused it. */
+export type OnRefused = (err: unknown, refused: { readonly authReq: AuthRequest; readonly caller?: Caller }) => Promise<void>;
+
+/**
+ * The one admission step of every authenticated API (CreateCertificate, CA-direct SDS, admin,
+ * audit): who the caller is, then whether the identity policy admits that identity. There is no
+ * other way to a Caller in src/server, so no API can skip the policy. Throws the MeshcaError the
+ * client should see.
+ */
+export async function authenticateCall(call: AnyCall, deps: AdmissionDeps, onRefused?: OnRefused): Promise<Caller> {
+  const authReq = authRequestOf(call, deadlineOf(call, deps.clock.now(), DEFAULT_REQUEST_DEADLINE_MS));
+  let caller: Caller | undefined;
+  try {
+    caller = await authenticateRequest(authReq, deps);
+    authorizeCaller(caller, deps.policy, deps.log);
+    return caller;
+  } catch (err) {
+    await onRefused?.(err, { authReq, ...(caller ? { caller } : {}) });
+    throw err;
+  }
 }
 
-export function authorizeCaller(caller: Caller, policy: IdentityPolicy): void {
+/** The identity policy (--deny-ids, --deny-namespaces, --allow-namespaces) on an authenticated caller. */
+export function authorizeCaller(caller: Caller, policy: IdentityPolicy, log?: Pick<Logger, 'warn'>): void {
   const verdict = policy.check(caller);
-  if (!verdict.ok) throw new MeshcaError('PERMISSION_DENIED', verdict.reason);
-}
-
-/** Who the caller is (no policy): the first authenticator in the chain that vouches for it. */
-export function authenticateCaller(call: AnyCall, deps: Pick<CaServiceDeps, 'authenticators' | 'clock' | 'log'>): Promise<Caller> {
-  return authenticateRequest(authRequestOf(call, deadlineOf(call, deps.clock.now(), DEFAULT_REQUEST_DEADLINE_MS)), deps);
+  if (verdict.ok) return;
+  log?.warn({ spiffeId: caller.spiffeId.uri, rule: verdict.rule }, 'refused by the identity policy');
+  throw new MeshcaError('PERMISSION_DENIED', verdict.reason);
 }
 
 async function authenticateRequest(authReq: AuthRequest, deps: Pick<CaServiceDeps, 'authenticators' | 'log'>): Promise<Caller> {
@@ -104,25 +120,24 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
   let serial: string | undefined;
   try {
     ttlSeconds = requestedTtlOf(call.request);
-    const authReq = authRequestOf(call, deadlineOf(call, deps.clock.now(), DEFAULT_REQUEST_DEADLINE_MS));
+    const recordRefusal = (err: unknown, who: Caller | undefined, token: string | undefined) =>
+      deps.issuer.recordRefusal({ channel: 'CreateCertificate', peer, requestedTtlSeconds: ttlSeconds, ...(who ? { caller: who } : token ? { tokenSha256: tokenSha256(token) } : {}) }, err);
+    caller = await authenticateCall(call, deps, async (err, refused) => {
+      caller = refused.caller;
+      await recordRefusal(err, refused.caller, refused.authReq.bearerToken);
+    });
     let csrPem: string;
     try {
-      caller = await authenticateRequest(authReq, deps);
-      authorizeCaller(caller, deps.policy);
       const requested = impersonatedIdentityOf(call.request.metadata);
       if (requested !== undefined) {
         // The agent stays the recorded caller of a refusal; a grant records the workload, with the agent in its detail.
         const workload = impersonate(caller, requested, deps.nodeAuthorizer);
-        authorizeCaller(workload, deps.policy);
+        authorizeCaller(workload, deps.policy, deps.log);
         caller = workload;
       }
       csrPem = csrOf(call.request);
     } catch (err) {
-      const token = authReq.bearerToken;
-      await deps.issuer.recordRefusal(
-        { channel: 'CreateCertificate', peer, requestedTtlSeconds: ttlSeconds, ...(caller ? { caller } : token ? { tokenSha256: tokenSha256(token) } : {}) },
-        err,
-      );
+      await recordRefusal(err, caller, undefined);
       throw err;
     }
     const svid = await deps.issuer.issueWorkloadSvid({

@@ -9,7 +9,7 @@ import { startRetention } from '../ledger/index.ts';
 import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
-import { authenticateCall, authenticateCaller, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
+import { authenticateCall, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
 import type { CaContext } from './context.ts';
 import type { NodeAuthorizer } from '../authn/index.ts';
 import { servingDnsNames, servingIpAddresses, ServingIdentity } from './serving_identity.ts';
@@ -66,7 +66,7 @@ export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & 
 /** meshca.audit.v1.AuditService, when there is a ledger to query. */
 export function auditFeature(ctx: CaContext): Feature {
   if (!ctx.fullLedger) return {};
-  const audit = createAuditService({ ledger: ctx.fullLedger, auditors: ctx.config.auditors, authenticate: (call) => authenticateCaller(call as never, ctx), clock: ctx.clock, log: ctx.log });
+  const audit = createAuditService({ ledger: ctx.fullLedger, auditors: ctx.config.auditors, authenticate: (call) => authenticateCall(call as never, ctx), clock: ctx.clock, log: ctx.log });
   return { services: [(server) => server.addService(audit.service, audit.handlers)] };
 }
 
@@ -77,7 +77,7 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
   const sds = createCaDirectSds({
     issuer: ctx.issuer,
     authenticate: (_md, call) => authenticateCall(call as never, ctx),
-    authorize: (caller) => authorizeCaller(caller, ctx.policy),
+    authorize: (caller) => authorizeCaller(caller, ctx.policy, log),
     bundlePem: () => state.bundlePem,
     clock: ctx.clock,
     log,
@@ -112,11 +112,11 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
     pollMs: config.rotation.keysPollMs, onPoll: () => void ctx.denyList.reload(), rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
   });
   const admin = createAdminService({
-    admins: config.admins, authenticate: (call) => authenticateCaller(call as never, ctx), rotation: (actor) => ({ ...rotation, actor }),
+    admins: config.admins, authenticate: (call) => authenticateCall(call as never, ctx), rotation: (actor) => ({ ...rotation, actor }),
     defaultKeyType: keyType, afterChange: () => void runtime.reload(), ...(ctx.fullLedger ? { ledger: ctx.fullLedger } : {}), clock, log,
   });
   const deny = createDenyListService({
-    admins: config.admins, authenticate: (call) => authenticateCaller(call as never, ctx), log, clock,
+    admins: config.admins, authenticate: (call) => authenticateCall(call as never, ctx), log, clock,
     denyList: (actor) => ({ store: ctx.keyStore.denyList, ledger: ctx.recorder, clock, actor }),
     statics: { denyIds: config.policy.denyIds, denyNamespaces: config.policy.denyNamespaces },
     afterChange: () => void ctx.denyList.reload(),

@@ -3,7 +3,7 @@
 export { startCaServer, MAX_REQUEST_BYTES, type RunningCaServer, type ServeDeps } from './serve.ts';
 export type { ServerContext } from './context.ts';
 export { serveConfigFrom, SERVE_OPTIONS, type ServeConfig, type ServeSettings } from './config.ts';
-export { authenticateCall, authenticateCaller, authorizeCaller } from './ca_service.ts';
+export { authenticateCall, authorizeCaller, type AdmissionDeps, type OnRefused } from './ca_service.ts';
 export { CaState } from './ca_state.ts';
 export { authRequestOf } from './call_identity.ts';
 export { servingDnsNames, servingIpAddresses, SERVING_IP_ADDRESSES } from './serving_identity.ts';
