@@ -66,7 +66,7 @@ export async function run(): Promise<void> {
     const keys = createLocalJWKSet(fake.tokens.jwks());
     const jwtOnly = await rate(async () => {
       const { payload } = await jwtVerify(token, keys, { issuer: fake.url, audience: 'meshca', algorithms: JWT_ALGORITHMS, requiredClaims: ['exp', 'sub'] });
-      return callerFromKubernetesClaims(payload, { trustDomain: 'cluster.local', authenticator: 'jwt', token: tokenFacts(token) });
+      return callerFromKubernetesClaims(payload, { trustDomain: 'cluster.local', authenticator: 'jwt', token: tokenFacts(token), nowMs: Date.now() });
     });
     const [jwks] = createKubernetesAuthenticators({ ...base, mode: 'jwks', registry: new Registry() });
     const jwksRate = await rate(() => jwks!.authenticate({ bearerToken: token }));

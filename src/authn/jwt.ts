@@ -6,11 +6,11 @@
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../time/index.ts';
 import { callerFromKubernetesClaims } from './kubernetes_claims.ts';
-import { MAX_TOKEN_BYTES, tokenFacts } from './token.ts';
+import { JWT_CLOCK_TOLERANCE_SECONDS, MAX_TOKEN_BYTES, tokenFacts } from './token.ts';
+
+export { JWT_CLOCK_TOLERANCE_SECONDS };
 import type { Authenticator, AuthOutcome, AuthRequest } from './types.ts';
 
-/** Allowed clock skew between the token issuer and the CA. */
-export const JWT_CLOCK_TOLERANCE_SECONDS = 30;
 /** Asymmetric algorithms only: a shared-secret (HS*) or unsigned (none) token is never accepted. */
 export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
@@ -79,7 +79,7 @@ export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authentic
         if (err instanceof errors.JWKSTimeout) return { ok: false, kind: 'unavailable', reason: explain(err, opts.audiences), retryAfterSeconds: 5 };
         return { ok: false, kind: 'refused', reason: explain(err, opts.audiences) };
       }
-      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: opts.name, token: tokenFacts(token) });
+      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: opts.name, token: tokenFacts(token), nowMs: opts.clock.now() });
       return result.ok ? result : { ok: false, kind: 'refused', reason: result.reason };
     },
   };

@@ -5,6 +5,7 @@ import { kubernetesSpiffeId } from '../spiffe/index.ts';
 import type { JWTPayload } from 'jose';
 import type { Caller, TokenFacts } from './types.ts';
 import { describeError } from '../errors/index.ts';
+import { JWT_CLOCK_TOLERANCE_SECONDS } from './token.ts';
 
 const SUB_PREFIX = 'system:serviceaccount:';
 
@@ -24,9 +25,14 @@ function str(v: unknown): string | undefined {
 /** Returns the caller, or the reason the claims are not a well-formed service-account token. */
 export function callerFromKubernetesClaims(
   payload: JWTPayload,
-  opts: { trustDomain: string; authenticator: string; token: TokenFacts },
+  opts: { trustDomain: string; authenticator: string; token: TokenFacts; nowMs: number },
 ): { ok: true; caller: Caller } | { ok: false; reason: string } {
   const claims = payload as Claims;
+  // RFC 7519 §4.1.6: iat is when the token was issued. jose checks it only with maxTokenAge; a token
+  // "issued" in the future beyond the skew was minted by a wrong clock or to outlive a revocation.
+  if (typeof claims.iat === 'number' && claims.iat - JWT_CLOCK_TOLERANCE_SECONDS > opts.nowMs / 1000) {
+    return { ok: false, reason: `token iat is ${Math.round(claims.iat - opts.nowMs / 1000)} s in the future (beyond the ${JWT_CLOCK_TOLERANCE_SECONDS} s clock skew allowed)` };
+  }
   const sub = str(claims.sub);
   if (!sub || !sub.startsWith(SUB_PREFIX)) return { ok: false, reason: `token subject is not a service account (expected ${SUB_PREFIX}<ns>:<sa>)` };
   const [subNs, subSa, ...rest] = sub.slice(SUB_PREFIX.length).split(':');

@@ -5,6 +5,9 @@ import { decodeJwt } from 'jose';
 import { sha256Hex } from '../pki/index.ts';
 import type { TokenFacts } from './types.ts';
 
+/** Allowed clock skew between a token issuer and the CA. */
+export const JWT_CLOCK_TOLERANCE_SECONDS = 30;
+
 /** Biggest bearer token accepted; a projected service-account token is ~1 KiB. */
 export const MAX_TOKEN_BYTES = 16 * 1024;
 

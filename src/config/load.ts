@@ -5,7 +5,7 @@ import { readSettingFile } from './read_file.ts';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { describeError, MeshcaError } from '../errors/index.ts';
-import { parseSpiffeId, type SpiffeId } from '../spiffe/index.ts';
+import { isKubernetesNamespace, parseSpiffeId, type SpiffeId } from '../spiffe/index.ts';
 import { formatDuration, parseDuration } from '../time/index.ts';
 import { listenUrl, parseListenAddress, type ListenAddress } from '../transport/index.ts';
 import { envNameOf, SETTINGS, type DefaultedSetting, type SettingName, type SettingSpec, type SettingValue } from './settings.ts';
@@ -70,6 +70,12 @@ function convert(spec: SettingSpec, raw: unknown, source: string): unknown {
       return typeof raw === 'number' ? Math.round(raw * 1000) : parseDuration(String(raw), where);
     case 'list':
       return listItems(raw, where);
+    case 'namespaces':
+      return listItems(raw, where).map((ns) => {
+        // A policy list naming something that cannot be a namespace would silently match nothing.
+        if (!isKubernetesNamespace(ns)) throw bad(`${where}: "${ns.slice(0, 80)}" is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)`);
+        return ns;
+      });
     case 'address':
       return parseListenAddress(String(raw).trim(), where);
     case 'spiffe-ids':
@@ -143,7 +149,7 @@ export function loadSettings<const O extends CommandOptions>(cmd: O, argv: reado
     const spec: SettingSpec = SETTINGS[name];
     options[name] = {
       type: spec.type === 'bool' ? 'boolean' : 'string',
-      ...(spec.type === 'list' || spec.type === 'spiffe-ids' ? { multiple: true } : {}),
+      ...(spec.type === 'list' || spec.type === 'namespaces' || spec.type === 'spiffe-ids' ? { multiple: true } : {}),
       ...(spec.short ? { short: spec.short } : {}),
     };
   }

@@ -17,6 +17,8 @@ interface TypeValues {
   number: number;
   bool: boolean;
   list: readonly string[];
+  /** A list of Kubernetes namespace names (DNS-1123 labels). */
+  namespaces: readonly string[];
   enum: string;
   'spiffe-ids': readonly SpiffeId[];
   /** host:port to listen on; port 0 picks a free one. */
@@ -100,8 +102,8 @@ export const SETTINGS = {
   'kube-qps': s('number', 'Kubernetes API calls per second (client-side limit)', { default: 50 }),
   'kube-burst': s('int', 'Kubernetes API call burst', { default: 100 }),
   'oidc-issuer': s('string', 'cluster service-account issuer URL for OIDC discovery (jwks mode)'),
-  'allow-namespaces': s('list', 'only these namespaces get identities (comma-separated)', { default: NONE }),
-  'deny-namespaces': s('list', 'these namespaces never get identities', { default: NONE }),
+  'allow-namespaces': s('namespaces', 'only these namespaces get identities (comma-separated)', { default: NONE }),
+  'deny-namespaces': s('namespaces', 'these namespaces never get identities', { default: NONE }),
   'deny-ids': s('spiffe-ids', 'SPIFFE IDs that never get certificates', { default: NONE }),
   sds: s('bool', 'also serve SDS on the gRPC port to token-bearing proxies (CA makes the key)', { default: false }),
   auditors: s('spiffe-ids', 'SPIFFE IDs allowed to query the ledger over gRPC', { default: NONE }),

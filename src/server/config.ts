@@ -95,6 +95,7 @@ export type ServeSettings = Settings<typeof SERVE_OPTIONS>;
 export function serveConfigFrom(v: ServeSettings): ServeConfig {
   if (v['trust-domain'] !== undefined) validateTrustDomain(v['trust-domain']);
   if (v['jwks-file'] && v['jwks-url']) throw new MeshcaError('BAD_CONFIG', '--jwks-file and --jwks-url are alternatives; give one');
+  if (v['jwks-url'] !== undefined) requireHttps(v['jwks-url'], '--jwks-url');
   const jwksIssuer = v.issuer;
   if ((v['jwks-file'] || v['jwks-url']) && !jwksIssuer) throw new MeshcaError('BAD_CONFIG', '--issuer is required with --jwks-file/--jwks-url (the iss your tokens carry)');
   if (v.audience.length === 0) throw new MeshcaError('BAD_CONFIG', '--audience: give at least one token audience');
@@ -181,6 +182,19 @@ function parseNodeAccount(entry: string): NodeAccount {
     throw new MeshcaError('BAD_CONFIG', `--trusted-node-accounts: "${entry}" is not <namespace>/<service account>`);
   }
   return { namespace, serviceAccount };
+}
+
+/** Keys that sign identities are fetched only over https: on plain http anyone on the path could swap them and mint any identity. */
+function requireHttps(text: string, flag: string): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (err) {
+    throw new MeshcaError('BAD_CONFIG', `${flag} "${text}" is not a URL`, { cause: err });
+  }
+  if (url.protocol !== 'https:') {
+    throw new MeshcaError('BAD_CONFIG', `${flag} ${url.origin}: must be an https URL (keys fetched over ${url.protocol.replace(/:$/, '')} can be swapped by anyone on the path, who could then mint any identity)`);
+  }
 }
 
 /** Callers are matched on the canonical URI of an ID parsed at start-up. */

@@ -5,5 +5,6 @@ export {
   formatSpiffeId,
   kubernetesSpiffeId,
   kubernetesIdentityOf,
+  isKubernetesNamespace,
   validateTrustDomain,
 } from './spiffe_id.ts';

@@ -80,8 +80,15 @@ export function formatSpiffeId(trustDomain: string, ...segments: string[]): Spif
 
 /** Kubernetes namespaces are DNS-1123 labels. */
 const K8S_NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-/** Kubernetes service-account names are DNS-1123 subdomains. */
-const K8S_SERVICE_ACCOUNT = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** Kubernetes service-account names are DNS-1123 subdomains: DNS-1123 labels joined by single dots ("a..b" is not one). */
+const K8S_SERVICE_ACCOUNT = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** RFC 1123 §2.1 / Kubernetes: a subdomain is at most 253 characters. */
+const MAX_SUBDOMAIN_LENGTH = 253;
+
+/** Whether `name` can be a Kubernetes namespace (a DNS-1123 label). */
+export function isKubernetesNamespace(name: string): boolean {
+  return K8S_NAMESPACE.test(name);
+}
 
 /**
  * The Kubernetes workload form: spiffe://<td>/ns/<namespace>/sa/<service-account>. Names must be
@@ -91,7 +98,7 @@ export function kubernetesSpiffeId(trustDomain: string, namespace: string, servi
   if (!K8S_NAMESPACE.test(namespace)) {
     throw new MeshcaError('BAD_SPIFFE_ID', `namespace "${namespace.slice(0, 80)}" is not a valid Kubernetes namespace name (DNS-1123 label)`);
   }
-  if (!K8S_SERVICE_ACCOUNT.test(serviceAccount)) {
+  if (serviceAccount.length > MAX_SUBDOMAIN_LENGTH || !K8S_SERVICE_ACCOUNT.test(serviceAccount)) {
     throw new MeshcaError('BAD_SPIFFE_ID', `service account "${serviceAccount.slice(0, 80)}" is not a valid Kubernetes name (DNS-1123 subdomain)`);
   }
   return formatSpiffeId(trustDomain, 'ns', namespace, 'sa', serviceAccount);

@@ -134,7 +134,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
         log.info({ tokenId: tokenLogId(token), reason: explain(err, opts.audiences) }, 'JWKS verification refused the token');
         return { kind: 'refused', reason: explain(err, opts.audiences) };
       }
-      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: 'jwks', token: tokenFacts(token) });
+      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: 'jwks', token: tokenFacts(token), nowMs: clock.now() });
       return result.ok ? { kind: 'accepted', caller: result.caller } : { kind: 'refused', reason: result.reason };
     },
   };
