@@ -3,8 +3,9 @@
 // Kubernetes claim shape. Tokens from other issuers are skipped, not refused, so a chain can hold
 // several issuers.
 
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../time/index.ts';
+import { createJwtVerifier } from './jwt_verify.ts';
 import { callerFromKubernetesClaims } from './kubernetes_claims.ts';
 import { JWT_CLOCK_TOLERANCE_SECONDS, MAX_TOKEN_BYTES, tokenFacts } from './token.ts';
 
@@ -48,6 +49,10 @@ export function audienceList(audiences: readonly string[]): string {
 }
 
 export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authenticator {
+  const verifier = createJwtVerifier(
+    { issuer: opts.issuer, audiences: opts.audiences, algorithms: JWT_ALGORITHMS, clockToleranceSeconds: JWT_CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp', 'sub'] },
+    opts.clock,
+  );
   return {
     name: opts.name,
     async authenticate(req: AuthRequest): Promise<AuthOutcome> {
@@ -67,14 +72,7 @@ export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authentic
       }
       let payload;
       try {
-        ({ payload } = await jwtVerify(token, opts.keySet, {
-          issuer: opts.issuer,
-          audience: [...opts.audiences],
-          algorithms: JWT_ALGORITHMS,
-          clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS,
-          currentDate: new Date(opts.clock.now()),
-          requiredClaims: ['exp', 'sub'],
-        }));
+        ({ payload } = await verifier.verify(token, opts.keySet));
       } catch (err) {
         if (err instanceof errors.JWKSTimeout) return { ok: false, kind: 'unavailable', reason: explain(err, opts.audiences), retryAfterSeconds: 5 };
         return { ok: false, kind: 'refused', reason: explain(err, opts.audiences) };

@@ -2,10 +2,11 @@
 // (OIDC discovery → jose remote JWKS, refetched on an unknown kid), with no API call per token.
 // It cannot know that a bound pod was deleted; only TokenReview can (see docs/kubernetes.md).
 
-import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type RemoteJWKSet } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type RemoteJWKSet } from 'jose';
 import type { Logger } from '../../observability/index.ts';
 import { SECOND_MS, type Clock } from '../../time/index.ts';
 import { audienceList, JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_SECONDS } from '../jwt.ts';
+import { createJwtVerifier, type JwtVerifier } from '../jwt_verify.ts';
 import { callerFromKubernetesClaims } from '../kubernetes_claims.ts';
 import { MAX_TOKEN_BYTES, tokenFacts, tokenLogId } from '../token.ts';
 import type { Authenticator, AuthOutcome, AuthRequest, Caller } from '../types.ts';
@@ -65,7 +66,7 @@ function undecided(kind: 'skip' | 'refused' | 'unavailable', reason: string, ret
 export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
   const { clock, log } = opts;
   const cooldownMs = opts.refetchCooldownMs ?? JWKS_REFETCH_COOLDOWN_MS;
-  let discovered: { issuer: DiscoveredIssuer; keys: RemoteJWKSet } | undefined;
+  let discovered: { issuer: DiscoveredIssuer; keys: RemoteJWKSet; verifier: JwtVerifier } | undefined;
   let discovering: Promise<void> | undefined;
   let lastFailureMs = Number.NEGATIVE_INFINITY;
 
@@ -79,7 +80,11 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [customFetch]: opts.fetchIssuer as never,
         });
-        discovered = { issuer, keys };
+        const verifier = createJwtVerifier(
+          { issuer: issuer.issuer, audiences: opts.audiences, algorithms: JWT_ALGORITHMS, clockToleranceSeconds: JWT_CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp', 'sub'] },
+          clock,
+        );
+        discovered = { issuer, keys, verifier };
         log.info({ issuer: issuer.issuer, jwksUri: issuer.jwksUri }, 'discovered the cluster service-account issuer');
       })
       .catch((err: unknown) => {
@@ -106,7 +111,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
       } catch {
         return undecided('unavailable', 'the cluster service-account issuer (OIDC discovery) is unreachable', DISCOVERY_RETRY_MS / SECOND_MS);
       }
-      const { issuer, keys } = discovered!;
+      const { issuer, keys, verifier } = discovered!;
       if (iss !== issuer.issuer) {
         return undecided('skip', `token issuer ${typeof iss === 'string' ? `"${iss.slice(0, 200)}"` : '(none)'} is not the cluster's service-account issuer`);
       }
@@ -114,14 +119,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
       const couldRefetch = !keys.coolingDown;
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(token, keys, {
-          issuer: issuer.issuer,
-          audience: [...opts.audiences],
-          algorithms: JWT_ALGORITHMS,
-          clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS,
-          currentDate: new Date(clock.now()),
-          requiredClaims: ['exp', 'sub'],
-        }));
+        ({ payload } = await verifier.verify(token, keys));
       } catch (err) {
         if (err instanceof errors.JWKSNoMatchingKey) {
           if (couldRefetch) return undecided('refused', 'token was signed by a key the issuer does not publish');
