@@ -11,6 +11,7 @@ import {
   issueServingCertificate,
   issueSvid,
   parseCsrPem,
+  readIssuedFields,
   readSvidSpiffeId,
   sha256Hex,
   type SerialSource,
@@ -139,20 +140,31 @@ function refuseForeignTrustDomain(spiffeId: SpiffeId, authority: SigningAuthorit
   }
 }
 
-/** SPIFFE X509-SVID §4 and our profile, checked on the finished certificate before it leaves. */
+/**
+ * SPIFFE X509-SVID §4 and our profile, checked on the finished certificate before it leaves. Reads
+ * the DER just built (strictly, with the one SVID reader) instead of parsing it again into an
+ * X509Certificate, which cost ~4% of serve's CPU under load.
+ */
 function checkIssued(cert: IssuedCertificate, spiffeId: SpiffeId, authority: SigningAuthority, csr: VerifiedCsr): void {
-  const x = new X509Certificate(cert.der);
   const problems: string[] = [];
   try {
-    if (readSvidSpiffeId(x, { trustDomain: spiffeId.trustDomain }).uri !== spiffeId.uri) problems.push('SAN is not exactly the SPIFFE ID');
+    if (readSvidSpiffeId({ raw: cert.der }, { trustDomain: spiffeId.trustDomain }).uri !== spiffeId.uri) problems.push('SAN is not exactly the SPIFFE ID');
   } catch (err) {
     problems.push(describeError(err));
   }
-  // Names and key ids only: the signature was made a moment ago by the signer that loadSigningAuthority
-  // matched to this certificate, and re-verifying it would cost as much as a second issuance.
-  if (!x.checkIssued(authority.certificate)) problems.push('issuer does not match the issuing CA');
-  if (!x.publicKey.equals(csr.publicKey)) problems.push('key differs from the CSR');
-  if (Date.parse(x.validTo) > authority.notAfterMs) problems.push('outlives its issuer');
+  try {
+    const fields = readIssuedFields(cert.der);
+    // Names and key ids only: the signature was made a moment ago by the signer that loadSigningAuthority
+    // matched to this certificate, and re-verifying it would cost as much as a second issuance.
+    if (!fields.issuerDer.equals(authority.template.nameDer) || !fields.extensionsDer.some((e) => e.equals(authority.template.authorityKeyIdentifierDer))) {
+      problems.push('issuer does not match the issuing CA');
+    }
+    if (!fields.spkiDer.equals(csr.spkiDer)) problems.push('key differs from the CSR');
+    if (fields.notAfterMs !== cert.notAfterMs || fields.notBeforeMs !== cert.notBeforeMs) problems.push('validity differs from the one recorded');
+    if (fields.notAfterMs > authority.notAfterMs) problems.push('outlives its issuer');
+  } catch (err) {
+    problems.push(`does not parse (${describeError(err)})`);
+  }
   if (problems.length > 0) throw new MeshcaError('INTERNAL', `issued certificate failed its final check: ${problems.join('; ')}`);
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
-import { childrenOf, derBitString, derSequence, derTime, derTlv, expectTlv, TAG } from './der.ts';
+import { childrenOf, derBitString, derSequence, derTime, derTlv, expectTlv, TAG, type Tlv } from './der.ts';
 import type { SignatureAlgorithm, Signer } from './signer.ts';
 
 /** DER of an Extension; values are encoded by asn1-schema (off the hot path). */
@@ -59,6 +59,48 @@ export function certificateFields(certDer: Uint8Array): { subjectDer: Buffer; sp
   return {
     subjectDer: Buffer.from(certDer.subarray(subject.start, subject.end)),
     spkiDer: Buffer.from(certDer.subarray(spki.start, spki.end)),
+  };
+}
+
+/** What the issuer's final check reads from a certificate it has just built (no X509Certificate parse). */
+export interface IssuedFields {
+  readonly issuerDer: Buffer;
+  readonly spkiDer: Buffer;
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  /** Each extension's whole DER (SEQUENCE { OID, [critical,] OCTET STRING }). */
+  readonly extensionsDer: readonly Buffer[];
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime (YYMMDDHHMMSSZ, 50–99 → 19xx) or GeneralizedTime (YYYYMMDDHHMMSSZ). */
+function parseDerTime(der: Uint8Array, tlv: Tlv): number {
+  const text = Buffer.from(der.subarray(tlv.contentStart, tlv.end)).toString('latin1');
+  const m = tlv.tag === TAG.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : tlv.tag === TAG.GENERALIZED_TIME ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : null;
+  if (!m) throw new Error(`validity time is not a DER UTCTime or GeneralizedTime: ${JSON.stringify(text)}`);
+  let year = Number(m[1]);
+  if (tlv.tag === TAG.UTC_TIME) year += year >= 50 ? 1900 : 2000;
+  return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+export function readIssuedFields(certDer: Uint8Array): IssuedFields {
+  const cert = expectTlv(certDer, 0, TAG.SEQUENCE, 'Certificate');
+  if (cert.end !== certDer.length) throw new Error('certificate has trailing bytes');
+  const tbs = expectTlv(certDer, cert.contentStart, TAG.SEQUENCE, 'TBSCertificate');
+  const fields = childrenOf(certDer, tbs);
+  const base = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const [issuer, validity, , spki] = [fields[base + 2], fields[base + 3], fields[base + 4], fields[base + 5]];
+  if (!issuer || !validity || !spki || validity.tag !== TAG.SEQUENCE) throw new Error('TBSCertificate is missing its issuer, validity or key');
+  const [notBefore, notAfter] = childrenOf(certDer, validity);
+  if (!notBefore || !notAfter) throw new Error('validity is incomplete');
+  const wrapper = fields.find((f) => f.tag === 0xa3);
+  const list = wrapper ? childrenOf(certDer, wrapper) : [];
+  const extensionsDer = list.length === 1 ? childrenOf(certDer, list[0]!).map((e) => Buffer.from(certDer.subarray(e.start, e.end))) : [];
+  return {
+    issuerDer: Buffer.from(certDer.subarray(issuer.start, issuer.end)),
+    spkiDer: Buffer.from(certDer.subarray(spki.start, spki.end)),
+    notBeforeMs: parseDerTime(certDer, notBefore),
+    notAfterMs: parseDerTime(certDer, notAfter),
+    extensionsDer,
   };
 }
 

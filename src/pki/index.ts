@@ -6,7 +6,7 @@ export { type SerialSource } from './serial.ts';
 export { toPem, decodeSinglePem, decodeCertificates } from './pem.ts';
 export { type VerifiedCsr, parseCsrPem, parseCsrDer } from './csr.ts';
 export { createCsrPem } from './csr_request.ts';
-export { keyIdOf, certificateFields, encodeTbsCertificate, type IssuerTemplate } from './certificate_builder.ts';
+export { keyIdOf, certificateFields, encodeTbsCertificate, readIssuedFields, type IssuerTemplate, type IssuedFields } from './certificate_builder.ts';
 export { leafValidity } from './profiles.ts';
 export { type MadeCa, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
 export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } from './authority.ts';

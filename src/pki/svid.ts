@@ -27,13 +27,16 @@ interface SvidExtensions {
   readonly keyUsage: Uint8Array | undefined;
 }
 
+/** An X509Certificate, or the DER the issuer has just built (`{ raw: der }`) without parsing it into one. */
+type CertificateDer = Pick<X509Certificate, 'raw'> | { readonly raw: Uint8Array };
+
 function refuse(rule: string, cause?: unknown): never {
   throw new MeshcaError('BAD_CHAIN', `certificate is not a valid X509-SVID: ${rule}`, cause === undefined ? undefined : { cause });
 }
 
 // Walks the DER directly: asn1-schema's generic parser costs about 1 ms per certificate, and the
 // issuer runs this on every certificate it signs.
-function extensionsOf(cert: X509Certificate): SvidExtensions {
+function extensionsOf(cert: CertificateDer): SvidExtensions {
   try {
     const der = cert.raw;
     const tbs = childrenOf(der, expectTlv(der, 0, TAG.SEQUENCE, 'Certificate'))[0]!;
@@ -107,7 +110,7 @@ export interface SvidExpectation {
  * neither keyCertSign nor cRLSign (§4.3), and the expected trust domain where one is given.
  * Chain and validity checks stay with the caller, which knows the trusted roots and the time.
  */
-export function readSvidSpiffeId(cert: X509Certificate, expect: SvidExpectation = {}): SpiffeId {
+export function readSvidSpiffeId(cert: CertificateDer, expect: SvidExpectation = {}): SpiffeId {
   const ext = extensionsOf(cert);
   const id = singleSpiffeId(ext.uris);
   if (id.path === '') refuse(`${id.uri} is a trust domain ID; a leaf's SPIFFE ID must have a path`);

@@ -5,7 +5,7 @@ import * as x509 from '@peculiar/x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeTbsCertificate, issueSvid, leafValidity, parseCsrPem, certificateFields } from '../../src/pki/index.ts';
+import { encodeTbsCertificate, issueSvid, leafValidity, parseCsrPem, certificateFields, readIssuedFields, createRootCa } from '../../src/pki/index.ts';
 import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
 import { makeTestAuthority, type TestAuthority } from '../helpers/test_ca.ts';
 
@@ -151,5 +151,33 @@ describe('CA certificates', () => {
     const csr = parseCsrPem(opensslCsr().csrPem);
     const cert = await issueSvid(other.authority, ID, { spkiDer: csr.spkiDer, keyAlgorithm: csr.keyAlgorithm, ttlMs: 3600_000, nowMs: Date.now() });
     expect(opensslVerify(other.rootPem, other.intermediatePem, cert.pem)).toContain('OK');
+  });
+});
+
+describe('the issuer final check reads fields from the DER it built', () => {
+  it('reads the issuer, key and validity exactly as OpenSSL parses them', async () => {
+    const { cert, node } = await issue();
+    const fields = readIssuedFields(cert.der);
+    expect(fields.notBeforeMs).toBe(Date.parse(node.validFrom));
+    expect(fields.notAfterMs).toBe(Date.parse(node.validTo));
+    expect(fields.notAfterMs).toBe(cert.notAfterMs);
+    expect(fields.spkiDer.equals(node.publicKey.export({ format: 'der', type: 'spki' }))).toBe(true);
+    expect(fields.issuerDer.equals(certificateFields(ca.authority.certificate.raw).subjectDer)).toBe(true);
+    expect(fields.extensionsDer.some((e) => e.equals(ca.authority.template.authorityKeyIdentifierDer))).toBe(true);
+  });
+
+  it('reads a GeneralizedTime (2050 and later) as OpenSSL does', async () => {
+    const nowMs = Date.UTC(2026, 0, 1);
+    const root = await createRootCa({ trustDomain: 'cluster.local', organization: 'test', keyType: 'ec-p256', nowMs, ttlMs: 40 * 365 * 86400e3 });
+    const node = new X509Certificate(root.certificateDer);
+    const fields = readIssuedFields(root.certificateDer);
+    expect(new Date(fields.notAfterMs).getUTCFullYear()).toBeGreaterThanOrEqual(2050);
+    expect(fields.notAfterMs).toBe(Date.parse(node.validTo));
+    expect(fields.notBeforeMs).toBe(Date.parse(node.validFrom));
+  });
+
+  it('refuses DER with trailing bytes', async () => {
+    const { cert } = await issue();
+    expect(() => readIssuedFields(Buffer.concat([cert.der, Buffer.of(0)]))).toThrow(/trailing/);
   });
 });
