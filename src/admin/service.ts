@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Ledger } from '../ledger/index.ts';
 import { parseKeyType, type KeyType } from '../pki/index.ts';
-import { activateRoot, prepareRoot, retireRoot, rotateIntermediate, rotationStatus, type RotationContext } from '../rotation/index.ts';
+import { activateRoot, prepareRoot, retireRoot, rootStepPolicy, rotateIntermediate, rotationStatus, type RotationContext } from '../rotation/index.ts';
 import type { Clock } from '../time/index.ts';
 import { ADMIN_SERVICE, serviceClient, serviceDefinition } from '../transport/index.ts';
 import { adminUnary, type AdmissionDeps } from './admission.ts';
@@ -45,7 +45,8 @@ export function createAdminService(deps: AdminServiceDeps): { service: grpc.Serv
   const handlers: grpc.UntypedServiceImplementation = {
     Status: unary('Status', async (_req, actor) => {
       const ctx = deps.rotation(actor);
-      const s = await rotationStatus(ctx.store.snapshot(deps.clock.now()), deps.clock.now(), ctx.policy, deps.ledger);
+      const snapshot = ctx.store.snapshot(deps.clock.now());
+      const s = await rotationStatus(snapshot, deps.clock.now(), await rootStepPolicy(ctx, snapshot.state), deps.ledger);
       return {
         version: s.version,
         bundle_root_key_ids: s.bundle.rootKeyIds,

@@ -7,6 +7,7 @@ import { MeshcaError } from '../errors/index.ts';
 import type { CaEvent, CaEventName, LedgerWriter } from '../ledger/index.ts';
 import { acceptOperatorRoot, createIntermediateCa, createLocalSigner, createRootCa, readSigningCertificateId, toPem, type KeyType } from '../pki/index.ts';
 import { formatDuration, type Clock } from '../time/index.ts';
+import { describeExpiry, factualPolicy, type IssuedExpiry, type LedgerReader } from './facts.ts';
 import { certificateFacts, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
 import {
   activationAllowedAtMs,
@@ -16,7 +17,7 @@ import {
   type RotationPolicy,
 } from './schedule.ts';
 import { activateSlot, activeSlotOf, prepareSlot, retireSlot, slotsIn, supersedeSlot } from './slots.ts';
-import { intermediatesUnder, type IntermediateCertificate, type IntermediateSlot, type RootCertificate, type RootSlot } from './state.ts';
+import { intermediatesUnder, type IntermediateCertificate, type IntermediateSlot, type RootCertificate, type RootSlot, type RotationState } from './state.ts';
 
 export interface RotationContext {
   readonly store: KeyStore;
@@ -30,6 +31,23 @@ export interface RotationContext {
   readonly caTtlMs: number;
   /** Used when the active root names no trust domain. */
   readonly trustDomain: string;
+  /**
+   * Where root activate and retire read their facts: the ledger (what was issued, which CAs run and
+   * their maximum TTL) and this CA's own maximum when it runs. Without it they go by `policy`.
+   */
+  readonly facts?: { readonly ledger: LedgerReader; readonly self?: { readonly maxTtlMs: number } };
+}
+
+/** The policy a root step decides by: from the ledger's facts when there is one. */
+export function rootStepPolicy(ctx: Pick<RotationContext, 'policy' | 'facts'>, state: RotationState): Promise<RotationPolicy> | RotationPolicy {
+  return ctx.facts ? factualPolicy(ctx.facts.ledger, state, ctx.policy.reloadBoundMs, ctx.facts.self) : ctx.policy;
+}
+
+/** Why the wait is what it is: the certificate that sets it, or the running CAs' longest TTL. */
+function waitReason(allowedAtMs: number, issued: IssuedExpiry | undefined, policy: RotationPolicy): string {
+  if (issued && issued.notAfterMs >= allowedAtMs) return describeExpiry(issued);
+  const source = policy.maxTtlSource ?? `the longest leaf lifetime is ${formatDuration(policy.maxLeafTtlMs)}`;
+  return `${source}, and every serve takes up to ${formatDuration(policy.reloadBoundMs)} to follow the key store`;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -150,15 +168,16 @@ export function activateRoot(ctx: RotationContext, opts: { force: boolean }): Pr
       throw refused('refused: no root is prepared; run "meshca root prepare" first');
     }
     const nowMs = ctx.clock.now();
-    const allowedAt = activationAllowedAtMs(prepared, ctx.policy);
+    const policy = await rootStepPolicy(ctx, state);
+    const allowedAt = activationAllowedAtMs(prepared, policy);
     let warning: string | undefined;
     if (nowMs < allowedAt) {
       const left = formatDuration(Math.ceil((allowedAt - nowMs) / 1000) * 1000);
       if (!opts.force) {
         throw refused(
-          `refused: the new bundle has been out only ${formatDuration(Math.floor((nowMs - prepared.preparedAtMs) / 1000) * 1000)}, ` +
-            `less than the longest leaf lifetime (--max-ttl ${formatDuration(ctx.policy.maxLeafTtlMs)}) plus ${formatDuration(ctx.policy.reloadBoundMs)} for every serve to reload; ` +
-            `workloads that have not renewed since would reject certificates from the new root. Try again in ${left} (after ${iso(allowedAt)}), or pass --force`,
+          `refused: the new bundle has been out only ${formatDuration(Math.floor((nowMs - prepared.preparedAtMs) / 1000) * 1000)}, and workloads may hold certificates ` +
+            `issued with the old bundle until ${iso(allowedAt)} (${waitReason(allowedAt, policy.issued?.oldBundle, policy)}); ` +
+            `they would reject certificates from the new root. Safe from ${iso(allowedAt)}: try again in ${left}, or pass --force`,
         );
       }
       warning =
@@ -169,7 +188,7 @@ export function activateRoot(ctx: RotationContext, opts: { force: boolean }): Pr
     if (!newIntermediate) throw new MeshcaError('BAD_CHAIN', `the prepared root ${short(prepared.cert.keyId)} has no prepared intermediate; retire nothing and prepare again`);
     // Fail before committing if the new chain would not load.
     cur.intermediateKey(newIntermediate.cert.keyId);
-    const ttl = ctx.policy.maxLeafTtlMs;
+    const ttl = policy.maxLeafTtlMs;
     const roots: RootSlot[] = state.roots.map((s) => (s === prepared ? activateSlot(prepared, nowMs) : s === active ? supersedeSlot(active, nowMs, ttl) : s));
     const intermediates: IntermediateSlot[] = state.intermediates.map((s) => {
       if (s === newIntermediate) return activateSlot(newIntermediate, nowMs);
@@ -199,14 +218,15 @@ export function retireRoot(ctx: RotationContext, opts: { force: boolean }): Prom
       return { result: { outcome: 'nothing-to-retire' as const } };
     }
     const nowMs = ctx.clock.now();
-    const validUntil = leavesValidUntilMs(state, old, ctx.policy);
+    const policy = await rootStepPolicy(ctx, state);
+    const validUntil = leavesValidUntilMs(state, old, policy);
     let warning: string | undefined;
     if (nowMs < validUntil) {
       if (!opts.force) {
         throw refused(
           `refused: certificates from the old chain (root ${short(old.cert.keyId)}) can be valid until ${iso(validUntil)} ` +
-            `(signed up to ${formatDuration(ctx.policy.reloadBoundMs)} after activation, --max-ttl ${formatDuration(ctx.policy.maxLeafTtlMs)}); removing the root now would fail their handshakes. ` +
-            `Try again in ${formatDuration(Math.ceil((validUntil - nowMs) / 1000) * 1000)}, or pass --force if the old root is compromised`,
+            `(${waitReason(validUntil, policy.issued?.oldChain, policy)}); removing the root now would fail their handshakes. ` +
+            `Safe from ${iso(validUntil)}: try again in ${formatDuration(Math.ceil((validUntil - nowMs) / 1000) * 1000)}, or pass --force if the old root is compromised`,
         );
       }
       warning = `retired early (--force): workloads still holding certificates from root ${short(old.cert.keyId)} fail handshakes until they renew (up to ${iso(validUntil)})`;

@@ -2,6 +2,7 @@
 // They decide nothing about files or keys; the operations (the manager) do what these allow.
 
 import { formatDuration, SECOND_MS } from '../time/index.ts';
+import type { IssuedFacts } from './facts.ts';
 import { activeSlotOf, isTrusted, slotsIn, type PreparedSlot, type SupersededSlot } from './slots.ts';
 import { intermediatesUnder, type IntermediateCertificate, type RootCertificate, type RootSlot, type RotationState } from './state.ts';
 
@@ -13,34 +14,39 @@ export const INTERMEDIATE_PREPARE_AT = 2 / 3;
 export const INTERMEDIATE_ACTIVATE_AT = 5 / 6;
 
 export interface RotationPolicy {
-  /** The longest leaf lifetime the CA grants (--max-ttl): how long a bundle needs to reach everyone. */
+  /** The longest leaf lifetime a running CA grants: how long a bundle needs to reach everyone. */
   readonly maxLeafTtlMs: number;
   /** How long until every serve sharing the key store follows a change. */
   readonly reloadBoundMs: number;
+  /** What the ledger says was issued (facts.ts); absent when no ledger was read. */
+  readonly issued?: IssuedFacts;
+  /** Where maxLeafTtlMs comes from, for refusals ("the CA started … grants up to 48h"). */
+  readonly maxTtlSource?: string;
 }
 
-export function rotationPolicy(maxLeafTtlMs: number, reloadBoundMs = RELOAD_BOUND_MS): RotationPolicy {
-  return Object.freeze({ maxLeafTtlMs, reloadBoundMs });
+export function rotationPolicy(maxLeafTtlMs: number, reloadBoundMs = RELOAD_BOUND_MS, facts: { issued?: IssuedFacts; maxTtlSource?: string } = {}): RotationPolicy {
+  return Object.freeze({ maxLeafTtlMs, reloadBoundMs, ...facts });
 }
 
 /**
  * A prepared root may sign once its bundle has been out for a whole leaf lifetime: every workload
- * renews within one, and each renewal brings the new bundle, so by then every peer trusts it.
+ * renews within one, and each renewal brings the new bundle, so by then every peer trusts it. A
+ * certificate issued before that with the old bundle and living longer (the ledger knows) holds it off.
  */
 export function activationAllowedAtMs(prepared: PreparedSlot<RootCertificate>, policy: RotationPolicy): number {
-  return prepared.preparedAtMs + policy.reloadBoundMs + policy.maxLeafTtlMs;
+  return Math.max(prepared.preparedAtMs + policy.reloadBoundMs + policy.maxLeafTtlMs, policy.issued?.oldBundle?.notAfterMs ?? 0);
 }
 
 /**
  * Until when anything a superseded root's chain signed can still be valid: the last leaf was issued
- * at most reloadBound after it stopped signing and lives at most maxLeafTtl, and no leaf outlives
- * its intermediate.
+ * at most reloadBound after it stopped signing and lives at most the longest TTL a running CA
+ * grants, and no leaf outlives its intermediate; a leaf the ledger shows living longer holds it off.
  */
 export function leavesValidUntilMs(state: RotationState, root: SupersededSlot<RootCertificate>, policy: RotationPolicy): number {
   const lastLeafMs = root.supersededAtMs + policy.reloadBoundMs + Math.max(root.maxLeafTtlMs, policy.maxLeafTtlMs);
   const intermediates = intermediatesUnder(state, root.cert.keyId);
   const latestIssuerMs = intermediates.length > 0 ? Math.max(...intermediates.map((s) => s.cert.notAfterMs)) : lastLeafMs;
-  return Math.min(lastLeafMs, latestIssuerMs);
+  return Math.max(Math.min(lastLeafMs, latestIssuerMs), policy.issued?.oldChain?.notAfterMs ?? 0);
 }
 
 /** Until when leaves of a superseded intermediate can be valid. */

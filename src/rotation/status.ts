@@ -27,7 +27,7 @@ export interface SlotView {
 }
 
 export interface Acknowledgements {
-  /** Workload identities issued a certificate (which carries the bundle) since the bundle changed. */
+  /** Workload identities issued a certificate (which carries the bundle) since every serve distributes it. */
   readonly received: number;
   /** Identities seen within one leaf lifetime before the change and not since: still on the old bundle. */
   readonly pending: number;
@@ -62,22 +62,27 @@ function viewOf(slot: Slot<SlotCertificate & { subject: string; rootKeyId?: stri
   };
 }
 
-/** The moment the bundle last changed: a root joined (prepare) or left (retire). */
+/**
+ * The moment the bundle last changed: the latest moment any root joined it (was prepared) or left it
+ * (was retired). Activation changes what signs, not what is trusted, so it does not count.
+ */
 export function bundleChangedAtMs(snapshot: KeyStoreSnapshot): number {
   let at = 0;
-  for (const s of snapshot.state.roots) at = Math.max(at, s.state === 'retired' ? s.retiredAtMs : s.state === 'prepared' ? s.preparedAtMs : 0);
-  if (at > 0) return at;
-  // Never rotated: the bundle has been what it is since the active root took office.
-  return snapshot.state.roots.find((s) => s.state === 'active')?.preparedAtMs ?? snapshot.state.updatedAtMs;
+  for (const s of snapshot.state.roots) at = Math.max(at, s.preparedAtMs, s.state === 'retired' ? s.retiredAtMs : 0);
+  return at > 0 ? at : snapshot.state.updatedAtMs;
 }
 
+/**
+ * Counted from the moment every serve distributes the bundle (the change plus the reload bound):
+ * a certificate issued before that may still carry the previous bundle.
+ */
 async function acknowledgementsOf(ledger: Pick<Ledger, 'query'>, sinceMs: number, maxLeafTtlMs: number): Promise<Acknowledgements> {
   const identities = async (from: number, until?: number) => {
     const records = await ledger.query({ type: 'issuance', sinceMs: from, ...(until !== undefined ? { untilMs: until } : {}), limit: ACK_QUERY_LIMIT });
     const ids = new Set<string>();
     for (const r of records) {
       const e = r.event;
-      if (e.type === 'issuance' && e.decision === 'granted' && e.spiffeId) ids.add(`${e.spiffeId}|${e.podName ?? ''}`);
+      if (e.type === 'issuance' && e.decision === 'granted' && e.channel !== 'serving-cert' && e.spiffeId) ids.add(`${e.spiffeId}|${e.podName ?? ''}`);
     }
     return { ids, truncated: records.length >= ACK_QUERY_LIMIT };
   };
@@ -102,7 +107,7 @@ export async function rotationStatus(snapshot: KeyStoreSnapshot, nowMs: number, 
     roots: state.roots.map(viewOf),
     intermediates: state.intermediates.map(viewOf),
     bundle: { rootKeyIds: bundle.map((s) => s.cert.keyId), sha256: sha256Hex(bundlePem), since: iso(since)! },
-    ...(ledger ? { acknowledgements: await acknowledgementsOf(ledger, since, policy.maxLeafTtlMs) } : {}),
+    ...(ledger ? { acknowledgements: await acknowledgementsOf(ledger, since + policy.reloadBoundMs, policy.maxLeafTtlMs) } : {}),
     nextStep: { step: step.step, ...('keyId' in step ? { keyId: step.keyId } : {}), allowedAt: iso(step.allowedAtMs)!, allowedNow: step.allowedAtMs <= nowMs, why: step.why },
     intermediateRotation: { prepareAt: iso(schedule.prepareAtMs)!, activateAt: iso(schedule.activateAtMs)!, automatic: rootHeld },
   };

@@ -106,6 +106,8 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
   const rotation: Omit<RotationContext, 'actor'> = {
     store: ctx.keyStore, clock, policy: rotationPolicy(config.ttl.maxTtlMs), ledger: ctx.recorder, organization: config.rotation.organization,
     rootTtlMs: config.rotation.rootTtlMs, caTtlMs: config.rotation.caTtlMs, trustDomain: ctx.trustDomain,
+    // Root steps through the admin API wait on the ledger's facts and on this CA's own maximum TTL.
+    ...(ctx.fullLedger ? { facts: { ledger: ctx.fullLedger, self: { maxTtlMs: config.ttl.maxTtlMs } } } : {}),
   };
   const runtime = startRotationRuntime({
     ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType, autoRotateIntermediates: true,

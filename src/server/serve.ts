@@ -2,6 +2,7 @@
 // features → listen on gRPC over TLS and on the HTTP side port → close in reverse. Fails closed:
 // whatever started is stopped again when a later step fails.
 
+import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
@@ -43,11 +44,12 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES, 'grpc.max_concurrent_streams': 1000, 'grpc.keepalive_permit_without_calls': 1 });
   let http: HttpServer | undefined;
   let started = false;
+  const instance = randomBytes(8).toString('hex');
   // Everything after the gRPC port: the HTTP port, the features newest first, the ledger last.
   const closeRest = async () => {
     if (http) await closeHttp(http);
     for (const feature of [...features].reverse()) await feature.stop?.();
-    if (started) await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: {} }).catch(() => undefined);
+    if (started) await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: { instance } }).catch(() => undefined);
     await ctx.recorder.close();
   };
 
@@ -67,7 +69,11 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     http = createHttpServer({ registry: ctx.registry, readiness: Object.assign({}, ...features.map((f) => f.readiness)), routes: Object.assign({}, ...features.map((f) => f.routes)) });
     const httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
     signal?.throwIfAborted();
-    await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: { grpc: grpcAddress, http: httpAddress, issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId } });
+    await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: {
+        grpc: grpcAddress, http: httpAddress, issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId,
+        // Root rotation waits out the longest TTL any running CA grants: this one's until its server-stop.
+        instance, maxTtlSeconds: Math.ceil(config.ttl.maxTtlMs / 1000),
+      } });
     started = true;
     logListening(ctx, grpcAddress, httpAddress);
 

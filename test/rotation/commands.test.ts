@@ -51,7 +51,7 @@ describe('meshca root', () => {
     const tooSoon = await root('activate');
     expect(tooSoon.code).toBe(1);
     expect(tooSoon.stderr.split('\n')).toHaveLength(2);
-    expect(tooSoon.stderr).toMatch(/refused: the new bundle has been out only \d+s, less than the longest leaf lifetime \(--max-ttl 24h\) .* Try again in 2\dh.*, or pass --force/);
+    expect(tooSoon.stderr).toMatch(/refused: the new bundle has been out only \d+s, and workloads may hold certificates issued with the old bundle until \S+ \(no CA has recorded its maximum TTL in this ledger, so the default maximum 24h is assumed, .*Safe from \S+: try again in 2\dh.*, or pass --force/);
 
     const status = JSON.parse((await root('status', '--json')).stdout);
     expect(status.nextStep).toMatchObject({ step: 'activate', allowedNow: false });

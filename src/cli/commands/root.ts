@@ -1,11 +1,13 @@
 // `meshca root status|prepare|activate|retire|rotate-intermediate`: root rotation on the key store
 // directly, from any machine that mounts it. Each step is idempotent, locked and recorded in the
-// ledger; refusals are one line that says why and when it becomes safe.
+// ledger; refusals are one line that says why and when it becomes safe. The waits come from the
+// ledger (what was issued, the running CAs' maximum TTL), never from a flag.
 
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { bindTrustDomain } from '../../ca/index.ts';
-import { openLedger, openLedgerWriter, type Ledger } from '../../ledger/index.ts';
+import { bindTrustDomain, MAX_LEAF_TTL_MS } from '../../ca/index.ts';
+import { MeshcaError } from '../../errors/index.ts';
+import { memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
 import { readPrivateKeyFile } from '../../pki/index.ts';
 import {
   activeCertificatesOf,
@@ -14,6 +16,7 @@ import {
   formatRotationStatus,
   prepareRoot,
   retireRoot,
+  rootStepPolicy,
   rotateIntermediate,
   rotationPolicy,
   rotationStatus,
@@ -26,7 +29,7 @@ import { existingRootPaths } from './existing_root.ts';
 import { REMOTE_SETTINGS } from '../remote.ts';
 import { refuseExternalRootRemotely, runRemoteRootStep } from './root_remote.ts';
 
-const COMMON = ['keys', 'db', 'max-ttl', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
+const COMMON = ['keys', 'db', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
 /** What the certificates a rotation step makes are like; only prepare and rotate-intermediate make any. */
 const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
 
@@ -34,6 +37,9 @@ const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
 const REMOTE_USAGE = ' | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)';
 
 type RotationSettings = Settings<{ settings: typeof COMMON }> & Partial<Settings<{ settings: typeof MAKING }>>;
+
+/** Without a ledger to read, the steps assume the default maximum TTL (and activate/retire refuse unless forced). */
+const NO_FACTS_POLICY = rotationPolicy(MAX_LEAF_TTL_MS, undefined, { maxTtlSource: 'no ledger was read (--db), so the default maximum TTL is assumed' });
 
 function actor(): string {
   try {
@@ -43,17 +49,29 @@ function actor(): string {
   }
 }
 
-async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>): Promise<T> {
+/**
+ * Runs a step with the CA's ledger, which it records in and reads its facts from. activate and
+ * retire (`needsFacts`) refuse without one unless --force: they could not know what was issued.
+ */
+async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>, needsFacts?: { force: boolean; step: string }): Promise<T> {
   const store = new DirectoryKeyStore(v.keys);
   // The key store names the trust domain; a --trust-domain that disagrees stops here, before the ledger opens.
   const trustDomain = bindTrustDomain(activeCertificatesOf(store.snapshot(ctx.clock.now())), v['trust-domain'], v.keys);
-  const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
+  if (v.db === 'memory:' && needsFacts && !needsFacts.force) {
+    throw new MeshcaError(
+      'ROTATION_REFUSED',
+      `refused: "root ${needsFacts.step}" reads what was issued from the CA's ledger, and --db memory: has none; pass the CA's --db, or --force to skip the safety wait`,
+    );
+  }
+  const ledger = v.db === 'memory:' ? undefined : await openLedger(v.db, { keysDir: v.keys, clock: ctx.clock });
+  const writer = ledger ?? memoryLedger();
   try {
     return await fn({
       store,
       clock: ctx.clock,
-      policy: rotationPolicy(v['max-ttl']),
-      ledger,
+      policy: NO_FACTS_POLICY,
+      ...(ledger ? { facts: { ledger } } : {}),
+      ledger: writer,
       actor: actor(),
       // activate and retire make no certificate: the table's defaults stand in for what they do not accept.
       organization: v.org ?? SETTINGS.org.default,
@@ -62,7 +80,7 @@ async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc:
       trustDomain,
     });
   } finally {
-    await ledger.close();
+    await writer.close();
   }
 }
 
@@ -79,14 +97,15 @@ async function openForCounting(db: string): Promise<Ledger | undefined> {
 
 const statusCommand = defineCommand({
   path: ['root', 'status'],
-  usage: `meshca root status [--keys DIR] [--db URL] [--max-ttl 24h] [--json]${REMOTE_USAGE}`,
+  usage: `meshca root status [--keys DIR] [--db URL] [--json]${REMOTE_USAGE}`,
   options: { settings: COMMON },
   async run(v, ctx) {
     if (v.server !== undefined) return runRemoteRootStep('status', { ...v, server: v.server }, ctx);
     const snapshot = new DirectoryKeyStore(v.keys).snapshot(ctx.clock.now());
     const ledger = await openForCounting(v.db);
     try {
-      const status = await rotationStatus(snapshot, ctx.clock.now(), rotationPolicy(v['max-ttl']), ledger);
+      const policy = ledger ? await rootStepPolicy({ policy: NO_FACTS_POLICY, facts: { ledger } }, snapshot.state) : NO_FACTS_POLICY;
+      const status = await rotationStatus(snapshot, ctx.clock.now(), policy, ledger);
       if (v.json) ctx.stdout(`${JSON.stringify(status, null, 2)}\n`);
       else ctx.stdout(formatRotationStatus(status));
       return 0;
@@ -120,11 +139,11 @@ const prepareCommand = defineCommand({
 
 const activateCommand = defineCommand({
   path: ['root', 'activate'],
-  usage: `meshca root activate [--keys DIR] [--max-ttl 24h] [--force] [--db URL]${REMOTE_USAGE}`,
+  usage: `meshca root activate [--keys DIR] [--force] [--db URL]${REMOTE_USAGE}`,
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
     if (v.server !== undefined) return runRemoteRootStep('activate', { ...v, server: v.server }, ctx, { force: v.force });
-    const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force }));
+    const r = await withContext(v, ctx, (rc) => activateRoot(rc, { force: v.force }), { force: v.force, step: 'activate' });
     if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
     const human =
       r.outcome === 'activated'
@@ -138,11 +157,11 @@ const activateCommand = defineCommand({
 
 const retireCommand = defineCommand({
   path: ['root', 'retire'],
-  usage: `meshca root retire [--keys DIR] [--max-ttl 24h] [--force] [--db URL]${REMOTE_USAGE}`,
+  usage: `meshca root retire [--keys DIR] [--force] [--db URL]${REMOTE_USAGE}`,
   options: { settings: [...COMMON, 'force'] },
   async run(v, ctx) {
     if (v.server !== undefined) return runRemoteRootStep('retire', { ...v, server: v.server }, ctx, { force: v.force });
-    const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force }));
+    const r = await withContext(v, ctx, (rc) => retireRoot(rc, { force: v.force }), { force: v.force, step: 'retire' });
     if (r.warning) ctx.stderr(`warning: ${r.warning}\n`);
     const human =
       r.outcome === 'retired'
