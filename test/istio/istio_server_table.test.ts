@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
+import { systemClock } from '../../src/time/index.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
 import { CaClient } from '../helpers/ca_client.ts';
 import { opensslCsr, pemBlocks } from '../helpers/csr.ts';
@@ -127,7 +128,7 @@ describe('TestCreateCertificate', () => {
 
   it('"CA not ready": FAILED_PRECONDITION naming the cause once the intermediate has expired (Istio: INTERNAL)', async () => {
     let offsetMs = 0;
-    const expired = await startTestCa([], { clock: { now: () => Date.now() + offsetMs, setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; }, every: (ms, fn) => { const t = setInterval(fn, ms); return { cancel: () => clearInterval(t) }; } } as never });
+    const expired = await startTestCa([], { clock: { ...systemClock, now: () => Date.now() + offsetMs } });
     const c = new CaClient({ address: expired.server.grpcAddress, rootPem: expired.rootPem, serverName: 'localhost' });
     try {
       offsetMs = 400 * 86_400_000;
