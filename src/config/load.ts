@@ -13,7 +13,7 @@ import { envNameOf, SETTINGS, type DefaultedSetting, type SettingName, type Sett
 export interface CommandOptions {
   /** Settings the command accepts (config and help are always accepted). */
   readonly settings: readonly SettingName[];
-  /** Per-command defaults, already parsed: token mint's 10m --ttl, a ledger constant for serve. */
+  /** Per-command defaults, already parsed: token mint's 10m --token-ttl, a ledger constant for serve. */
   readonly defaults?: { readonly [K in SettingName]?: SettingValue<K> };
   /** Settings that must be given. */
   readonly required?: readonly SettingName[];
