@@ -62,7 +62,8 @@ export async function main(argv: readonly string[], partial: Partial<CommandCont
       return argv.length === 1 ? EXIT_USAGE : 0;
     }
     const hint = group.length > 0 ? `; "meshca ${argv[0]}" has ${group.map((c) => c.path.slice(1).join(' ')).join(', ')}` : '; run "meshca --help"';
-    ctx.stderr(`meshca: unknown command "${argv.slice(0, 2).join(' ')}"${hint}\n`);
+    const words = argv.slice(0, 2).filter((w) => !w.startsWith('-'));
+    ctx.stderr(words.length === 0 ? `meshca: unknown option ${argv[0]}${hint}\n` : `meshca: unknown command "${words.join(' ')}"${hint}\n`);
     return EXIT_USAGE;
   }
   const name = `meshca ${entry.path.join(' ')}`;

@@ -116,6 +116,8 @@ describe('groups, help and --version (item 10)', () => {
     const r = await cli(['root', 'statsu']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('meshca: unknown command "root statsu"; "meshca root" has status, prepare, activate, retire, rotate-intermediate\n');
+    expect((await cli(['help', 'frob'])).stderr).toBe('meshca: unknown command "frob"; run "meshca --help"\n');
+    expect((await cli(['--bogus'])).stderr).toBe('meshca: unknown option --bogus; run "meshca --help"\n');
   });
 });
 
