@@ -64,7 +64,9 @@ export const SETTINGS = {
   'log-level': s('enum', 'log level', { default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
   keys: s('string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
   'trust-domain': s('string', 'SPIFFE trust domain: named once at ca init (default cluster.local), read from the key store afterwards, where a given value must agree'),
-  db: s('string', 'ledger: sqlite:<path> or postgres://…', { default: 'sqlite:data/meshca.db' }),
+  // No literal default: it follows --keys (ledger's defaultLedgerUrl), so two CAs never share one ledger.
+  db: s('string', 'ledger: sqlite:<path> or postgres://… (default sqlite:<keys>/ledger.db, one ledger per key directory)'),
+  'new-ledger': s('bool', "start a new, empty ledger although this CA's ledger key anchored another one (recorded in its first record)", { default: false }),
   listen: s('address', 'gRPC/TLS listen address (host:port; port 0 picks one)', { default: { host: '0.0.0.0', port: 15012 } }),
   'http-listen': s('address', 'HTTP listen address for /healthz, /readyz, /metrics', { default: { host: '0.0.0.0', port: 15014 } }),
   audience: s('list', 'workload token audiences (serve: any one is accepted, e.g. istio-ca,meshca for Istio sidecars; token mint: the ones it mints)', { default: ['meshca'] }),

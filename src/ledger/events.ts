@@ -59,7 +59,9 @@ export type CaEventName =
   | 'ledger-prune'
   /** The runtime deny list changed (`meshca deny add|remove`); the actor is the admin. */
   | 'deny-add'
-  | 'deny-remove';
+  | 'deny-remove'
+  /** The ledger was bound to its CA (its first record; `newLedger` when --new-ledger replaced an anchored one). */
+  | 'ledger-bind';
 
 export interface CaEvent {
   readonly type: 'ca';

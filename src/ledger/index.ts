@@ -1,7 +1,9 @@
 // Public face of src/ledger: the event contract, the Ledger interface, and opening one from a --db URL.
 export type { LedgerEvent, IssuanceEvent, CaEvent, AuditQueryEvent, AppendResult, LedgerWriter, Decision, IssuanceChannel, CaEventName } from './events.ts';
 export type { Ledger, LedgerQuery, LedgerRecord, VerifyReport, VerifyProblem, VerifyProblemKind, PruneResult } from './ledger.ts';
-export { openLedger, openLedgerWriter, memoryLedger, type ClosableLedgerWriter, type OpenLedgerOptions } from './open.ts';
+export { openLedger, openLedgerWriter, memoryLedger, defaultLedgerUrl, ledgerUrlFor, DEFAULT_LEDGER_FILE, type ClosableLedgerWriter, type OpenLedgerOptions } from './open.ts';
+export { LEDGER_HEAD_FILE, headAnchorPath, readHeadAnchor, type HeadAnchor } from './binding.ts';
+export type { AnchorCheck } from './verify.ts';
 export { canonicalJson, recordHash, checkpointMessage, GENESIS_HASH } from './canonical.ts';
 export { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, loadOrCreateLedgerKey, readLedgerPublicKey, ledgerKeyFrom, type LedgerKey } from './ledger_key.ts';
 export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from './chained_ledger.ts';

@@ -2,6 +2,7 @@
 // No SQL here: backends (sqlite_store.ts, postgres_store.ts) implement LedgerStore underneath.
 
 import type { AppendResult, LedgerEvent, LedgerWriter } from './events.ts';
+import type { AnchorCheck } from './verify.ts';
 
 /** Filters for a ledger query; all given filters must match. */
 export interface LedgerQuery {
@@ -59,6 +60,8 @@ export interface VerifyReport {
   readonly signaturesChecked: boolean;
   /** Records appended after the last checkpoint: a signed checkpoint does not cover them yet. */
   readonly uncoveredRecords: number;
+  /** The head anchored outside the database (`<keys>/ledger-head.json`), when one was compared. */
+  readonly anchoredHead?: { readonly file: string; readonly seq: number; readonly timeMs: number; readonly held: boolean };
   /** In order of seq: the first names the first record altered, removed or inserted. */
   readonly problems: readonly VerifyProblem[];
 }
@@ -77,7 +80,10 @@ export interface PruneResult {
 export interface Ledger extends LedgerWriter {
   append(event: LedgerEvent): Promise<AppendResult>;
   query(q: LedgerQuery): Promise<LedgerRecord[]>;
-  verify(): Promise<VerifyReport>;
+  /** `anchor`: the head anchored outside the database, which the ledger must still hold. */
+  verify(anchor?: AnchorCheck): Promise<VerifyReport>;
+  /** Why the ledger cannot be written now (e.g. its SQLite file was deleted under it), or undefined; cheap. */
+  health(): string | undefined;
   /** Removes records older than `beforeMs` up to the newest signed checkpoint among them. */
   prune(beforeMs: number): Promise<PruneResult>;
   close(): Promise<void>;

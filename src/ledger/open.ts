@@ -2,12 +2,14 @@
 // only. Never falls back to anything that would let an issuance go unrecorded.
 
 import type { KeyObject } from 'node:crypto';
+import { join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
 import { systemClock, type Clock } from '../time/index.ts';
 import { ChainedLedger, ledgerUnavailable } from './chained_ledger.ts';
 import type { AppendResult, LedgerEvent, LedgerWriter } from './events.ts';
 import type { Ledger } from './ledger.ts';
-import { loadOrCreateLedgerKey, type LedgerKey } from './ledger_key.ts';
+import { headAnchorPath } from './binding.ts';
+import { loadOrCreateLedgerKey, readLedgerPublicKey, type LedgerKey } from './ledger_key.ts';
 import type { LedgerStore } from './store.ts';
 import { isPostgresUrl, redactUrl } from './url.ts';
 
@@ -17,8 +19,18 @@ export interface ClosableLedgerWriter extends LedgerWriter {
 
 export interface OpenLedgerOptions {
   readonly clock?: Clock;
-  /** CA key directory: its ledger-key.pem (made on first use) signs checkpoints. */
+  /**
+   * CA key directory of a writer: its ledger-key.pem (made on first use) signs checkpoints, the
+   * ledger must be bound to that key (a new one is bound to it), and ledger-head.json beside it
+   * anchors the newest signed head.
+   */
   readonly keysDir?: string;
+  /** CA key directory of a reader: only checks the ledger is bound to its ledger key (if it has one). */
+  readonly bindTo?: string;
+  /** The CA's current root key id, recorded when the ledger is created. */
+  readonly rootKeyId?: string;
+  /** Start a new, empty ledger although this CA's ledger key anchored another one (--new-ledger). */
+  readonly newLedger?: boolean;
   /** The checkpoint key itself (tests); takes precedence over keysDir. */
   readonly ledgerKey?: LedgerKey;
   /** Extra public keys checkpoints may be signed by (verification of a ledger another CA wrote). */
@@ -54,7 +66,7 @@ async function openStore(url: string, opts: OpenLedgerOptions): Promise<LedgerSt
   if (url.startsWith('sqlite:')) {
     const { SqliteStore } = await import('./sqlite_store.ts');
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path.length === 0) throw new MeshcaError('BAD_CONFIG', '--db sqlite: needs a file path, e.g. sqlite:data/meshca.db');
+    if (path.length === 0) throw new MeshcaError('BAD_CONFIG', '--db sqlite: needs a file path, e.g. sqlite:keys/ledger.db');
     try {
       return new SqliteStore(path, { ...(opts.busyTimeoutMs !== undefined ? { busyTimeoutMs: opts.busyTimeoutMs } : {}), ...(opts.mustExist ? { mustExist: true } : {}) });
     } catch (err) {
@@ -73,17 +85,45 @@ async function openStore(url: string, opts: OpenLedgerOptions): Promise<LedgerSt
   throw new MeshcaError('BAD_CONFIG', `--db "${redactUrl(url)}" is not a ledger URL; use sqlite:<path> or postgres://…`);
 }
 
+/** The ledger a CA uses unless --db says otherwise: one per key directory, so never another CA's. */
+export const DEFAULT_LEDGER_FILE = 'ledger.db';
+
+export function defaultLedgerUrl(keysDir: string): string {
+  return `sqlite:${join(keysDir, DEFAULT_LEDGER_FILE)}`;
+}
+
+/** --db as given, or the default beside the key directory. */
+export function ledgerUrlFor(db: string | undefined, keysDir: string): string {
+  return db ?? defaultLedgerUrl(keysDir);
+}
+
 /** Opens the full ledger (append, query, verify, prune, close) behind `url`. */
 export async function openLedger(url: string, opts: OpenLedgerOptions = {}): Promise<Ledger> {
   const ledgerKey = opts.ledgerKey ?? (opts.keysDir !== undefined ? loadOrCreateLedgerKey(opts.keysDir) : undefined);
   const store = await openStore(url, opts);
-  return new ChainedLedger(store, {
+  const ledger = new ChainedLedger(store, {
     clock: opts.clock ?? systemClock,
     ...(ledgerKey ? { ledgerKey } : {}),
     ...(opts.verifyKeys ? { verifyKeys: opts.verifyKeys } : {}),
     ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
     ...(opts.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: opts.checkpointIntervalMs } : {}),
+    ...(opts.keysDir !== undefined ? { anchorFile: headAnchorPath(opts.keysDir) } : {}),
   });
+  try {
+    const keysDir = opts.keysDir ?? opts.bindTo;
+    if (keysDir !== undefined) {
+      await ledger.bind({
+        keysDir,
+        ...(opts.rootKeyId ? { rootKeyId: opts.rootKeyId } : {}),
+        ...(opts.newLedger ? { newLedger: true } : {}),
+        ...(opts.keysDir === undefined ? { readOnly: { publicKey: readLedgerPublicKey(keysDir) } } : {}),
+      });
+    }
+  } catch (err) {
+    await ledger.abandon();
+    throw err;
+  }
+  return ledger;
 }
 
 /** The write side for the CA and `meshca sign`; `memory:` only where losing records is the point. */

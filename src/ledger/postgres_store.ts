@@ -25,6 +25,9 @@ import {
   type WriteBatch,
   type Written,
   ALREADY_DURABLE,
+  INIT_META_SQL,
+  META_SQL,
+  metaFromRows,
 } from './store.ts';
 
 export const DEFAULT_POOL_SIZE = 4;
@@ -195,6 +198,16 @@ export class PostgresStore implements LedgerStore {
 
   async anchor(): Promise<ChainAnchor> {
     return anchorFromRow((await this.#pool.query(HEAD_SQL)).rows[0], GENESIS_HASH);
+  }
+
+  async meta(): Promise<Record<string, string>> {
+    return metaFromRows((await this.#pool.query(META_SQL)).rows);
+  }
+
+  async initMeta(entries: Readonly<Record<string, string>>): Promise<void> {
+    await this.#transaction(async (c) => {
+      for (const [k, v] of Object.entries(entries)) await c.query(INIT_META_SQL('$1', '$2'), [k, v]);
+    });
   }
 
   async prune(beforeMs: number): Promise<{ removed: number; anchorSeq: number }> {

@@ -1,7 +1,7 @@
 // The SQLite backend (`--db sqlite:<path>`, Node's built-in node:sqlite): WAL mode, a commit is
 // durable (WAL fsynced) before write() resolves, BEGIN IMMEDIATE so processes never fork the chain.
 
-import { chmodSync, closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { MeshcaError } from '../errors/index.ts';
@@ -27,6 +27,9 @@ import {
   type Written,
   type ChainHead,
   ALREADY_DURABLE,
+  INIT_META_SQL,
+  META_SQL,
+  metaFromRows,
 } from './store.ts';
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -42,6 +45,9 @@ type Row = Record<string, string | number | bigint | null>;
 
 export class SqliteStore implements LedgerStore {
   readonly where: string;
+  readonly #path: string;
+  /** The file this connection opened: the path must keep naming it, or nothing more is written. */
+  readonly #file: { readonly dev: number; readonly ino: number };
   readonly #db: DatabaseSync;
   readonly #insertRecord: StatementSync;
   readonly #insertCheckpoint: StatementSync;
@@ -67,7 +73,10 @@ export class SqliteStore implements LedgerStore {
     } catch {
       // Not our file (e.g. a read-only mount for auditors): reading it is still fine.
     }
+    this.#path = path;
     this.#db = new DatabaseSync(path);
+    const { dev, ino } = statSync(path);
+    this.#file = { dev, ino };
     this.#db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
     const mode = (this.#db.prepare('PRAGMA journal_mode = WAL').get() as Row | undefined)?.journal_mode;
     if (mode === 'wal') {
@@ -107,8 +116,33 @@ export class SqliteStore implements LedgerStore {
     return headFromRow(this.#headStatement.get() as Row | undefined, GENESIS_HASH);
   }
 
+  /**
+   * One stat per transaction: if the path no longer names the file we have open (deleted, moved
+   * away, or replaced by another file), records would go into a file nobody can find. Renaming the
+   * same file back makes the path good again; a different file at the path needs a restart, which
+   * checks it against this CA's binding and head anchor before using it.
+   */
+  health(): string | undefined {
+    let now;
+    try {
+      now = statSync(this.#path, { throwIfNoEntry: false });
+    } catch (err) {
+      return `ledger file ${this.#path} cannot be checked (${(err as Error).message})`;
+    }
+    const fix = 'issuance is refused until the same file is back at that path (a different file needs a restart, which checks it is this CA\'s ledger)';
+    if (!now) return `ledger file ${this.#path} was deleted or moved away while meshca had it open; ${fix}`;
+    if (now.dev !== this.#file.dev || now.ino !== this.#file.ino) return `ledger file ${this.#path} was replaced by another file while meshca had it open; ${fix}`;
+    return undefined;
+  }
+
+  #assertHealthy(): void {
+    const problem = this.health();
+    if (problem) throw new MeshcaError('LEDGER_UNAVAILABLE', problem);
+  }
+
   async write(build: (head: ChainHead) => WriteBatch): Promise<Written> {
     if (this.#broken) throw this.#broken;
+    this.#assertHealthy();
     this.#transaction(() => {
       const batch = build(this.#head());
       for (const r of batch.records) {
@@ -183,7 +217,21 @@ export class SqliteStore implements LedgerStore {
     return anchorFromRow(this.#headStatement.get() as Row | undefined, GENESIS_HASH);
   }
 
+  async meta(): Promise<Record<string, string>> {
+    return metaFromRows(this.#db.prepare(META_SQL).all() as Row[]);
+  }
+
+  async initMeta(entries: Readonly<Record<string, string>>): Promise<void> {
+    this.#assertHealthy();
+    const insert = this.#db.prepare(INIT_META_SQL('?', '?'));
+    this.#transaction(() => {
+      for (const [k, v] of Object.entries(entries)) insert.run(k, v);
+    });
+    if (this.#walPath !== undefined) await this.#syncAfterCommit();
+  }
+
   async prune(beforeMs: number): Promise<{ removed: number; anchorSeq: number }> {
+    this.#assertHealthy();
     const result = this.#transaction(() => {
       const anchor = anchorFromRow(this.#db.prepare(HEAD_SQL).get() as Row | undefined, GENESIS_HASH);
       const target = this.#db.prepare(PRUNE_TARGET_SQL('?', '?')).get(beforeMs, anchor.seq) as Row | undefined;

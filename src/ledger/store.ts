@@ -81,7 +81,23 @@ export interface LedgerStore {
    * past the current anchor), deletes records up to it and older checkpoints, makes it the anchor.
    */
   prune(beforeMs: number): Promise<{ removed: number; anchorSeq: number }>;
+  /** The ledger's metadata (schema version, the CA it is bound to, where its chain was pruned to). */
+  meta(): Promise<Readonly<Record<string, string>>>;
+  /** Sets each key that is not set yet (first writer wins); never overwrites. */
+  initMeta(entries: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Cheap, synchronous: why the store can no longer be written safely (e.g. its SQLite file was
+   * deleted or replaced under it), or undefined. Checked before every write and by /readyz.
+   */
+  health?(): string | undefined;
   close(): Promise<void>;
+}
+
+export const META_SQL = 'SELECT key, value FROM meshca_ledger_meta';
+export const INIT_META_SQL = (p1: string, p2: string): string => `INSERT INTO meshca_ledger_meta (key, value) VALUES (${p1}, ${p2}) ON CONFLICT (key) DO NOTHING`;
+
+export function metaFromRows(rows: readonly Record<string, unknown>[]): Record<string, string> {
+  return Object.fromEntries(rows.map((r) => [String(r.key), String(r.value)]));
 }
 
 /** Serials are stored lower-case hex without separators, however they were typed. */

@@ -7,6 +7,13 @@ import type { LedgerEvent } from './events.ts';
 import type { VerifyProblem, VerifyProblemKind, VerifyReport } from './ledger.ts';
 import { isCheckpointSignedBy, ledgerKeyIdOf } from './ledger_key.ts';
 import { indexedColumnsOf, sameColumns, type LedgerStore, type StoredCheckpoint, type StoredRecord } from './store.ts';
+import { anchorProblem, META_LEDGER_ID, shortId, type HeadAnchor } from './binding.ts';
+
+/** The head anchored outside the database, and the file it came from. */
+export interface AnchorCheck {
+  readonly anchor: HeadAnchor;
+  readonly file: string;
+}
 
 const PAGE = 5000;
 /** After this many problems the rest is noise; the first ones say where to look. */
@@ -24,7 +31,7 @@ function columnsMatch(r: StoredRecord): boolean {
   }
 }
 
-export async function verifyHashChain(store: LedgerStore, keys: readonly KeyObject[]): Promise<VerifyReport> {
+export async function verifyHashChain(store: LedgerStore, keys: readonly KeyObject[], external?: AnchorCheck): Promise<VerifyReport> {
   const anchor = await store.anchor();
   const checkpoints = await store.checkpoints();
   const cpBySeq = new Map(checkpoints.map((c) => [c.seq, c]));
@@ -119,8 +126,20 @@ export async function verifyHashChain(store: LedgerStore, keys: readonly KeyObje
   if (beyond) {
     report('removed', headSeq + 1, `records ${headSeq + 1}–${beyond.seq} were removed: the checkpoint of ${when(beyond)} covers ${beyond.seq} records but the ledger ends at ${headSeq}`);
   }
+  let anchoredHead: VerifyReport['anchoredHead'];
+  if (external) {
+    const { anchor: head, file } = external;
+    const ledgerId = (await store.meta())[META_LEDGER_ID];
+    const problem =
+      ledgerId !== head.ledgerId
+        ? `its anchor ${file} is of ledger ${shortId(head.ledgerId)} (${head.seq} records checkpointed), but this is ${ledgerId ? `ledger ${shortId(ledgerId)}` : 'a ledger never bound to a CA'}: the ledger was replaced`
+        : await anchorProblem(store, head, file, { pruned: anchor, head: { seq: headSeq, hash: headHash } });
+    if (problem) report(headSeq < head.seq ? 'removed' : 'anchor', Math.min(headSeq + 1, head.seq), problem);
+    anchoredHead = { file, seq: head.seq, timeMs: head.timeMs, held: problem === undefined };
+  }
   problems.sort((a, b) => a.seq - b.seq);
   return {
+    ...(anchoredHead ? { anchoredHead } : {}),
     ok: problems.length === 0,
     records,
     anchorSeq: anchor.seq,

@@ -93,20 +93,25 @@ export async function buildAuthenticators(
   return chain;
 }
 
-/** Remembers whether the last append failed, so /readyz can tell a load balancer to go elsewhere. */
-export function watchLedger(inner: ClosableLedgerWriter): ClosableLedgerWriter & { readonly failing: string | undefined } {
+/**
+ * Remembers whether the last append failed, so /readyz can tell a load balancer to go elsewhere.
+ * A failure the ledger's own health check explains (its file deleted under it) is not remembered:
+ * `health()` reports it live, so /readyz recovers as soon as the file is back, before any append.
+ */
+export function watchLedger(inner: ClosableLedgerWriter, health: () => string | undefined = () => undefined): ClosableLedgerWriter & { readonly failing: string | undefined; health(): string | undefined } {
   let failing: string | undefined;
   return {
     get failing() {
       return failing;
     },
+    health,
     async append(event) {
       try {
         const result = await inner.append(event);
         failing = undefined;
         return result;
       } catch (err) {
-        failing = describeError(err);
+        if (health() === undefined) failing = describeError(err);
         throw err;
       }
     },

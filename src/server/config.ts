@@ -5,7 +5,7 @@ import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { CommandOptions, Settings } from '../config/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from '../ledger/index.ts';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor } from '../ledger/index.ts';
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
 import { validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
@@ -15,7 +15,10 @@ export interface ServeConfig {
   readonly keysDir: string;
   /** --trust-domain if given: names the trust domain for a new CA, and must agree with an existing one. */
   readonly trustDomain?: string;
+  /** --db, or the default beside the key directory. */
   readonly db: string;
+  /** --new-ledger: may start an empty ledger although this CA's ledger key anchored another. */
+  readonly newLedger: boolean;
   readonly listen: ListenAddress;
   readonly httpListen: ListenAddress;
   /** Token audiences accepted (any one); the first is the one named in refusals. */
@@ -73,7 +76,7 @@ export interface NodeAccount {
 /** The settings `meshca serve` accepts; the ledger and rotation own the defaults given here. */
 export const SERVE_OPTIONS = {
   settings: [
-    'keys', 'trust-domain', 'db', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl',
+    'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
     'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
@@ -106,7 +109,8 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
   return Object.freeze({
     keysDir: v.keys,
     ...(v['trust-domain'] !== undefined ? { trustDomain: v['trust-domain'] } : {}),
-    db: v.db,
+    db: ledgerUrlFor(v.db, v.keys),
+    newLedger: v['new-ledger'],
     listen: v.listen,
     httpListen: v['http-listen'],
     audiences: v.audience,

@@ -63,13 +63,15 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
   const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, {
         clock,
         keysDir: config.keysDir,
+        rootKeyId: loaded.authority.rootKeyId,
+        newLedger: config.newLedger,
         checkpointEvery: config.checkpointEvery,
         checkpointIntervalMs: config.checkpointIntervalMs,
       });
   const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   try {
-    const recorder = watchLedger(ledger);
+    const recorder = watchLedger(ledger, () => fullLedger?.health());
     const registry = createRegistry();
     const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl });
     const chain = await buildAuthenticators(config, trustDomain, state, deps, registry);

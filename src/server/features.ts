@@ -136,7 +136,12 @@ export function ledgerFeature(ctx: CaContext): Feature {
   const { recorder } = ctx;
   const retention = ctx.fullLedger ? startRetention(ctx.fullLedger, ctx.config.retainMs, ctx.clock, ctx.log) : undefined;
   return {
-    readiness: { ledger: () => (recorder.failing ? { ok: false, reason: `the ledger cannot record (${recorder.failing}); issuance is refused until it can` } : { ok: true }) },
+    readiness: {
+      ledger: () => {
+        const failing = recorder.health() ?? recorder.failing;
+        return failing ? { ok: false, reason: `the ledger cannot record (${failing}); issuance is refused until it can` } : { ok: true };
+      },
+    },
     stop: () => retention?.stop(),
   };
 }

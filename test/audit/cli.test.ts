@@ -110,7 +110,8 @@ for (const backend of BACKENDS) {
       expect(statSync(join(keys, LEDGER_KEY_FILE)).mode & 0o777).toBe(0o600);
       const honest = await meshca(['audit', 'verify', '--db', db.url, '--keys', keys]);
       expect(honest.code).toBe(0);
-      expect(honest.out).toMatch(/verifies: 6 records \(1–6\), 2 of 2 checkpoints signed by the ledger key/);
+      // Record 1 binds the ledger to the CA (and is checkpointed at once); the six events follow.
+      expect(honest.out).toMatch(/verifies: 7 records \(1–7\), 3 of 3 checkpoints signed by the ledger key; holds the head anchored in .*ledger-head\.json \(record 7\)/);
 
       await db.sql.exec(`UPDATE meshca_ledger_records SET event = replace(event, 'cli:ops', 'cli:mallory') WHERE seq = 4`);
       const tampered = await meshca(['audit', 'verify', '--db', db.url, '--keys', keys]);
@@ -127,11 +128,11 @@ for (const backend of BACKENDS) {
       const later = T0 + 401 * DAY_MS;
       const pruned = await meshca(['audit', 'prune', '--db', db.url, '--keys', keys, '--retain', '400d', '--json'], later);
       expect(pruned.code).toBe(0);
-      // prune signs the head first, so everything older than the retention goes.
-      expect(JSON.parse(pruned.out)).toMatchObject({ removed: 12, anchorSeq: 12 });
+      // prune signs the head first, so everything older than the retention goes (the binding record and the 12 events).
+      expect(JSON.parse(pruned.out)).toMatchObject({ removed: 13, anchorSeq: 13 });
       const verified = await meshca(['audit', 'verify', '--db', db.url, '--keys', keys], later);
       expect(verified.code).toBe(0);
-      expect(verified.out).toContain('pruned up to the checkpoint at record 12');
+      expect(verified.out).toContain('pruned up to the checkpoint at record 13');
       expect((await meshca(['audit', 'prune', '--db', db.url, '--keys', keys, '--retain', '0s'])).code).toBe(2);
     });
   });

@@ -8,7 +8,7 @@ import { AUDIT_SOURCE_SETTINGS, openAuditSource, readPages } from './audit_sourc
 
 export const auditExportCommand = defineCommand({
   path: ['audit', 'export'],
-  usage: 'meshca audit export [--since 24h] [--until T] [--id …] [--ns …] [--denied] [--db URL | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)] > ledger.jsonl',
+  usage: 'meshca audit export [--since 24h] [--until T] [--id …] [--ns …] [--denied] [--db URL] [--keys DIR | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)] > ledger.jsonl',
   options: { settings: [...AUDIT_SOURCE_SETTINGS, 'since', 'until', 'id', 'ns', 'sa', 'pod', 'serial', 'denied'] },
   async run(v, ctx) {
     let base: LedgerQuery;

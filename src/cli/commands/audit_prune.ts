@@ -1,7 +1,7 @@
 // `meshca audit prune`: apply --retain. Removes records older than the retention up to a signed
 // checkpoint, which stays as the chain's anchor so `audit verify` still passes.
 import { MeshcaError } from '../../errors/index.ts';
-import { openLedger } from '../../ledger/index.ts';
+import { ledgerUrlFor, openLedger } from '../../ledger/index.ts';
 import { formatDuration } from '../../time/index.ts';
 import { defineCommand, report } from '../command.ts';
 
@@ -13,7 +13,7 @@ export const auditPruneCommand = defineCommand({
     if (!v.retain) throw new MeshcaError('BAD_CONFIG', '--retain must be longer than 0s (0 keeps everything)');
     const beforeMs = ctx.clock.now() - v.retain;
     // The ledger key signs the checkpoint the chain will start from.
-    const ledger = await openLedger(v.db, { clock: ctx.clock, keysDir: v.keys, mustExist: true });
+    const ledger = await openLedger(ledgerUrlFor(v.db, v.keys), { clock: ctx.clock, keysDir: v.keys, mustExist: true });
     try {
       const result = await ledger.prune(beforeMs);
       const before = new Date(beforeMs).toISOString();

@@ -8,7 +8,7 @@ import { AUDIT_SOURCE_SETTINGS, openAuditSource, readPages } from './audit_sourc
 
 export const auditQueryCommand = defineCommand({
   path: ['audit', 'query'],
-  usage: 'meshca audit query [--id SPIFFE_ID] [--ns NS] [--sa SA] [--pod POD] [--serial HEX] [--since 24h] [--until T] [--denied] [--limit 100] [--json|--csv] [--db URL | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)]',
+  usage: 'meshca audit query [--id SPIFFE_ID] [--ns NS] [--sa SA] [--pod POD] [--serial HEX] [--since 24h] [--until T] [--denied] [--limit 100] [--json|--csv] [--db URL] [--keys DIR | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)]',
   options: { settings: [...AUDIT_SOURCE_SETTINGS, 'id', 'ns', 'sa', 'pod', 'serial', 'since', 'until', 'denied', 'limit', 'json', 'csv'], defaults: { limit: DEFAULT_QUERY_LIMIT } },
   async run(v, ctx) {
     let query: LedgerQuery;

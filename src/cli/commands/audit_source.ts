@@ -4,13 +4,13 @@
 
 import { MAX_QUERY_LIMIT } from '../../audit/index.ts';
 import type { KeyObject } from 'node:crypto';
-import { openLedger, type LedgerEvent, type LedgerQuery, type LedgerRecord, type VerifyReport } from '../../ledger/index.ts';
+import { ledgerUrlFor, openLedger, type AnchorCheck, type LedgerEvent, type LedgerQuery, type LedgerRecord, type VerifyReport } from '../../ledger/index.ts';
 import { AUDIT_SERVICE } from '../../transport/index.ts';
 import type { CommandContext } from '../command.ts';
 import { connectRemote, REMOTE_SETTINGS, type RemoteSettings } from '../remote.ts';
 
 /** What every audit reader accepts besides its filters: the ledger, or a CA to ask. */
-export const AUDIT_SOURCE_SETTINGS = ['db', ...REMOTE_SETTINGS] as const;
+export const AUDIT_SOURCE_SETTINGS = ['db', 'keys', ...REMOTE_SETTINGS] as const;
 
 export interface AuditSource {
   /** For messages: the ledger (password masked) or the CA's address. */
@@ -85,9 +85,9 @@ function maskPassword(db: string): string {
 }
 
 export async function openAuditSource(
-  v: RemoteSettings & { readonly db: string },
+  v: RemoteSettings & { readonly db?: string | undefined; readonly keys: string },
   ctx: CommandContext,
-  local: { readonly verifyKeys?: readonly KeyObject[] } = {},
+  local: { readonly verifyKeys?: readonly KeyObject[]; readonly anchor?: AnchorCheck } = {},
 ): Promise<AuditSource> {
   if (v.server !== undefined) {
     const remote = connectRemote(AUDIT_SERVICE, { ...v, server: v.server }, ctx.clock);
@@ -98,8 +98,10 @@ export async function openAuditSource(
       close: async () => remote.close(),
     };
   }
-  const ledger = await openLedger(v.db, { clock: ctx.clock, mustExist: true, ...(local.verifyKeys ? { verifyKeys: local.verifyKeys } : {}) });
-  return { where: maskPassword(v.db), page: (q) => ledger.query(q), verify: () => ledger.verify(), close: () => ledger.close() };
+  // --db defaults to the key directory's ledger, and must belong to that CA (if it has a ledger key).
+  const db = ledgerUrlFor(v.db, v.keys);
+  const ledger = await openLedger(db, { clock: ctx.clock, mustExist: true, bindTo: v.keys, ...(local.verifyKeys ? { verifyKeys: local.verifyKeys } : {}) });
+  return { where: maskPassword(db), page: (q) => ledger.query(q), verify: () => ledger.verify(local.anchor), close: () => ledger.close() };
 }
 
 /**

@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { bindTrustDomain, MAX_LEAF_TTL_MS } from '../../ca/index.ts';
-import { MeshcaError } from '../../errors/index.ts';
-import { memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
+import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
+import { ledgerUrlFor, memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
 import { readPrivateKeyFile } from '../../pki/index.ts';
 import {
   activeCertificatesOf,
@@ -29,7 +29,7 @@ import { existingRootPaths } from './existing_root.ts';
 import { REMOTE_SETTINGS } from '../remote.ts';
 import { refuseExternalRootRemotely, runRemoteRootStep } from './root_remote.ts';
 
-const COMMON = ['keys', 'db', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
+const COMMON = ['keys', 'db', 'new-ledger', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
 /** What the certificates a rotation step makes are like; only prepare and rotate-intermediate make any. */
 const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
 
@@ -57,13 +57,14 @@ async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc:
   const store = new DirectoryKeyStore(v.keys);
   // The key store names the trust domain; a --trust-domain that disagrees stops here, before the ledger opens.
   const trustDomain = bindTrustDomain(activeCertificatesOf(store.snapshot(ctx.clock.now())), v['trust-domain'], v.keys);
-  if (v.db === 'memory:' && needsFacts && !needsFacts.force) {
+  const db = ledgerUrlFor(v.db, v.keys);
+  if (db === 'memory:' && needsFacts && !needsFacts.force) {
     throw new MeshcaError(
       'ROTATION_REFUSED',
       `refused: "root ${needsFacts.step}" reads what was issued from the CA's ledger, and --db memory: has none; pass the CA's --db, or --force to skip the safety wait`,
     );
   }
-  const ledger = v.db === 'memory:' ? undefined : await openLedger(v.db, { keysDir: v.keys, clock: ctx.clock });
+  const ledger = db === 'memory:' ? undefined : await openLedger(db, { keysDir: v.keys, newLedger: v['new-ledger'], clock: ctx.clock });
   const writer = ledger ?? memoryLedger();
   try {
     return await fn({
@@ -85,12 +86,14 @@ async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc:
 }
 
 /** The ledger for counting acknowledgements, if one exists; status works without it. */
-async function openForCounting(db: string): Promise<Ledger | undefined> {
+async function openForCounting(db: string, keysDir: string): Promise<Ledger | undefined> {
   if (db === 'memory:') return undefined;
   if (db.startsWith('sqlite:') && !existsSync(db.slice('sqlite:'.length))) return undefined;
   try {
-    return await openLedger(db, { mustExist: true });
-  } catch {
+    return await openLedger(db, { mustExist: true, bindTo: keysDir });
+  } catch (err) {
+    // Another CA's ledger would count other CAs' certificates: that is an error, not "no ledger".
+    if (isMeshcaError(err, 'BAD_CONFIG')) throw err;
     return undefined;
   }
 }
@@ -102,7 +105,7 @@ const statusCommand = defineCommand({
   async run(v, ctx) {
     if (v.server !== undefined) return runRemoteRootStep('status', { ...v, server: v.server }, ctx);
     const snapshot = new DirectoryKeyStore(v.keys).snapshot(ctx.clock.now());
-    const ledger = await openForCounting(v.db);
+    const ledger = await openForCounting(ledgerUrlFor(v.db, v.keys), v.keys);
     try {
       const policy = ledger ? await rootStepPolicy({ policy: NO_FACTS_POLICY, facts: { ledger } }, snapshot.state) : NO_FACTS_POLICY;
       const status = await rotationStatus(snapshot, ctx.clock.now(), policy, ledger);

@@ -6,7 +6,7 @@ import { defineCommand } from '../command.ts';
 
 export const serveCommand = defineCommand({
   path: ['serve'],
-  usage: 'meshca serve [--keys DIR] [--listen 0.0.0.0:15012] [--http-listen 0.0.0.0:15014] [--db sqlite:data/meshca.db] …',
+  usage: 'meshca serve [--keys DIR] [--listen 0.0.0.0:15012] [--http-listen 0.0.0.0:15014] [--db sqlite:<keys>/ledger.db] [--new-ledger] …',
   options: SERVE_OPTIONS,
   async run(v, ctx) {
     const config = serveConfigFrom(v);

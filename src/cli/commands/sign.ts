@@ -2,7 +2,7 @@
 import { readSettingFile } from '../../config/index.ts';
 import { bindTrustDomain, DEFAULT_LEAF_TTL_MS, loadAuthorityFromDirectory, SvidIssuer, validateTtlPolicy } from '../../ca/index.ts';
 import { MeshcaError } from '../../errors/index.ts';
-import { openLedgerWriter } from '../../ledger/index.ts';
+import { ledgerUrlFor, openLedgerWriter } from '../../ledger/index.ts';
 import { kubernetesIdentityOf, parseSpiffeId } from '../../spiffe/index.ts';
 import { formatDuration } from '../../time/index.ts';
 import { defineCommand } from '../command.ts';
@@ -10,7 +10,7 @@ import { defineCommand } from '../command.ts';
 export const signCommand = defineCommand({
   path: ['sign'],
   usage: 'meshca sign --csr FILE --id SPIFFE_ID [--ttl 1h] [--keys DIR] [--json]',
-  options: { settings: ['csr', 'id', 'ttl', 'max-ttl', 'keys', 'trust-domain', 'db', 'json'], required: ['csr', 'id'] },
+  options: { settings: ['csr', 'id', 'ttl', 'max-ttl', 'keys', 'trust-domain', 'db', 'new-ledger', 'json'], required: ['csr', 'id'] },
   async run(v, ctx) {
     const spiffeId = parseSpiffeId(v.id);
     const csrPem = readSettingFile(v.csr, '--csr');
@@ -20,7 +20,7 @@ export const signCommand = defineCommand({
     if (spiffeId.trustDomain !== trustDomain) {
       throw new MeshcaError('BAD_SPIFFE_ID', `--id ${spiffeId.uri} is not in trust domain ${trustDomain}, the one the CA in ${v.keys} signs for`);
     }
-    const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
+    const ledger = await openLedgerWriter(ledgerUrlFor(v.db, v.keys), { keysDir: v.keys, rootKeyId: authority.rootKeyId, newLedger: v['new-ledger'], clock: ctx.clock });
     try {
       const issuer = new SvidIssuer({
         authority: () => authority,
