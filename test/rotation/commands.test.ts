@@ -75,8 +75,10 @@ describe('meshca root', () => {
     expect(after).not.toContain(oldRoot.trim());
 
     const ledger = await openLedger(db, { mustExist: true });
-    const events = (await ledger.query({ type: 'ca', limit: 100, order: 'asc' })).map((r) => r.event as { event: string; actor: string; detail: Record<string, unknown> });
+    const [bind, ...events] = (await ledger.query({ type: 'ca', limit: 100, order: 'asc' })).map((r) => r.event as { event: string; actor: string; detail: Record<string, unknown> });
     await ledger.close();
+    // The first record binds the ledger to this CA (issue 17.3).
+    expect(bind!.event).toBe('ledger-bind');
     expect(events.map((e) => e.event)).toEqual(['root-prepare', 'root-activate', 'root-retire']);
     expect(events[1]!.detail.forced).toBe(true);
     expect(events[0]!.actor).toMatch(/^cli:/);
