@@ -245,8 +245,14 @@ export class ChainedLedger implements Ledger {
     return rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, eventJson: r.eventJson, event: JSON.parse(r.eventJson) as LedgerEvent }));
   }
 
+  /** `anchor` defaults to this CA's own anchor file (a CA answering Verify over its audit API). */
   async verify(anchor?: AnchorCheck): Promise<VerifyReport> {
     const keys = [...(this.#opts.verifyKeys ?? []), ...(this.#opts.ledgerKey ? [this.#opts.ledgerKey.publicKey] : [])];
+    const file = this.#opts.anchorFile;
+    if (!anchor && file && this.#opts.ledgerKey) {
+      const own = readHeadAnchor(file, this.#opts.ledgerKey.publicKey);
+      if (own) anchor = { anchor: own, file };
+    }
     try {
       return await verifyHashChain(this.#store, keys, anchor);
     } catch (err) {
