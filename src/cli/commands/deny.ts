@@ -5,7 +5,7 @@
 import { userInfo } from 'node:os';
 import type { Settings } from '../../config/index.ts';
 import { MeshcaError } from '../../errors/index.ts';
-import { openLedgerWriter } from '../../ledger/index.ts';
+import { ledgerUrlFor, openLedgerWriter } from '../../ledger/index.ts';
 import { addDenyEntry, denyListRows, DirectoryKeyStore, formatDenyListRows, removeDenyEntry, type DenyChangeContext, type DenyListRow } from '../../rotation/index.ts';
 import { parseDuration, type Clock } from '../../time/index.ts';
 import { DENY_LIST_SERVICE } from '../../transport/index.ts';
@@ -44,7 +44,7 @@ function onlyTarget(positionals: readonly string[], usage: string): string {
 
 async function withLocal<T>(v: Settings<{ settings: typeof LOCAL }>, ctx: CommandContext, fn: (dc: DenyChangeContext) => Promise<T>): Promise<T> {
   const store = new DirectoryKeyStore(v.keys).denyList;
-  const ledger = await openLedgerWriter(v.db, { keysDir: v.keys, clock: ctx.clock });
+  const ledger = await openLedgerWriter(ledgerUrlFor(v.db, v.keys), { keysDir: v.keys, clock: ctx.clock });
   try {
     return await fn({ store, ledger, clock: ctx.clock, actor: actor() });
   } finally {
