@@ -87,7 +87,7 @@ export function createCaClient(options: CaClientOptions): CaClient {
       } catch (err) {
         // A channel that failed to connect backs off on its own schedule (up to minutes); start
         // afresh so our backoff, not grpc-js's, decides when the CA is tried again.
-        if (isMeshcaError(err, 'CA_UNAVAILABLE')) {
+        if (isMeshcaError(err, 'CA_UNAVAILABLE') || isMeshcaError(err, 'CA_UNTRUSTED')) {
           tokenClient?.client.close();
           tokenClient = undefined;
         }
@@ -101,7 +101,20 @@ export function createCaClient(options: CaClientOptions): CaClient {
   };
 }
 
-/** The CA's refusal keeps its code and message (they never carry our token); transport failures become CA_UNAVAILABLE. */
+/** What a failed TLS handshake looks like in grpc-js's connection error: a certificate or name problem. */
+const TLS_FAILURE = /certificate|altnames|ERR_TLS|SSL|handshake/i;
+
+/** grpc-js wraps the handshake error ("No connection established. Last error: Error [CODE]: reason. Resolution note: …"); keep the reason. */
+function tlsReasonOf(details: string): string {
+  const m = /Last error: (?:Error(?: \[[A-Z0-9_]+\])?: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
+  return (m?.[1] ?? details).trim();
+}
+
+/**
+ * The CA's refusal keeps its code and message (they never carry our token). A handshake that failed
+ * on the CA's certificate is CA_UNTRUSTED, an oversized request REQUEST_TOO_LARGE, both with what to
+ * do; only what is left (no connection, a timeout, a CA that cannot serve) becomes CA_UNAVAILABLE.
+ */
 function caError(err: grpc.ServiceError, address: string): MeshcaError {
   const details = err.details || err.message;
   switch (err.code) {
@@ -111,7 +124,20 @@ function caError(err: grpc.ServiceError, address: string): MeshcaError {
       return new MeshcaError('PERMISSION_DENIED', `the CA at ${address} refused to issue: ${details}`, { cause: err });
     case grpc.status.INVALID_ARGUMENT:
       return new MeshcaError('BAD_REQUEST', `the CA at ${address} refused the request: ${details}`, { cause: err });
-    default:
-      return new MeshcaError('CA_UNAVAILABLE', `the CA at ${address} is unavailable (${grpc.status[err.code] ?? err.code}: ${details})`, { cause: err });
+    case grpc.status.RESOURCE_EXHAUSTED:
+      if (/larger than max/i.test(details)) {
+        return new MeshcaError('REQUEST_TOO_LARGE', `the CA at ${address} refused the request: it is over the CA's 64 KiB limit (${details}); send a smaller CSR`, { cause: err });
+      }
+      break;
+    case grpc.status.UNAVAILABLE:
+      if (TLS_FAILURE.test(details)) {
+        return new MeshcaError(
+          'CA_UNTRUSTED',
+          `the CA at ${address} could not be verified: ${tlsReasonOf(details)}; check that --root-cert holds the CA's root and that --ca-name (default: the host of --ca-addr) is a name in its serving certificate`,
+          { cause: err },
+        );
+      }
+      break;
   }
+  return new MeshcaError('CA_UNAVAILABLE', `the CA at ${address} is unavailable (${grpc.status[err.code] ?? err.code}: ${details})`, { cause: err });
 }

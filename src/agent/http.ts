@@ -1,4 +1,4 @@
-// The agent's HTTP face: /healthz (alive), /readyz (holds a valid certificate), /metrics. Built on
+// The agent's HTTP face: /healthz (alive), /readyz (holds a valid certificate, else why not), /metrics. Built on
 // the shared HTTP server of src/transport; answers carry no key material and no token.
 
 import type { Registry } from '../observability/index.ts';
@@ -16,7 +16,9 @@ export async function serveAgentHttp(listen: ListenAddress, status: () => AgentS
     readiness: {
       certificate: () => {
         const s = status();
-        return s.ready ? { ok: true } : { ok: false, reason: s.lastError ?? 'no valid certificate yet' };
+        if (s.ready) return { ok: true };
+        if (s.permanentError) return { ok: false, reason: `the CA refuses this request and retrying will not change that: ${s.permanentError}` };
+        return { ok: false, reason: s.lastError ?? 'no valid certificate yet' };
       },
     },
   });

@@ -3,14 +3,15 @@
 // the CA is away. Never writes the key unless file output was asked for; never logs the token.
 
 import { join } from 'node:path';
-import { describeError } from '../errors/index.ts';
+import { describeError, isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { createCsrPem, generateKeyPair, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic, type KeyType } from '../pki/index.ts';
 import { DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME, tlsCertificateSecret, trustedCaSecret, type SecretStore } from '../sds/index.ts';
 import { formatDuration, type Clock, type Timer } from '../time/index.ts';
 import type { CaCredential, CaClient } from './ca_client.ts';
 import { acceptIssuedChain, canonicalBundle, type HeldSvid } from './issued.ts';
-import { RenewalEngine } from '../ca/index.ts';
+import { RenewalEngine, type FailureKind } from '../ca/index.ts';
+import { tokenExpiryMs } from './token.ts';
 
 export interface AgentMetricsHooks {
   renewed(svid: HeldSvid): void;
@@ -42,6 +43,25 @@ export interface AgentStatus {
   readonly nextAttemptAtMs?: number;
   readonly consecutiveFailures: number;
   readonly lastError?: string;
+  /** Set when the CA refuses for good (bad TTL, policy): retries are slow and a person must fix it. */
+  readonly permanentError?: string;
+}
+
+/**
+ * The CA's refusals that retrying cannot change: the request itself (INVALID_ARGUMENT, e.g. a TTL
+ * above its maximum; a request over its size limit) or its policy (PERMISSION_DENIED). An outage,
+ * an untrusted CA certificate or a refused token (the kubelet rotates it) may heal by themselves.
+ */
+export function classifyRenewalFailure(err: unknown): FailureKind {
+  return isMeshcaError(err, 'BAD_REQUEST') || isMeshcaError(err, 'PERMISSION_DENIED') || isMeshcaError(err, 'REQUEST_TOO_LARGE') ? 'permanent' : 'transient';
+}
+
+/** What a person does about a permanent refusal. */
+function fixFor(err: unknown): string {
+  const message = describeError(err);
+  if (/TTL/.test(message)) return "lower the agent's --ttl to at most the CA's maximum, or raise the CA's --max-ttl";
+  if (isMeshcaError(err, 'PERMISSION_DENIED')) return "the CA's policy refuses this workload; change the policy or the workload's identity";
+  return "fix the agent's settings (see the CA's reason)";
 }
 
 export class WorkloadAgent {
@@ -52,6 +72,11 @@ export class WorkloadAgent {
   #rootFilePem: string | undefined;
   #pollTimer: Timer | undefined;
   #lastError: string | undefined;
+  #permanentError: string | undefined;
+  /** When the current run of failures began, to say how long it lasted once it ends. */
+  #failingSinceMs: number | undefined;
+  /** The expired token the log has already told about (one line per token, not per renewal). */
+  #expiredTokenTold: string | undefined;
   readonly #firstWaiters: Array<() => void> = [];
 
   constructor(options: WorkloadAgentOptions) {
@@ -61,7 +86,8 @@ export class WorkloadAgent {
       ...(options.random ? { random: options.random } : {}),
       obtain: () => this.#obtain(),
       install: (svid, renewAt, previous) => this.#install(svid, renewAt, previous === undefined),
-      failed: (err, attempt, retryInMs) => this.#onFailure(err, attempt, retryInMs),
+      failed: (err, attempt, retryInMs, kind) => this.#onFailure(err, attempt, retryInMs, kind),
+      classify: classifyRenewalFailure,
     });
   }
 
@@ -103,6 +129,7 @@ export class WorkloadAgent {
       ...(next !== undefined ? { nextAttemptAtMs: next } : {}),
       consecutiveFailures: this.#engine.consecutiveFailures,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      ...(this.#permanentError ? { permanentError: this.#permanentError } : {}),
     };
   }
 
@@ -118,21 +145,52 @@ export class WorkloadAgent {
     return acceptIssuedChain(chain, privateKey, this.#o.clock.now());
   }
 
+  /**
+   * The token while it is valid; else, while the current certificate is valid, that certificate
+   * (mTLS renewal, within whatever bound the CA sets on it), saying so once per token.
+   */
   #credential(): CaCredential {
+    const nowMs = this.#o.clock.now();
+    const cur = this.#engine.current;
+    const byCertificate = (): CaCredential | undefined =>
+      cur && cur.notAfterMs > nowMs ? { kind: 'certificate', chainPem: cur.chainPem, privateKeyPem: cur.privateKeyPem } : undefined;
+    let token: string;
     try {
-      return { kind: 'token', token: this.#o.readToken() };
+      token = this.#o.readToken();
     } catch (err) {
-      const cur = this.#engine.current;
-      if (cur && cur.notAfterMs > this.#o.clock.now()) {
-        this.#o.log.info({ reason: describeError(err) }, 'token unavailable; renewing over mTLS with the current certificate');
-        return { kind: 'certificate', chainPem: cur.chainPem, privateKeyPem: cur.privateKeyPem };
-      }
-      throw err;
+      const fallback = byCertificate();
+      if (!fallback) throw err;
+      this.#o.log.info({ reason: describeError(err) }, 'token unavailable; renewing over mTLS with the current certificate');
+      return fallback;
     }
+    const expMs = tokenExpiryMs(token);
+    if (expMs === undefined || expMs > nowMs) return { kind: 'token', token };
+    const fallback = byCertificate();
+    const expired = new Date(expMs).toISOString();
+    if (!fallback) {
+      throw new MeshcaError('UNAUTHENTICATED', `the token in --token-file expired at ${expired} and there is no valid certificate to renew with; give the agent a fresh token`);
+    }
+    if (this.#expiredTokenTold !== token) {
+      this.#expiredTokenTold = token;
+      this.#o.log.warn(
+        { tokenExpiredAt: expired, certificateNotAfter: new Date(cur!.notAfterMs).toISOString() },
+        'the token in --token-file has expired; renewing over mTLS with the current certificate while it is valid. ' +
+          'Give the agent a fresh token before then (the kubelet rotates projected tokens; for "meshca token mint" pass a longer --token-ttl)',
+      );
+    }
+    return fallback;
   }
 
   #install(svid: HeldSvid, renewAt: number, first: boolean): void {
+    if (this.#failingSinceMs !== undefined) {
+      this.#o.log.info(
+        { failedFor: formatDuration(Math.round((this.#o.clock.now() - this.#failingSinceMs) / 1000) * 1000), lastError: this.#lastError },
+        'recovered: the CA issued a certificate again',
+      );
+    }
+    this.#failingSinceMs = undefined;
     this.#lastError = undefined;
+    this.#permanentError = undefined;
     this.#bundlePem = svid.bundlePem;
     this.#o.store.set(
       tlsCertificateSecret(DEFAULT_SECRET_NAME, svid.chainPem, svid.privateKeyPem, svid.notAfterMs),
@@ -147,9 +205,22 @@ export class WorkloadAgent {
     for (const resolve of this.#firstWaiters.splice(0)) resolve();
   }
 
-  #onFailure(err: unknown, attempt: number, retryInMs: number): void {
-    this.#lastError = describeError(err);
+  #onFailure(err: unknown, attempt: number, retryInMs: number, kind: FailureKind): void {
+    const reason = describeError(err);
+    this.#failingSinceMs ??= this.#o.clock.now();
     this.#o.metrics?.failed();
+    if (kind === 'permanent') {
+      // Logged once per reason, with the fix; the slow retries after it only at debug.
+      const refusal = `${reason} (${fixFor(err)}; retrying every ${formatDuration(retryInMs)})`;
+      const told = this.#permanentError === refusal;
+      this.#lastError = reason;
+      this.#permanentError = refusal;
+      if (told) this.#o.log.debug({ attempt, retryInMs, reason }, 'the CA still refuses; retrying slowly');
+      else this.#o.log.error({ attempt, retryInMs, reason, fix: fixFor(err) }, `the CA refuses this request and retrying will not change that: ${fixFor(err)}; retrying every ${formatDuration(retryInMs)}`);
+      return;
+    }
+    this.#permanentError = undefined;
+    this.#lastError = reason;
     const cur = this.#engine.current;
     const leftMs = cur ? cur.notAfterMs - this.#o.clock.now() : undefined;
     const fields = { attempt, retryInMs, reason: this.#lastError, ...(leftMs !== undefined ? { certificateLeftMs: leftMs } : {}) };
@@ -177,7 +248,11 @@ export class WorkloadAgent {
     if (firstRead || !this.#engine.current || text === this.#bundlePem) return;
     this.#bundlePem = text;
     this.#o.store.set(trustedCaSecret(ROOTCA_SECRET_NAME, text));
-    if (this.#o.outputDir) writeFileAtomic(join(this.#o.outputDir, 'ca.crt'), text, PUBLIC_FILE_MODE);
+    if (this.#o.outputDir) {
+      const path = join(this.#o.outputDir, 'ca.crt');
+      writeFileAtomic(path, text, PUBLIC_FILE_MODE);
+      this.#o.log.info({ file: path }, 'wrote the trust bundle file');
+    }
     this.#o.log.info({ roots: text.split('-----BEGIN CERTIFICATE-----').length - 1 }, 'trust bundle changed in the root file; pushed ROOTCA');
   }
 
@@ -185,9 +260,15 @@ export class WorkloadAgent {
     const dir = this.#o.outputDir;
     if (!dir) return;
     try {
-      writeFileAtomic(join(dir, 'tls.key'), svid.privateKeyPem, PRIVATE_FILE_MODE);
-      writeFileAtomic(join(dir, 'tls.crt'), svid.chainPem, PUBLIC_FILE_MODE);
-      writeFileAtomic(join(dir, 'ca.crt'), svid.bundlePem, PUBLIC_FILE_MODE);
+      const files: Array<[string, string, number]> = [
+        ['tls.key', svid.privateKeyPem, PRIVATE_FILE_MODE],
+        ['tls.crt', svid.chainPem, PUBLIC_FILE_MODE],
+        ['ca.crt', svid.bundlePem, PUBLIC_FILE_MODE],
+      ];
+      for (const [name, content, mode] of files) {
+        writeFileAtomic(join(dir, name), content, mode);
+        this.#o.log.info({ file: join(dir, name), mode: `0${mode.toString(8)}`, serial: svid.serialHex }, `wrote ${name}`);
+      }
     } catch (err) {
       this.#o.log.error({ dir, reason: describeError(err) }, 'could not write the certificate files; SDS keeps serving');
     }

@@ -6,4 +6,4 @@ export { resolveTtl, validateTtlPolicy, DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS, MI
 export { SvidIssuer, type IssuerDeps, type ServingCertificate, type ServingCertificateRequest, type SvidRequest, type X509Svid } from './issue.ts';
 export { loadAuthorityFromDirectory } from './load.ts';
 export { bindTrustDomain, trustDomainOfAuthority, DEFAULT_TRUST_DOMAIN } from './trust_domain.ts';
-export { RenewalEngine, type CertificateWindow, type RenewalEngineOptions, type RenewalOutcome, renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from './renewal.ts';
+export { RenewalEngine, type CertificateWindow, type RenewalEngineOptions, type RenewalOutcome, renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, PERMANENT_RETRY_MS, type FailureKind } from './renewal.ts';

@@ -13,6 +13,15 @@ export const BACKOFF_MAX_MS = 60_000;
 const BACKOFF_FACTOR = 2;
 /** Each backoff delay is drawn from [delay × (1 − 0.2), delay × (1 + 0.2)]. */
 const BACKOFF_JITTER = 0.2;
+/**
+ * After a permanent refusal (the CA said no and will say it again, e.g. a TTL above its maximum):
+ * retrying at backoff speed only floods it, so retries slow to this; a fix on either side is
+ * picked up within it.
+ */
+export const PERMANENT_RETRY_MS = 10 * 60_000;
+
+/** Transient failures (the CA is away, a token is being rotated) heal by retrying; permanent ones need a person. */
+export type FailureKind = 'transient' | 'permanent';
 
 /**
  * The moment to renew a certificate received at `receivedAtMs`. The lifetime counts from when
@@ -52,14 +61,17 @@ export interface RenewalEngineOptions<T extends CertificateWindow> {
    * A renewal failed after `attempt` consecutive failures; `retryInMs` is the backoff. Return
    * 'stop' to give up (no retry is scheduled), anything else to retry then.
    */
-  readonly failed?: (err: unknown, attempt: number, retryInMs: number) => 'retry' | 'stop' | void;
+  readonly failed?: (err: unknown, attempt: number, retryInMs: number, kind: FailureKind) => 'retry' | 'stop' | void;
+  /** Tells permanent failures from transient ones; without it every failure is transient. */
+  readonly classify?: (err: unknown) => FailureKind;
   /** Uniform in [0, 1); injectable so tests can pin the jitter. */
   readonly random?: () => number;
 }
 
 /**
  * One certificate kept fresh: renews at RENEW_RATIO ± RENEW_JITTER of its lifetime, one request in
- * flight at a time (a second caller joins the first), backs off after a failure, and drops a
+ * flight at a time (a second caller joins the first), backs off after a failure (slowly after a
+ * permanent one), and drops a
  * timer that a newer certificate or a manual renewal has superseded (as Istio's secret cache does).
  */
 export class RenewalEngine<T extends CertificateWindow> {
@@ -141,8 +153,9 @@ export class RenewalEngine<T extends CertificateWindow> {
     } catch (error) {
       if (this.#stopped) return { ok: false, error };
       this.#failures += 1;
-      const delayMs = backoffDelayMs(this.#failures, this.#random());
-      if (this.#o.failed?.(error, this.#failures, delayMs) === 'stop') this.stop();
+      const kind = this.#o.classify?.(error) ?? 'transient';
+      const delayMs = kind === 'permanent' ? PERMANENT_RETRY_MS : backoffDelayMs(this.#failures, this.#random());
+      if (this.#o.failed?.(error, this.#failures, delayMs, kind) === 'stop') this.stop();
       else this.#schedule(this.#o.clock.now() + delayMs);
       return { ok: false, error };
     }

@@ -40,6 +40,8 @@ const CATALOGUE = {
   AUTHN_UNAVAILABLE: GrpcCode.UNAVAILABLE,
   RATE_LIMITED: GrpcCode.UNAVAILABLE,
   CA_UNAVAILABLE: GrpcCode.UNAVAILABLE,
+  /** The CA answered but its serving certificate did not verify (wrong root, wrong name): not an outage. */
+  CA_UNTRUSTED: GrpcCode.UNAVAILABLE,
   INTERNAL: GrpcCode.INTERNAL,
 } as const satisfies Record<string, GrpcCode>;
 

@@ -117,6 +117,7 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
   let caller: Caller | undefined;
   let ttlSeconds: number | undefined;
   let outcome = 'OK';
+  let reason: string | undefined;
   let serial: string | undefined;
   try {
     ttlSeconds = requestedTtlOf(call.request);
@@ -150,7 +151,10 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
     serial = svid.certificate.serialHex;
     return [...svid.chainPem];
   } catch (err) {
-    outcome = STATUS_NAMES[toGrpcStatus(err).code] ?? 'UNKNOWN';
+    const status = toGrpcStatus(err);
+    outcome = STATUS_NAMES[status.code] ?? 'UNKNOWN';
+    // What the client was told (never a token or key): a refusal says why, not only its code.
+    reason = status.details;
     if (!(err instanceof MeshcaError)) deps.log.error({ err, peer }, 'CreateCertificate failed unexpectedly');
     throw err;
   } finally {
@@ -166,6 +170,7 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
         serial,
         ttlSeconds,
         peer,
+        ...(reason !== undefined ? { reason } : {}),
         durationMs: Math.round(seconds * 10000) / 10,
       },
       outcome === 'OK' ? 'issued' : 'refused',

@@ -6,7 +6,8 @@ import { X509Certificate } from 'node:crypto';
 import { lstatSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PERMANENT_RETRY_MS } from '../../src/ca/index.ts';
 import { describeError } from '../../src/errors/index.ts';
 import type { TestCa } from '../helpers/serve.ts';
 import { FakeClock } from '../fakes/clock.ts';
@@ -77,6 +78,9 @@ describe('meshca agent', () => {
     expect(readFileSync(join(dir, 'out', 'tls.key'), 'utf8')).toBe(cert.privateKeyPem);
     expect(readFileSync(join(dir, 'out', 'ca.crt'), 'utf8')).toBe(bundle);
     expect(statSync(join(dir, 'out', 'tls.key')).mode & 0o777).toBe(0o600);
+    // Each file written is logged, by path.
+    const written = agent.logs().filter((l) => typeof l.file === 'string').map((l) => l.file);
+    expect(written).toEqual(['tls.key', 'tls.crt', 'ca.crt'].map((f) => join(dir, 'out', f)));
     const health = `http://${agent.running.http!.address}`;
     expect((await fetch(`${health}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${health}/metrics`)).text();
@@ -145,6 +149,10 @@ describe('meshca agent', () => {
     const renewed = await stream.responses.waitFor(2, 15_000);
     expect(renewed.secrets.get('default')!.privateKeyPem).not.toBe(before.secrets.get('default')!.privateKeyPem);
     expect(keyMatchesLeaf(renewed.secrets.get('default')!)).toBe(true);
+    // The outage that ended says so, once.
+    const recovered = agent.logs().filter((l) => String(l.msg).startsWith('recovered'));
+    expect(recovered).toHaveLength(1);
+    expect(recovered[0]).toMatchObject({ failedFor: expect.stringMatching(/^\d/), lastError: expect.stringMatching(/is unavailable/) });
     void dir;
   });
 
@@ -172,6 +180,48 @@ describe('meshca agent', () => {
     const after = await stream.responses.waitFor(2);
     expect(after.secrets.get('default')!.chainPem).not.toBe(before.secrets.get('default')!.chainPem);
     expect(agent.logs().some((l) => String(l.msg).includes('renewing over mTLS'))).toBe(true);
+  });
+
+  it('renews over mTLS when the token file holds an expired token, telling the user once, while its certificate is valid', async () => {
+    const { dir, keysDir, agent, clock } = await setup({ withToken: false });
+    await writeToken(keysDir, join(dir, 'token'), 'default', 'web', { ttlMs: 20_000, nowMs: clock.now() });
+    await untilNextAttempt(agent, clock);
+    const stream = envoy(agent, ['default']);
+    const before = await stream.responses.waitFor(1, 10_000);
+    // The token is past its exp; the 1h certificate is not. (Less than the CA's 60 s backdate, so the
+    // renewed certificates are valid in real time too, for the real TLS handshakes.)
+    await clock.advance(30_000);
+    const ok = await agent.running.agent.renew();
+    expect(ok ? 'ok' : agent.running.agent.status().lastError).toBe('ok');
+    const ok2 = await agent.running.agent.renew();
+    expect(ok2 ? 'ok' : agent.running.agent.status().lastError).toBe('ok');
+    const after = await stream.responses.waitFor(3, 10_000);
+    expect(after.secrets.get('default')!.chainPem).not.toBe(before.secrets.get('default')!.chainPem);
+    const told = agent.logs().filter((l) => String(l.msg).includes('the token in --token-file has expired'));
+    expect(told).toHaveLength(1);
+    expect(String(told[0]!.msg)).toMatch(/renewing over mTLS with the current certificate while it is valid\. Give the agent a fresh token .*--token-ttl/);
+    expect(told[0]!.level).toBe('warn');
+  });
+
+  it('treats a TTL above the CA maximum as permanent: logged once with the fix, /readyz says why, retries every 10 minutes', async () => {
+    const { dir, keysDir, agent, clock } = await setup({ ttlMs: 48 * 3_600_000, withToken: false });
+    await writeToken(keysDir, join(dir, 'token'), 'default', 'web', { ttlMs: 24 * 3_600_000, nowMs: clock.now() });
+    await untilNextAttempt(agent, clock);
+    await vi.waitFor(() => expect(agent.running.agent.status().consecutiveFailures).toBe(2), { timeout: 10_000 });
+    const status = agent.running.agent.status();
+    expect(status.nextAttemptAtMs! - clock.now()).toBe(PERMANENT_RETRY_MS);
+    expect(status.permanentError).toMatch(/requested TTL 48h exceeds the maximum 24h \(lower the agent's --ttl to at most the CA's maximum, or raise the CA's --max-ttl; retrying every 10m\)/);
+    const ready = await fetch(`http://${agent.running.http!.address}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain("the CA refuses this request and retrying will not change that: the CA at");
+    for (const n of [3, 4]) {
+      await untilNextAttempt(agent, clock);
+      await vi.waitFor(() => expect(agent.running.agent.status().consecutiveFailures).toBe(n), { timeout: 10_000 });
+    }
+    const errors = agent.logs().filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ fix: "lower the agent's --ttl to at most the CA's maximum, or raise the CA's --max-ttl", retryInMs: PERMANENT_RETRY_MS });
+    expect(agent.logs().filter((l) => l.msg === 'the CA still refuses; retrying slowly')).toHaveLength(2);
   });
 
   it('removes a stale socket at start and refuses one another process is listening on', async () => {

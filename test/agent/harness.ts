@@ -27,9 +27,9 @@ export async function startCa(keysDir: string, listen = '127.0.0.1:0', clock?: C
   return startTestCa(['--listen', listen], { keysDir, ...(clock ? { clock } : {}) });
 }
 
-export async function writeToken(keysDir: string, path: string, ns = 'default', sa = 'web'): Promise<void> {
+export async function writeToken(keysDir: string, path: string, ns = 'default', sa = 'web', life: { ttlMs?: number; nowMs?: number } = {}): Promise<void> {
   const issuer = await loadDevIssuer(keysDir, false);
-  const token = await issuer.mint({ namespace: ns, serviceAccount: sa, audience: 'meshca', ttlMs: 600_000, nowMs: Date.now() });
+  const token = await issuer.mint({ namespace: ns, serviceAccount: sa, audience: 'meshca', ttlMs: life.ttlMs ?? 600_000, nowMs: life.nowMs ?? Date.now() });
   writeFileSync(path, token);
 }
 

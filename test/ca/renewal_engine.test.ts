@@ -3,16 +3,16 @@
 // superseded certificate does nothing.
 
 import { describe, expect, it } from 'vitest';
-import { RenewalEngine, type CertificateWindow } from '../../src/ca/index.ts';
+import { BACKOFF_INITIAL_MS, PERMANENT_RETRY_MS, RenewalEngine, type CertificateWindow } from '../../src/ca/index.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
 const LIFETIME_MS = 10_000;
 
-function harness(opts: { fail?: () => boolean; random?: () => number } = {}) {
+function harness(opts: { fail?: () => boolean; random?: () => number; permanent?: () => boolean } = {}) {
   const clock = new FakeClock();
   const obtained: number[] = [];
   const installed: Array<{ atMs: number; renewAtMs: number; first: boolean }> = [];
-  const failures: Array<{ attempt: number; retryInMs: number }> = [];
+  const failures: Array<{ attempt: number; retryInMs: number; kind?: string }> = [];
   let release: (() => void) | undefined;
   let holdNext = false;
   const engine = new RenewalEngine<CertificateWindow>({
@@ -29,7 +29,8 @@ function harness(opts: { fail?: () => boolean; random?: () => number } = {}) {
       return { receivedAtMs: now, notBeforeMs: now - 60_000, notAfterMs: now + LIFETIME_MS };
     },
     install: (_cert, renewAtMs, previous) => void installed.push({ atMs: clock.now(), renewAtMs, first: previous === undefined }),
-    failed: (_err, attempt, retryInMs) => void failures.push({ attempt, retryInMs }),
+    failed: (_err, attempt, retryInMs, kind) => void failures.push({ attempt, retryInMs, ...(opts.permanent ? { kind } : {}) }),
+    ...(opts.permanent ? { classify: () => (opts.permanent!() ? ('permanent' as const) : ('transient' as const)) } : {}),
   });
   return { clock, engine, obtained, installed, failures, hold: () => (holdNext = true), release: () => release?.() };
 }
@@ -141,5 +142,19 @@ describe('RenewalEngine', () => {
     expect((await pending).ok).toBe(false);
     expect(h.installed).toEqual([]);
     expect(h.clock.pendingTimers).toBe(0);
+  });
+
+  it('slows retries to the long interval after a permanent refusal, and backs off normally once it turns transient', async () => {
+    let permanent = true;
+    const h = harness({ fail: () => true, permanent: () => permanent });
+    const t0 = h.clock.now();
+    await h.engine.renew();
+    expect(h.failures).toEqual([{ attempt: 1, retryInMs: PERMANENT_RETRY_MS, kind: 'permanent' }]);
+    await h.clock.advance(PERMANENT_RETRY_MS - 1);
+    expect(h.obtained).toEqual([t0]);
+    permanent = false;
+    await h.clock.advance(1);
+    expect(h.obtained).toEqual([t0, t0 + PERMANENT_RETRY_MS]);
+    expect(h.failures[1]).toEqual({ attempt: 2, retryInMs: BACKOFF_INITIAL_MS * 2, kind: 'transient' });
   });
 });
