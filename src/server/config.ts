@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { CommandOptions, Settings } from '../config/index.ts';
-import { MeshcaError } from '../errors/index.ts';
+import { describeError, MeshcaError } from '../errors/index.ts';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor } from '../ledger/index.ts';
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
@@ -121,7 +121,11 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     clusterId: v['cluster-id'],
     clusters: parseClusters(v.cluster, v['cluster-id']),
     trustDomainAliases: v['trust-domain-aliases'].map((td) => {
-      validateTrustDomain(td);
+      try {
+        validateTrustDomain(td);
+      } catch (err) {
+        throw new MeshcaError('BAD_CONFIG', `--trust-domain-aliases: ${describeError(err)}`, { cause: err });
+      }
       return td;
     }),
     trustedNodeAccounts: v['trusted-node-accounts'].map(parseNodeAccount),
