@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Clock } from '../time/index.ts';
-import { createTlsClient, ISTIO_CA_SERVICE } from '../transport/index.ts';
+import { createTlsClient, ISTIO_CA_SERVICE, tlsFailureOf } from '../transport/index.ts';
 
 /** A CreateCertificate that has not answered in this long is treated as the CA being down. */
 export const CA_CALL_TIMEOUT_MS = 10_000;
@@ -101,15 +101,6 @@ export function createCaClient(options: CaClientOptions): CaClient {
   };
 }
 
-/** What a failed TLS handshake looks like in grpc-js's connection error: a certificate or name problem. */
-const TLS_FAILURE = /certificate|altnames|ERR_TLS|SSL|handshake/i;
-
-/** grpc-js wraps the handshake error ("No connection established. Last error: Error [CODE]: reason. Resolution note: …"); keep the reason. */
-function tlsReasonOf(details: string): string {
-  const m = /Last error: (?:Error(?: \[[A-Z0-9_]+\])?: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
-  return (m?.[1] ?? details).trim();
-}
-
 /**
  * The CA's refusal keeps its code and message (they never carry our token). A handshake that failed
  * on the CA's certificate is CA_UNTRUSTED, an oversized request REQUEST_TOO_LARGE, both with what to
@@ -129,15 +120,17 @@ function caError(err: grpc.ServiceError, address: string): MeshcaError {
         return new MeshcaError('REQUEST_TOO_LARGE', `the CA at ${address} refused the request: it is over the CA's 64 KiB limit (${details}); send a smaller CSR`, { cause: err });
       }
       break;
-    case grpc.status.UNAVAILABLE:
-      if (TLS_FAILURE.test(details)) {
+    case grpc.status.UNAVAILABLE: {
+      const tls = tlsFailureOf(details);
+      if (tls !== undefined) {
         return new MeshcaError(
           'CA_UNTRUSTED',
-          `the CA at ${address} could not be verified: ${tlsReasonOf(details)}; check that --root-cert holds the CA's root and that --ca-name (default: the host of --ca-addr) is a name in its serving certificate`,
+          `the CA at ${address} could not be verified: ${tls}; check that --root-cert holds the CA's root and that --ca-name (default: the host of --ca-addr) is a name in its serving certificate`,
           { cause: err },
         );
       }
       break;
+    }
   }
   return new MeshcaError('CA_UNAVAILABLE', `the CA at ${address} is unavailable (${grpc.status[err.code] ?? err.code}: ${details})`, { cause: err });
 }

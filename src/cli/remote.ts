@@ -8,7 +8,7 @@ import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
 import { readSettingFile } from '../config/index.ts';
 import { MeshcaError, type ErrorCode } from '../errors/index.ts';
 import type { Clock } from '../time/index.ts';
-import { createTlsClient, type ServiceName } from '../transport/index.ts';
+import { createTlsClient, tlsFailureOf, type ServiceName } from '../transport/index.ts';
 
 /** One answer from the CA; a Query page is one answer too. */
 export const REMOTE_CALL_TIMEOUT_MS = 60_000;
@@ -58,8 +58,16 @@ const CODES: Partial<Record<grpc.status, ErrorCode>> = {
 };
 
 function remoteError(err: grpc.ServiceError, address: string): MeshcaError {
-  const code = CODES[err.code] ?? 'INTERNAL';
   const details = err.details || err.message;
+  const tls = err.code === grpcStatus.UNAVAILABLE ? tlsFailureOf(details) : undefined;
+  if (tls !== undefined) {
+    return new MeshcaError(
+      'CA_UNTRUSTED',
+      `the CA at ${address} could not be verified: ${tls}; check that --root-cert holds the CA's root and that --ca-name (default: the host of --server) is a name in its serving certificate`,
+      { cause: err },
+    );
+  }
+  const code = CODES[err.code] ?? 'INTERNAL';
   const what = code === 'CA_UNAVAILABLE' ? `the CA at ${address} could not be reached (${grpcStatus[err.code]}: ${details})` : `the CA at ${address} answered ${grpcStatus[err.code]}: ${details}`;
   return new MeshcaError(code, what, { cause: err });
 }

@@ -5,4 +5,4 @@ export { protoDefinition, serviceDefinition, serviceClient, ISTIO_CA_SERVICE, AD
 export { peerAddressOf } from './peer.ts';
 export { createHttpServer, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
 export { parseListenAddress, listenUrl, bindGrpc, listenHttp, closeHttp, shutdownGrpc, type ListenAddress } from './listen.ts';
-export { createTlsClient, hostOf, type TlsClientOptions } from './tls_client.ts';
+export { createTlsClient, hostOf, tlsFailureOf, type TlsClientOptions } from './tls_client.ts';

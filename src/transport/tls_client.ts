@@ -38,3 +38,17 @@ export function createTlsClient(service: ServiceName, address: string, options: 
   // RFC 6066: SNI carries host names only, so an IP address is checked but not sent as SNI.
   return new Client(address, credentials, isIP(expectedName) ? {} : { 'grpc.ssl_target_name_override': expectedName, 'grpc.default_authority': expectedName });
 }
+
+/** What a failed TLS handshake looks like in grpc-js's connection error: a certificate or name problem. */
+const TLS_FAILURE = /certificate|altnames|ERR_TLS|SSL|handshake/i;
+
+/**
+ * Why a call that failed UNAVAILABLE never reached the server because its certificate or name did
+ * not verify, or undefined if it failed for another reason. grpc-js wraps the handshake error
+ * ("No connection established. Last error: Error [CODE]: reason. Resolution note: …"); this keeps the reason.
+ */
+export function tlsFailureOf(details: string): string | undefined {
+  if (!TLS_FAILURE.test(details)) return undefined;
+  const m = /Last error: (?:Error(?: \[[A-Z0-9_]+\])?: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
+  return (m?.[1] ?? details).trim();
+}

@@ -82,6 +82,21 @@ describe('meshca audit --server', () => {
     expect(noRoot.stderr).toMatch(/^meshca audit verify: --root-cert is required with --server/);
   });
 
+  it('says the CA could not be verified, not that it is unavailable, when --root-cert or the name is wrong', async () => {
+    const other = tempDir();
+    try {
+      expect((await cli(['ca', 'init', '--keys', other.path])).code).toBe(0);
+      const wrongRoot = await cli(['audit', 'query', '--server', ca.server.grpcAddress, '--root-cert', join(other.path, 'root-cert.pem'), '--token-file', auditorToken]);
+      expect(wrongRoot.code).toBe(1);
+      expect(wrongRoot.stderr).toMatch(new RegExp(`^meshca audit query: the CA at ${ca.server.grpcAddress.replace(/\./g, '\\.')} could not be verified: .*; check that --root-cert holds the CA's root`));
+      const wrongName = await cli(['root', 'status', ...server, ...adminTls, '--ca-name', 'someone-else.example']);
+      expect(wrongName.code).toBe(1);
+      expect(wrongName.stderr).toMatch(/could not be verified: .*someone-else\.example.*--ca-name \(default: the host of --server\)/);
+    } finally {
+      other.cleanup();
+    }
+  });
+
   it('verify asks the CA to check its chain and checkpoints', async () => {
     const r = await cli(['audit', 'verify', ...server, '--token-file', auditorToken]);
     expect(r.stderr).toBe('');
