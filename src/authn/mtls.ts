@@ -43,6 +43,7 @@ export function createMtlsAuthenticator(opts: MtlsAuthenticatorOptions): Authent
           authenticator: 'mtls',
           ...(k8s ? { namespace: k8s.namespace, serviceAccount: k8s.serviceAccount } : {}),
           expiresAtMs: Date.parse(leaf.validTo),
+          renewalOf: leaf.serialNumber.toLowerCase(),
         },
       };
     },

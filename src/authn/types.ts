@@ -31,6 +31,11 @@ export interface Caller {
   readonly token?: TokenFacts;
   /** When this identity stops being good (token exp, client certificate notAfter). */
   readonly expiresAtMs?: number;
+  /**
+   * Set for a renewal over mTLS: the serial (hex) of the client certificate presented. The issuer
+   * looks its grant up in the ledger to bound the renewal (--max-renewal-age).
+   */
+  readonly renewalOf?: string;
 }
 
 export interface AuthRequest {

@@ -23,7 +23,8 @@ import {
 import type { SpiffeId } from '../spiffe/index.ts';
 import type { Clock } from '../time/index.ts';
 import { trustDomainOfAuthority } from './trust_domain.ts';
-import { resolveTtl, type TtlPolicy } from './ttl.ts';
+import { GRANTED_AT_DETAIL, grantTimeOf, type GrantLedger } from './renewal_bound.ts';
+import { boundRenewalTtl, DEFAULT_MAX_RENEWAL_AGE_MS, resolveTtl, type TtlPolicy } from './ttl.ts';
 
 export interface IssuerDeps {
   /** The authority signing right now; read per request so rotation takes effect at once. */
@@ -31,6 +32,10 @@ export interface IssuerDeps {
   readonly ledger: LedgerWriter;
   readonly clock: Clock;
   readonly ttl: TtlPolicy;
+  /** How long renewals over mTLS keep an identity after its last token grant; default 24h. */
+  readonly maxRenewalAgeMs?: number;
+  /** The ledger to look a renewal's grant up in; without one every renewal over mTLS is refused. */
+  readonly grants?: GrantLedger;
   readonly serial?: SerialSource;
 }
 
@@ -87,6 +92,8 @@ function checkServing(cert: IssuedCertificate, authority: SigningAuthority, req:
 function callerDetail(caller: Caller): Record<string, string> | undefined {
   const detail: Record<string, string> = {
     ...(caller.clusterId !== undefined ? { clusterId: caller.clusterId } : {}),
+    // A renewal over mTLS names the certificate it renewed: the ledger then holds the whole chain.
+    ...(caller.renewalOf !== undefined ? { renewalOf: caller.renewalOf } : {}),
     ...(caller.impersonatedBy
       ? {
           impersonatedBy: caller.impersonatedBy.spiffeId.uri,
@@ -191,9 +198,14 @@ export class SvidIssuer {
     };
     let csr: VerifiedCsr | undefined;
     let issued: X509Svid;
+    let grantedAtMs: number;
     try {
       refuseTrustDomainId(req.caller.spiffeId);
-      const ttlMs = resolveTtl(req.requestedTtlSeconds, this.#deps.ttl);
+      const requestedTtlMs = resolveTtl(req.requestedTtlSeconds, this.#deps.ttl);
+      // A token (or operator) grant starts a chain now; a renewal over mTLS keeps its chain's grant time, and its bound.
+      const renewalOf = req.caller.renewalOf;
+      grantedAtMs = renewalOf === undefined ? startMs : await grantTimeOf(this.#deps.grants, renewalOf);
+      const ttlMs = renewalOf === undefined ? requestedTtlMs : boundRenewalTtl(requestedTtlMs, grantedAtMs, startMs, this.#deps.maxRenewalAgeMs ?? DEFAULT_MAX_RENEWAL_AGE_MS);
       csr = parseCsrPem(req.csrPem);
       const authority = this.#deps.authority();
       refuseForeignTrustDomain(req.caller.spiffeId, authority);
@@ -217,7 +229,8 @@ export class SvidIssuer {
       await this.recordDenial(base, startMs, err, csr);
       throw err;
     }
-    await this.recordGrant(base, startMs, csr.spkiDer, issued.certificate, issued);
+    const detail = { ...base.detail, [GRANTED_AT_DETAIL]: new Date(grantedAtMs).toISOString() };
+    await this.recordGrant({ ...base, detail }, startMs, csr.spkiDer, issued.certificate, issued);
     return issued;
   }
 

@@ -8,6 +8,26 @@ export const MAX_LEAF_TTL_MS = 24 * HOUR_MS;
 /** Shortest lifetime worth issuing; below it a renewal loop would spin. */
 export const MIN_LEAF_TTL_MS = 10_000;
 
+/** How long renewals over mTLS may keep an identity alive after its last token grant (--max-renewal-age). */
+export const DEFAULT_MAX_RENEWAL_AGE_MS = 24 * HOUR_MS;
+
+/**
+ * A renewal over mTLS may not extend the identity past `grantedAtMs + maxRenewalAgeMs`: the new leaf
+ * ends by then at the latest, and once less than the shortest lifetime is left the caller must
+ * present a fresh token, so a deleted pod's identity ends even though it holds a valid leaf.
+ */
+export function boundRenewalTtl(ttlMs: number, grantedAtMs: number, nowMs: number, maxRenewalAgeMs: number): number {
+  const endMs = grantedAtMs + maxRenewalAgeMs;
+  if (endMs - nowMs < MIN_LEAF_TTL_MS) {
+    throw new MeshcaError(
+      'UNAUTHENTICATED',
+      `renewal over mTLS refused: this identity was last granted on a token at ${new Date(grantedAtMs).toISOString()}, and renewals end ` +
+        `--max-renewal-age ${formatDuration(maxRenewalAgeMs)} after that; present a fresh token`,
+    );
+  }
+  return Math.min(ttlMs, endMs - nowMs);
+}
+
 export interface TtlPolicy {
   readonly defaultTtlMs: number;
   readonly maxTtlMs: number;

@@ -3,7 +3,7 @@
 // A default is the owning module's named constant, never a second literal of it; a setting whose
 // owner config must not load (the ledger, rotation) takes its default from the command's options.
 
-import { DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS } from '../ca/index.ts';
+import { DEFAULT_LEAF_TTL_MS, DEFAULT_MAX_RENEWAL_AGE_MS, MAX_LEAF_TTL_MS } from '../ca/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, KEY_TYPES } from '../pki/index.ts';
 import type { SpiffeId } from '../spiffe/index.ts';
 import type { ListenAddress } from '../transport/index.ts';
@@ -83,6 +83,7 @@ export const SETTINGS = {
   ttl: s('duration', 'certificate lifetime to ask for (sign: to issue)', { default: DEFAULT_LEAF_TTL_MS }),
   'default-ttl': s('duration', 'lifetime when a request asks for none', { default: DEFAULT_LEAF_TTL_MS }),
   'max-ttl': s('duration', 'longest lifetime the CA grants; longer requests are refused', { default: MAX_LEAF_TTL_MS }),
+  'max-renewal-age': s('duration', 'renewals over mTLS keep an identity at most this long after its last token grant; then a fresh token is needed', { default: DEFAULT_MAX_RENEWAL_AGE_MS }),
   csr: s('string', 'CSR file (PEM)', { flagOnly: true }),
   id: s('string', "workload's SPIFFE ID (sign: the one to issue; audit: records about it)", { flagOnly: true }),
   // Server

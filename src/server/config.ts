@@ -34,6 +34,8 @@ export interface ServeConfig {
   /** Istio ambient: callers allowed to send ImpersonatedIdentity (CA_TRUSTED_NODE_ACCOUNTS). */
   readonly trustedNodeAccounts: readonly NodeAccount[];
   readonly ttl: TtlPolicy;
+  /** --max-renewal-age: how long renewals over mTLS keep an identity after its last token grant. */
+  readonly maxRenewalAgeMs: number;
   readonly devTokens: boolean;
   readonly jwks?: { readonly file?: string; readonly url?: string; readonly issuer: string };
   /** The Kubernetes authenticators' settings; `none` turns them off. */
@@ -76,7 +78,7 @@ export interface NodeAccount {
 /** The settings `meshca serve` accepts; the ledger and rotation own the defaults given here. */
 export const SERVE_OPTIONS = {
   settings: [
-    'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl',
+    'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl', 'max-renewal-age',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
     'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
@@ -130,6 +132,7 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     }),
     trustedNodeAccounts: v['trusted-node-accounts'].map(parseNodeAccount),
     ttl: validateTtlPolicy({ defaultTtlMs: v['default-ttl'], maxTtlMs: v['max-ttl'] }),
+    maxRenewalAgeMs: v['max-renewal-age'],
     devTokens: v['dev-tokens'],
     ...(jwksIssuer && (v['jwks-file'] || v['jwks-url'])
       ? { jwks: { ...(v['jwks-file'] ? { file: v['jwks-file'] } : {}), ...(v['jwks-url'] ? { url: v['jwks-url'] } : {}), issuer: jwksIssuer } }

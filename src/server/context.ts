@@ -2,7 +2,7 @@
 // the authenticator chain and the metrics registry. Opened once at start, closed last.
 
 import { createIdentityPolicy, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
-import { bindTrustDomain, SvidIssuer } from '../ca/index.ts';
+import { bindTrustDomain, memoryGrantLedger, SvidIssuer } from '../ca/index.ts';
 import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
@@ -68,12 +68,15 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
         checkpointEvery: config.checkpointEvery,
         checkpointIntervalMs: config.checkpointIntervalMs,
       });
-  const ledger: ClosableLedgerWriter = fullLedger ?? memoryLedger();
+  const memory = fullLedger ? undefined : memoryLedger();
+  const ledger: ClosableLedgerWriter = fullLedger ?? memory!;
+  // Renewals over mTLS look their chain's grant up here (--max-renewal-age).
+  const grants = fullLedger ?? memoryGrantLedger(memory!.events);
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   try {
     const recorder = watchLedger(ledger, () => fullLedger?.health());
     const registry = createRegistry();
-    const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl });
+    const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl, maxRenewalAgeMs: config.maxRenewalAgeMs, grants });
     const chain = await buildAuthenticators(config, trustDomain, state, deps, registry);
     const denyList = new DenyListFollower(keyStore.denyList, log);
     const identityPolicy = createIdentityPolicy(config.policy, { check: denyList.check, nowMs: () => clock.now() });
