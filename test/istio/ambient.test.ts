@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { chainsToRoots, ZtunnelClient } from './istio_clients.ts';
+import { retryWhileUnavailable, until } from './waits.ts';
 
 const ZTUNNEL = 'spiffe://cluster.local/ns/istio-system/sa/ztunnel';
 const WEB = 'spiffe://cluster.local/ns/shop/sa/web';
@@ -22,28 +23,6 @@ async function ztunnelOn(node: string, pod: string, ns = 'istio-system', sa = 'z
   fake.addPod(ns, pod, { serviceAccount: sa, nodeName: node });
   const token = await fake.tokens.mint({ namespace: ns, serviceAccount: sa, podName: pod, audiences: ['istio-ca'] });
   return new ZtunnelClient({ dialAddress: ca.server.grpcAddress, serverName: 'meshca.meshca-system.svc', rootPem: ca.rootPem, token });
-}
-
-/** Retries while the CA answers UNAVAILABLE (its pod cache is still syncing). */
-async function once<T>(fn: () => Promise<T>): Promise<T> {
-  const giveUpAt = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if ((err as { code?: number }).code !== status.UNAVAILABLE || Date.now() > giveUpAt) throw err;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-/** Polls until the CA's watch has seen a change (the CA has no GET to make it look). */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const giveUpAt = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > giveUpAt) throw new Error('the pod cache never caught up');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const refusedWith = async (p: Promise<unknown>): Promise<{ code?: number; details?: string }> => {
@@ -84,7 +63,7 @@ afterAll(async () => {
 
 describe('ztunnel asking for workload identities', () => {
   it('gets the identity of a pod on its own node, and the ledger records the workload, the node agent and the node', async () => {
-    const cert = await once(() => ztunnelA.fetchCertificate(WEB));
+    const cert = await retryWhileUnavailable(() => ztunnelA.fetchCertificate(WEB));
     expect(cert.leaf.subjectAltName).toBe(`URI:${WEB}`);
     expect(chainsToRoots(cert.leaf, cert.chain, cert.roots)).toBe(true);
     const [last] = (await issuances()).slice(-1);
@@ -101,7 +80,7 @@ describe('ztunnel asking for workload identities', () => {
 
   it('is refused a pod on another node, UNAUTHENTICATED naming the rule, and nothing is issued', async () => {
     const granted = (await issuances()).filter((e) => e.decision === 'granted').length;
-    const err = await refusedWith(once(() => ztunnelA.fetchCertificate(API)));
+    const err = await refusedWith(retryWhileUnavailable(() => ztunnelA.fetchCertificate(API)));
     expect(err).toMatchObject({ code: status.UNAUTHENTICATED, details: 'ImpersonatedIdentity refused: no pod of service account pay/api runs on node "node-a" (--trusted-node-accounts)' });
     expect((await issuances()).filter((e) => e.decision === 'granted').length).toBe(granted);
     const [last] = (await issuances()).slice(-1);
@@ -112,7 +91,7 @@ describe('ztunnel asking for workload identities', () => {
     const impostor = await ztunnelOn('node-a', 'web-2', 'shop', 'web');
     try {
       for (const id of [WEB, API]) {
-        const err = await refusedWith(once(() => impostor.fetchCertificate(id)));
+        const err = await refusedWith(retryWhileUnavailable(() => impostor.fetchCertificate(id)));
         expect(err).toMatchObject({ code: status.UNAUTHENTICATED, details: `ImpersonatedIdentity refused: ${WEB} is not a trusted node agent (--trusted-node-accounts)` });
       }
     } finally {
@@ -121,11 +100,11 @@ describe('ztunnel asking for workload identities', () => {
   });
 
   it('refuses identities outside the trust domain or not of the Kubernetes form', async () => {
-    expect(await refusedWith(once(() => ztunnelA.fetchCertificate('spiffe://other.example/ns/shop/sa/web')))).toMatchObject({
+    expect(await refusedWith(retryWhileUnavailable(() => ztunnelA.fetchCertificate('spiffe://other.example/ns/shop/sa/web')))).toMatchObject({
       code: status.UNAUTHENTICATED,
       details: expect.stringMatching(/^ImpersonatedIdentity refused: trust domain "other.example" is not this CA's/),
     });
-    expect(await refusedWith(once(() => ztunnelA.fetchCertificate('spiffe://cluster.local/workload/web')))).toMatchObject({
+    expect(await refusedWith(retryWhileUnavailable(() => ztunnelA.fetchCertificate('spiffe://cluster.local/workload/web')))).toMatchObject({
       code: status.UNAUTHENTICATED,
       details: expect.stringMatching(/is not of the form spiffe:\/\/<trust domain>\/ns\/<namespace>\/sa\/<service account>/),
     });
@@ -135,18 +114,18 @@ describe('ztunnel asking for workload identities', () => {
     const podCalls = () => fake.calls.filter((c) => c.path.includes('/pods')).length;
     const before = podCalls();
     fake.addPod('pay', 'api-2', { serviceAccount: 'api', nodeName: 'node-a' });
-    await until(async () => (await ztunnelA.fetchCertificate(API).then(() => true, () => false)));
+    await until(() => ztunnelA.fetchCertificate(API).then(() => true, () => false), 'the watch to add api-2');
     for (let i = 0; i < 5; i++) await ztunnelA.fetchCertificate(WEB);
     expect(podCalls()).toBe(before);
     fake.deletePod('pay', 'api-2');
-    await until(async () => (await ztunnelA.fetchCertificate(API).then(() => false, () => true)));
+    await until(() => ztunnelA.fetchCertificate(API).then(() => false, () => true), 'the watch to delete api-2');
     expect(podCalls()).toBe(before);
   });
 
   it('a ztunnel on another node gets only that node\'s workloads', async () => {
     const ztunnelB = await ztunnelOn('node-b', 'ztunnel-b');
     try {
-      expect((await once(() => ztunnelB.fetchCertificate(API))).leaf.subjectAltName).toBe(`URI:${API}`);
+      expect((await retryWhileUnavailable(() => ztunnelB.fetchCertificate(API))).leaf.subjectAltName).toBe(`URI:${API}`);
       expect(await refusedWith(ztunnelB.fetchCertificate(WEB))).toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining('runs on node "node-b"') });
     } finally {
       ztunnelB.close();

@@ -15,6 +15,7 @@ import { CaClient } from '../helpers/ca_client.ts';
 import { opensslCsr, pemBlocks } from '../helpers/csr.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { ZtunnelClient } from './istio_clients.ts';
+import { retryWhileUnavailable } from './waits.ts';
 
 const dir = tempDir('meshca-istio-table-');
 let local: FakeKubeApiServer;
@@ -51,18 +52,6 @@ afterAll(async () => {
 });
 
 const ztunnelToken = (fake: FakeKubeApiServer, pod: string) => fake.tokens.mint({ namespace: 'istio-system', serviceAccount: 'ztunnel', podName: pod, audiences: ['meshca'] });
-
-async function eventually<T>(fn: () => Promise<T>): Promise<T> {
-  const giveUpAt = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if ((err as { code?: number }).code !== status.UNAVAILABLE || Date.now() > giveUpAt) throw err;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 describe('TestCreateCertificateE2EUsingClientCertAuthenticator', () => {
   it('"No client certificate": UNAUTHENTICATED', async () => {
@@ -170,7 +159,7 @@ describe('TestCreateCertificateE2EWithImpersonateIdentity', () => {
   it('"Pod not passing node authorization": UNAUTHENTICATED', async () => {
     const z = new ZtunnelClient({ dialAddress: ca.server.grpcAddress, serverName: SERVER_NAME, rootPem: ca.rootPem, token: await ztunnelToken(local, 'ztunnel-a') });
     try {
-      await expect(eventually(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-b'))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+      await expect(retryWhileUnavailable(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-b'))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     } finally {
       z.close();
     }
@@ -179,7 +168,7 @@ describe('TestCreateCertificateE2EWithImpersonateIdentity', () => {
   it('"Successful signing with impersonate identity": OK', async () => {
     const z = new ZtunnelClient({ dialAddress: ca.server.grpcAddress, serverName: SERVER_NAME, rootPem: ca.rootPem, token: await ztunnelToken(local, 'ztunnel-a') });
     try {
-      expect((await eventually(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-a'))).leaf.subjectAltName).toBe('URI:spiffe://cluster.local/ns/ns-a/sa/sa-a');
+      expect((await retryWhileUnavailable(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-a'))).leaf.subjectAltName).toBe('URI:spiffe://cluster.local/ns/ns-a/sa/sa-a');
     } finally {
       z.close();
     }
@@ -188,7 +177,7 @@ describe('TestCreateCertificateE2EWithImpersonateIdentity', () => {
   it('"Pod not passing node authorization because of ztunnel from other clusters": UNAUTHENTICATED', async () => {
     const z = new ZtunnelClient({ dialAddress: ca.server.grpcAddress, serverName: SERVER_NAME, rootPem: ca.rootPem, token: await ztunnelToken(local, 'ztunnel-a') });
     try {
-      await expect(eventually(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-c'))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+      await expect(retryWhileUnavailable(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-c'))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     } finally {
       z.close();
     }
@@ -203,7 +192,7 @@ describe('TestCreateCertificateE2EWithImpersonateIdentity', () => {
       caHeaders: { ClusterID: 'fake-remote' },
     });
     try {
-      expect((await eventually(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-c'))).leaf.subjectAltName).toBe('URI:spiffe://cluster.local/ns/ns-a/sa/sa-c');
+      expect((await retryWhileUnavailable(() => z.fetchCertificate('spiffe://cluster.local/ns/ns-a/sa/sa-c'))).leaf.subjectAltName).toBe('URI:spiffe://cluster.local/ns/ns-a/sa/sa-c');
     } finally {
       z.close();
     }

@@ -12,6 +12,7 @@ import { serveConfigFrom, SERVE_OPTIONS } from '../../src/server/index.ts';
 import { badConfigMessage } from '../config/bad_config.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
+import { until } from './waits.ts';
 
 const serve = (args: string[]) => serveConfigFrom(loadSettings(SERVE_OPTIONS, args, {}).values);
 const refusal = (args: string[]): string => badConfigMessage(() => serve(args));
@@ -67,35 +68,27 @@ describe('the pod cache for node authorization', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const until = async (check: () => boolean) => {
-    const giveUpAt = Date.now() + 10_000;
-    while (!check()) {
-      if (Date.now() > giveUpAt) throw new Error('the pod cache never caught up');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-
   it('lists, watches, and after the API server drops its watch lists again once the restart timer fires', async () => {
     fake.addPod('shop', 'web-1', { serviceAccount: 'web', nodeName: 'node-a' });
     const clock = new FakeClock();
     index = startPodIndex({ kubeConfig: fake.kubeConfig(), clock, log: createLogger('silent') });
-    await until(() => index!.synced);
+    await until(() => index!.synced, 'the first list');
     expect(index.hasServiceAccountOnNode('node-a', 'shop', 'web')).toBe(true);
     expect(index.hasServiceAccountOnNode('node-b', 'shop', 'web')).toBe(false);
     expect(index.pod('shop', 'web-1')).toMatchObject({ serviceAccount: 'web', nodeName: 'node-a' });
 
     fake.addPod('shop', 'api-1', { serviceAccount: 'api', nodeName: 'node-b' });
-    await until(() => index!.hasServiceAccountOnNode('node-b', 'shop', 'api'));
+    await until(() => index!.hasServiceAccountOnNode('node-b', 'shop', 'api'), 'the watch to add api-1');
 
     await fake.goDown();
     await fake.comeBack();
     fake.addPod('shop', 'db-1', { serviceAccount: 'db', nodeName: 'node-a' });
     fake.deletePod('shop', 'web-1');
     // Nothing changes until the restart timer fires: the cache keeps its last view meanwhile.
-    await until(() => clock.pendingTimers > 0);
+    await until(() => clock.pendingTimers > 0, 'the watch to drop');
     expect(index.hasServiceAccountOnNode('node-a', 'shop', 'web')).toBe(true);
     await clock.advance(1000);
-    await until(() => index!.hasServiceAccountOnNode('node-a', 'shop', 'db'));
+    await until(() => index!.hasServiceAccountOnNode('node-a', 'shop', 'db'), 'the second list');
     expect(index.hasServiceAccountOnNode('node-a', 'shop', 'web')).toBe(false);
     expect(index.synced).toBe(true);
   });

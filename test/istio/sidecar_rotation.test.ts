@@ -11,6 +11,7 @@ import { main } from '../../src/cli/main.ts';
 import { pemBlocks } from '../helpers/csr.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { chainsToRoots, IstioAgentClient } from './istio_clients.ts';
+import { until } from './waits.ts';
 
 const dir = tempDir('meshca-istio-rotation-');
 const keys = join(dir.path, 'keys');
@@ -23,14 +24,6 @@ let stale: IstioAgentClient;
 const quiet = { stdout: () => {} };
 /** What the bundle distribution writes into every namespace's meshca-root-cert ConfigMap. */
 const distribute = () => writeFileSync(distributed, readFileSync(join(keys, 'root-cert.pem')));
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const giveUpAt = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   expect(await main(['ca', 'init', '--keys', keys], quiet)).toBe(0);
