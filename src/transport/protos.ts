@@ -1,9 +1,10 @@
 // The .proto files every endpoint speaks, loaded once per process on first use: meshca's own
-// (protos/: Istio's CA service, the admin and audit APIs) and Envoy's SDS, read from the copy
-// @grpc/grpc-js-xds ships (never copied into this repo). Loading only: no handlers, no encoders.
+// (protos/: Istio's CA service, the admin and audit APIs) and Envoy's SDS, from a small descriptor
+// (protos/envoy/sds.json) pruned from the Envoy API tree @grpc/grpc-js-xds ships by
+// src/transport/envoy_descriptor.ts: loading the tree itself cost every agent ~27 MB of RSS.
+// Loading only: no handlers, no encoders.
 
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,24 +24,20 @@ const FAMILY_OPTIONS: Readonly<Record<ProtoFamily, protoLoader.Options>> = {
   envoy: { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true },
 };
 
-/** Include directories inside @grpc/grpc-js-xds/deps that Envoy's imports resolve against. */
-const ENVOY_PROTO_DEPS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'];
+/** Envoy's SDS service and the messages it reaches, as protobufjs JSON (`npm run protos` rebuilds it). */
+export const ENVOY_SDS_DESCRIPTOR = new URL('../../protos/envoy/sds.json', import.meta.url);
 
 const PROTO_FILES = {
   [ISTIO_CA_SERVICE]: { family: 'meshca', files: ['istio/v1/auth/ca.proto'] },
   [ADMIN_SERVICE]: { family: 'meshca', files: ['meshca/admin/v1/admin.proto'] },
   [DENY_LIST_SERVICE]: { family: 'meshca', files: ['meshca/admin/v1/admin.proto'] },
   [AUDIT_SERVICE]: { family: 'meshca', files: ['meshca/audit/v1/audit.proto'] },
-  [SDS_SERVICE]: { family: 'envoy', files: ['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'] },
+  [SDS_SERVICE]: { family: 'envoy', files: [] },
 } as const satisfies Record<string, { family: ProtoFamily; files: readonly string[] }>;
 
 export type ServiceName = keyof typeof PROTO_FILES;
 
-function includeDirsOf(family: ProtoFamily): string[] {
-  if (family === 'meshca') return [fileURLToPath(new URL('../../protos/', import.meta.url))];
-  const root = dirname(createRequire(import.meta.url).resolve('@grpc/grpc-js-xds/package.json'));
-  return ENVOY_PROTO_DEPS.map((dir) => join(root, 'deps', dir));
-}
+const MESHCA_PROTOS_DIR = fileURLToPath(new URL('../../protos/', import.meta.url));
 
 const definitions = new Map<ServiceName, protoLoader.PackageDefinition>();
 const clients = new Map<ServiceName, grpc.ServiceClientConstructor>();
@@ -50,7 +47,10 @@ export function protoDefinition(service: ServiceName): protoLoader.PackageDefini
   let definition = definitions.get(service);
   if (!definition) {
     const { family, files } = PROTO_FILES[service];
-    definition = protoLoader.loadSync([...files], { ...FAMILY_OPTIONS[family], includeDirs: includeDirsOf(family) });
+    definition =
+      family === 'envoy'
+        ? protoLoader.fromJSON(JSON.parse(readFileSync(ENVOY_SDS_DESCRIPTOR, 'utf8')) as Record<string, unknown>, FAMILY_OPTIONS[family])
+        : protoLoader.loadSync([...files], { ...FAMILY_OPTIONS[family], includeDirs: [MESHCA_PROTOS_DIR] });
     definitions.set(service, definition);
   }
   return definition;
