@@ -1,9 +1,41 @@
 #!/usr/bin/env node
-// meshca's entry point. Node 22.18+ and 24 run the TypeScript sources directly; on 22.12–22.17 we
-// re-run ourselves with --experimental-strip-types.
+// meshca's entry point. It runs dist/ (the JavaScript `npm run build` writes, which `npm install`
+// runs through `prepare`) when that is newer than every file under src/, and src/ otherwise, so an
+// edited source is never shadowed by a stale build. Node 22.18+ and 24 run the TypeScript sources
+// directly; on 22.12–22.17 we re-run ourselves with --experimental-strip-types.
 import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-if (!process.features.typescript) {
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+/** Newest modification time under dir (a few ms for src/'s ~200 files). */
+function newestMs(dir) {
+  let newest = statSync(dir).mtimeMs;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMs(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function distIsCurrent() {
+  let builtMs;
+  try {
+    builtMs = statSync(join(ROOT, 'dist', '.built')).mtimeMs;
+  } catch {
+    return false;
+  }
+  try {
+    return newestMs(join(ROOT, 'src')) <= builtMs;
+  } catch {
+    return true; // no src/: an installation that ships dist/ only
+  }
+}
+
+const useDist = distIsCurrent();
+if (!useDist && !process.features.typescript) {
   const r = spawnSync(process.execPath, ['--experimental-strip-types', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
@@ -15,7 +47,7 @@ process.emitWarning = function (warning, ...rest) {
   if (code === 'DEP0123') return;
   return emitWarning.call(process, warning, ...rest);
 };
-const { main } = await import('../src/cli/main.ts');
+const { main } = await import(useDist ? '../dist/cli/main.js' : '../src/cli/main.ts');
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => controller.abort(new Error(sig)));
 process.exitCode = await main(process.argv.slice(2), { signal: controller.signal });
