@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   issuance: () => import('./issuance.ts'),
   sds: () => import('./sds.ts'),
   e2e: () => import('./e2e.ts'),
+  footprint: () => import('./footprint.ts'),
   tokenreview: () => import('./tokenreview.ts'),
   ledger: () => import('./ledger.ts'),
   rotation: () => import('./rotation.ts'),
