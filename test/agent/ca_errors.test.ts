@@ -5,16 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
 import { opensslCsr } from '../helpers/csr.ts';
-import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
+import { meshcaInProcess, startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 
-async function meshca(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
+const meshca = (args: string[]) => meshcaInProcess(args);
 
 describe('what the CA client says when a request fails', () => {
   const dir = tempDir('meshca-errors-');

@@ -5,10 +5,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadSettings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
+import { main } from '../../src/cli/main.ts';
+import type { CommandContext } from '../../src/cli/command.ts';
 import { serveConfigFrom, SERVE_OPTIONS, startCaServer, type RunningCaServer, type ServeDeps } from '../../src/server/index.ts';
 import { systemClock, type Clock } from '../../src/time/index.ts';
 
@@ -123,3 +126,22 @@ export function runMeshca(args: string[], input?: string): Promise<{ code: numbe
     child.stdin.end(input ?? '');
   });
 }
+
+/** Runs a meshca subcommand in this process (fast; shares the clock given), capturing its output. */
+export async function meshcaInProcess(args: string[], ctx: Partial<CommandContext> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { ...ctx, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+/** A plain TCP listener on 127.0.0.1 (port 0 picks one), to hold a port busy. */
+export function listenOn(port: number): Promise<Server> {
+  const server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+export const closeNet = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));

@@ -5,19 +5,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
 import { openLedger } from '../../src/ledger/index.ts';
 import { opensslCsr } from '../helpers/csr.ts';
-import { runMeshca, startTestCa, tempDir } from '../helpers/serve.ts';
+import { meshcaInProcess, runMeshca, startTestCa, tempDir } from '../helpers/serve.ts';
 import { writeFileSync } from 'node:fs';
 
-/** The real command line in this process (fast); the race below uses separate processes. */
-async function meshca(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
+const meshca = (args: string[]) => meshcaInProcess(args);
 
 describe('meshca root', () => {
   const dir = tempDir('meshca-root-');

@@ -6,19 +6,13 @@
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
 import { openLedger } from '../../src/ledger/index.ts';
 import { HOUR_MS } from '../../src/time/index.ts';
 import { CaClient } from '../helpers/ca_client.ts';
 import { opensslCsr } from '../helpers/csr.ts';
-import { startTestCa, tempDir } from '../helpers/serve.ts';
+import { meshcaInProcess, startTestCa, tempDir } from '../helpers/serve.ts';
 
-async function meshca(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
+const meshca = (args: string[]) => meshcaInProcess(args);
 
 const safeFrom = (stderr: string) => Date.parse(/Safe from (\S+):/.exec(stderr)?.[1] ?? 'none');
 

@@ -5,11 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
 import { HOUR_MS, MINUTE_MS } from '../../src/time/index.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { opensslCsr } from '../helpers/csr.ts';
-import { tempDir } from '../helpers/serve.ts';
+import { meshcaInProcess, tempDir } from '../helpers/serve.ts';
 
 describe('meshca root status', () => {
   const dir = tempDir('meshca-status-');
@@ -17,12 +16,7 @@ describe('meshca root status', () => {
   const keys = join(dir.path, 'keys');
   const db = `sqlite:${join(dir.path, 'ledger.db')}`;
   const clock = new FakeClock(Date.parse('2026-11-01T00:00:00Z'));
-  const meshca = async (...args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const code = await main([...args, '--keys', keys, ...(args[0] === 'ca' ? [] : ['--db', db])], { clock, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-    return { code, stdout, stderr };
-  };
+  const meshca = (...args: string[]) => meshcaInProcess([...args, '--keys', keys, ...(args[0] === 'ca' ? [] : ['--db', db])], { clock });
   const csr = join(dir.path, 'req.csr');
   const sign = (ns: string) => meshca('sign', '--csr', csr, '--id', `spiffe://cluster.local/ns/${ns}/sa/default`);
 

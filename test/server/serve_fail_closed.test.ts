@@ -1,7 +1,6 @@
 // Fail closed at start: when the HTTP port cannot be had after the gRPC port was bound, serve
 // refuses to start and gives back everything it had started, the gRPC port first among them.
 
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,22 +8,14 @@ import { loadSettings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS, startCaServer } from '../../src/server/index.ts';
 import { systemClock } from '../../src/time/index.ts';
-import { tempDir } from '../helpers/serve.ts';
+import { closeNet, listenOn, tempDir } from '../helpers/serve.ts';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function listenOn(port: number): Promise<Server> {
-  const server = createServer();
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
 
-const closeNet = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
 
 describe('serve that cannot listen', () => {
   it('stops the bound gRPC port and rethrows when the HTTP port is taken', async () => {

@@ -4,21 +4,13 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
-import { MESHCA_BIN, runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
+import { closeNet, listenOn, MESHCA_BIN, runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
 
-function listenOn(port: number): Promise<Server> {
-  const server = createServer();
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
-const closeNet = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
 const portOf = (server: Server) => (server.address() as { port: number }).port;
 
 describe('meshca serve as a process', () => {
