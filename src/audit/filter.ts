@@ -10,7 +10,7 @@ export const DEFAULT_QUERY_LIMIT = 100;
 /** One answer at most; larger reads page with the seq cursor (after_seq / before_seq), as `meshca audit` does. */
 export const MAX_QUERY_LIMIT = 10_000;
 
-const EVENT_TYPES: readonly LedgerEvent['type'][] = ['issuance', 'ca', 'audit-query'];
+const EVENT_TYPES: readonly LedgerEvent['type'][] = ['issuance', 'ca', 'audit-query', 'refusals'];
 
 /** Filters as people type them (CLI flags) or as the wire carries them (proto fields). */
 export interface AuditFilterInput {

@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Caller } from '../authn/index.ts';
 import { isMeshcaError, MeshcaError, toGrpcStatus } from '../errors/index.ts';
-import type { AuditQueryEvent, Ledger, LedgerRecord, VerifyReport } from '../ledger/index.ts';
+import type { AuditQueryEvent, Ledger, LedgerRecord, RefusalCounter, VerifyReport } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock } from '../time/index.ts';
 import { AUDIT_SERVICE, peerAddressOf, serviceClient, serviceDefinition } from '../transport/index.ts';
@@ -21,6 +21,8 @@ export interface AuditServiceDeps {
   readonly authenticate: (call: AuditCall) => Promise<Caller>;
   readonly clock: Clock;
   readonly log?: Pick<Logger, 'info' | 'warn'>;
+  /** Counts calls that never authenticated instead of one record each (anyone can send those). */
+  readonly refusals?: Pick<RefusalCounter, 'count'>;
 }
 
 interface QueryRequest {
@@ -103,7 +105,8 @@ export function createAuditService(deps: AuditServiceDeps): { service: grpc.Serv
       caller = await deps.authenticate(call);
     } catch (err) {
       const reason = isMeshcaError(err) ? err.message : 'caller could not be authenticated';
-      await record({ ...base, timeMs: deps.clock.now(), caller: 'unauthenticated', decision: 'denied', reason, filter: {} });
+      if (deps.refusals) deps.refusals.count({ channel: `audit:${method}`, peer: base.peer, errorCode: isMeshcaError(err) ? err.code : 'UNAUTHENTICATED', reason });
+      else await record({ ...base, timeMs: deps.clock.now(), caller: 'unauthenticated', decision: 'denied', reason, filter: {} });
       throw err;
     }
     const who = { ...base, caller: caller.spiffeId.uri, authenticator: caller.authenticator };

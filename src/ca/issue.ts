@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { describeError, isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Caller } from '../authn/index.ts';
-import type { IssuanceChannel, IssuanceEvent, LedgerWriter } from '../ledger/index.ts';
+import type { IssuanceChannel, IssuanceEvent, LedgerWriter, RefusalCounter } from '../ledger/index.ts';
 import {
   chainWithBundle,
   issueServingCertificate,
@@ -37,6 +37,11 @@ export interface IssuerDeps {
   /** The ledger to look a renewal's grant up in; without one every renewal over mTLS is refused. */
   readonly grants?: GrantLedger;
   readonly serial?: SerialSource;
+  /**
+   * Counts refusals of callers that never authenticated (one ledger record per peer and reason
+   * per interval, not per request: anyone can send those). Without it each is one record.
+   */
+  readonly refusals?: Pick<RefusalCounter, 'count'>;
 }
 
 export interface SvidRequest {
@@ -261,6 +266,15 @@ export class SvidIssuer {
 
   /** Records a request refused before issuance (e.g. authentication failed). */
   async recordRefusal(partial: { channel: IssuanceChannel; peer?: string; requestedTtlSeconds?: number; caller?: Caller; tokenSha256?: string }, err: unknown): Promise<void> {
+    if (!partial.caller && this.#deps.refusals) {
+      this.#deps.refusals.count({
+        channel: partial.channel,
+        ...(partial.peer ? { peer: partial.peer } : {}),
+        errorCode: isMeshcaError(err) ? err.code : 'INTERNAL',
+        reason: isMeshcaError(err) ? err.message : 'internal error',
+      });
+      return;
+    }
     const base = {
       type: 'issuance' as const,
       channel: partial.channel,

@@ -87,7 +87,27 @@ export interface AuditQueryEvent {
   readonly peer?: string;
 }
 
-export type LedgerEvent = IssuanceEvent | CaEvent | AuditQueryEvent;
+/**
+ * Refusals before authentication (no or invalid credentials), counted per interval by channel,
+ * peer host and error code instead of one record each (see refusals.ts). Peer, code and channel
+ * are '*' for the overflow bucket beyond the per-interval key limit.
+ */
+export interface RefusalsEvent {
+  readonly type: 'refusals';
+  /** The end of the interval counted. */
+  readonly timeMs: number;
+  readonly sinceMs: number;
+  readonly decision: 'denied';
+  /** CreateCertificate, or audit:<method>. */
+  readonly channel: string;
+  readonly peer: string;
+  readonly errorCode: string;
+  /** The first refusal's message for this key: an example. */
+  readonly reason: string;
+  readonly count: number;
+}
+
+export type LedgerEvent = IssuanceEvent | CaEvent | AuditQueryEvent | RefusalsEvent;
 
 export interface AppendResult {
   /** 1-based position in the chain. */

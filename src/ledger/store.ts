@@ -122,6 +122,8 @@ export function indexedColumnsOf(event: LedgerEvent): IndexedColumns {
       return { ...base, decision: event.decision, spiffeId: null, namespace: null, serviceAccount: null, podName: null, serial: null };
     case 'ca':
       return { ...base, decision: null, spiffeId: null, namespace: null, serviceAccount: null, podName: null, serial: null };
+    case 'refusals':
+      return { ...base, decision: event.decision, spiffeId: null, namespace: null, serviceAccount: null, podName: null, serial: null };
   }
 }
 

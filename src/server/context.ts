@@ -3,7 +3,7 @@
 
 import { createIdentityPolicy, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
 import { bindTrustDomain, memoryGrantLedger, SvidIssuer } from '../ca/index.ts';
-import { memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger } from '../ledger/index.ts';
+import { aggregateRefusals, memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger, type RefusalCounter } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
 import type { Clock } from '../time/index.ts';
@@ -40,6 +40,8 @@ export interface CaContext extends ServerContext {
   readonly keysVersion: number;
   /** The ledger the CA writes through; remembers whether the last append failed, for /readyz. */
   readonly recorder: ReturnType<typeof watchLedger>;
+  /** Refusals before authentication, counted per peer and reason per interval (flushed on the clock). */
+  readonly refusals: RefusalCounter;
 }
 
 export interface ContextDeps {
@@ -73,20 +75,23 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
   // Renewals over mTLS look their chain's grant up here (--max-renewal-age).
   const grants = fullLedger ?? memoryGrantLedger(memory!.events);
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
+  const recorder = watchLedger(ledger, () => fullLedger?.health());
+  // Anyone can be refused before authenticating: count those, so a flood cannot fill the ledger.
+  const refusals = aggregateRefusals({ ledger: recorder, clock, onError: (message) => log.warn(message) });
   try {
-    const recorder = watchLedger(ledger, () => fullLedger?.health());
     const registry = createRegistry();
-    const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl, maxRenewalAgeMs: config.maxRenewalAgeMs, grants });
+    const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl, maxRenewalAgeMs: config.maxRenewalAgeMs, grants, refusals });
     const chain = await buildAuthenticators(config, trustDomain, state, deps, registry);
     const denyList = new DenyListFollower(keyStore.denyList, log);
     const identityPolicy = createIdentityPolicy(config.policy, { check: denyList.check, nowMs: () => clock.now() });
     const ctx: CaContext = {
       config, trustDomain, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
-      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder,
+      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder, refusals,
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
     return Object.freeze(ctx);
   } catch (err) {
+    await refusals.stop();
     await ledger.close();
     throw err;
   }

@@ -66,7 +66,7 @@ export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & 
 /** meshca.audit.v1.AuditService, when there is a ledger to query. */
 export function auditFeature(ctx: CaContext): Feature {
   if (!ctx.fullLedger) return {};
-  const audit = createAuditService({ ledger: ctx.fullLedger, auditors: ctx.config.auditors, authenticate: (call) => authenticateCall(call as never, ctx), clock: ctx.clock, log: ctx.log });
+  const audit = createAuditService({ ledger: ctx.fullLedger, refusals: ctx.refusals, auditors: ctx.config.auditors, authenticate: (call) => authenticateCall(call as never, ctx), clock: ctx.clock, log: ctx.log });
   return { services: [(server) => server.addService(audit.service, audit.handlers)] };
 }
 
@@ -142,7 +142,11 @@ export function ledgerFeature(ctx: CaContext): Feature {
         return failing ? { ok: false, reason: `the ledger cannot record (${failing}); issuance is refused until it can` } : { ok: true };
       },
     },
-    stop: () => retention?.stop(),
+    stop: async () => {
+      retention?.stop();
+      // The counts of the interval so far go in before the ledger closes.
+      await ctx.refusals.stop();
+    },
   };
 }
 

@@ -23,6 +23,8 @@ function subjectOf(e: LedgerEvent): string {
       return e.caller;
     case 'ca':
       return `${e.event} by ${e.actor}`;
+    case 'refusals':
+      return `(unauthenticated) ${e.peer}`;
   }
 }
 
@@ -34,6 +36,8 @@ function detailOf(e: LedgerEvent): string {
       return `${e.method ?? ''} ${JSON.stringify(e.filter)}${e.reason ? ` ${e.reason}` : ''}`.trim();
     case 'ca':
       return JSON.stringify(e.detail);
+    case 'refusals':
+      return `${e.count} × ${e.channel} ${e.errorCode}: ${e.reason} (since ${iso(e.sinceMs)})`;
   }
 }
 
@@ -71,9 +75,9 @@ export function formatCsv(records: readonly LedgerRecord[]): string {
       time: iso(e.timeMs),
       type: e.type,
       decision: e.type === 'ca' ? undefined : e.decision,
-      reason: i?.reason ?? (e.type === 'audit-query' ? e.reason : undefined),
-      error_code: i?.errorCode,
-      channel: i?.channel,
+      reason: i?.reason ?? (e.type === 'audit-query' || e.type === 'refusals' ? e.reason : undefined),
+      error_code: i?.errorCode ?? (e.type === 'refusals' ? e.errorCode : undefined),
+      channel: i?.channel ?? (e.type === 'refusals' ? e.channel : undefined),
       spiffe_id: i?.spiffeId,
       namespace: i?.namespace,
       service_account: i?.serviceAccount,
@@ -83,7 +87,7 @@ export function formatCsv(records: readonly LedgerRecord[]): string {
       authenticator: i?.authenticator ?? (e.type === 'audit-query' ? e.authenticator : undefined),
       token_sha256: i?.tokenSha256,
       token_jti: i?.tokenJti,
-      peer: i?.peer ?? (e.type === 'audit-query' ? e.peer : undefined),
+      peer: i?.peer ?? (e.type === 'audit-query' || e.type === 'refusals' ? e.peer : undefined),
       serial: i?.serial,
       not_before: i?.notBeforeMs === undefined ? undefined : iso(i.notBeforeMs),
       not_after: i?.notAfterMs === undefined ? undefined : iso(i.notAfterMs),
@@ -92,7 +96,7 @@ export function formatCsv(records: readonly LedgerRecord[]): string {
       requested_ttl_seconds: i?.requestedTtlSeconds,
       granted_ttl_seconds: i?.grantedTtlSeconds,
       caller: e.type === 'audit-query' ? e.caller : e.type === 'ca' ? e.actor : undefined,
-      event: e.type === 'ca' ? e.event : e.type === 'audit-query' ? e.method : undefined,
+      event: e.type === 'ca' ? e.event : e.type === 'audit-query' ? e.method : e.type === 'refusals' ? `count=${e.count}` : undefined,
       hash: r.hash,
     };
     lines.push(CSV_COLUMNS.map((c) => csvCell(row[c])).join(','));
