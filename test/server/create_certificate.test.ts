@@ -9,6 +9,7 @@ import type { LedgerEvent } from '../../src/ledger/index.ts';
 import { CaClient } from '../helpers/ca_client.ts';
 import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';
+import type { CaContext } from '../../src/server/context.ts';
 
 let ca: TestCa;
 let client: CaClient;
@@ -178,10 +179,14 @@ describe('CreateCertificate', () => {
   });
 
   it('records denials in the ledger with the reason and never the token', async () => {
+    // A caller that never authenticates is counted (per peer and reason per interval), not recorded alone.
+    const { refusals } = ca.server.context as CaContext;
+    await refusals.flush();
     const token = await mint({ aud: 'nope' });
     await client.createCertificate({ csr: opensslCsr().csrPem, token }).catch(() => undefined);
-    const denial = ledgerEvents().filter((e) => e.type === 'issuance' && e.decision === 'denied').at(-1);
-    expect(denial).toMatchObject({ errorCode: 'UNAUTHENTICATED', reason: expect.stringMatching(/audience/) });
+    await refusals.flush();
+    const denial = ledgerEvents().filter((e) => e.type === 'refusals').at(-1);
+    expect(denial).toMatchObject({ errorCode: 'UNAUTHENTICATED', count: 1, reason: expect.stringMatching(/audience/) });
     expect(JSON.stringify(ledgerEvents())).not.toContain(token);
   });
 
