@@ -69,6 +69,12 @@ export class ChainedLedger implements Ledger {
   /** Set once bound: the ledger id anchors name. */
   #ledgerId: string | undefined;
   #anchoredSeq = 0;
+  /**
+   * The highest record this process saw committed. The chain never gets shorter (pruning moves the
+   * anchor, not the head), so a head below it means records were deleted under us: fail closed.
+   */
+  #highestSeq = 0;
+  #regressed: string | undefined;
 
   constructor(store: LedgerStore, opts: ChainedLedgerOptions) {
     this.#store = store;
@@ -102,6 +108,12 @@ export class ChainedLedger implements Ledger {
     let written: Written;
     try {
       written = await this.#store.write((head: ChainHead) => {
+        if (head.seq < this.#highestSeq) {
+          this.#regressed ??=
+            `ledger ${this.#store.where} went back from record ${this.#highestSeq} to ${head.seq} while meshca had it open: records were deleted under it; ` +
+            'issuance is refused until meshca is restarted on a ledger that holds them (start-up checks it against the head anchor)';
+          throw new MeshcaError('LEDGER_UNAVAILABLE', this.#regressed);
+        }
         results.length = 0;
         const records: StoredRecord[] = [];
         let seq = head.seq;
@@ -130,6 +142,7 @@ export class ChainedLedger implements Ledger {
         return { records, ...(checkpoint ? { checkpoint } : {}) };
       }, this.#head);
       this.#head = next;
+      if (next) this.#highestSeq = Math.max(this.#highestSeq, next.seq);
     } catch (err) {
       this.#head = undefined;
       throw ledgerUnavailable(this.#store.where, 'record', err);
@@ -163,7 +176,7 @@ export class ChainedLedger implements Ledger {
 
   /** Why the ledger cannot be written now (e.g. its file was deleted under it), or undefined. */
   health(): string | undefined {
-    return this.#closed ? `ledger ${this.#store.where} is closed` : this.#store.health?.();
+    return this.#closed ? `ledger ${this.#store.where} is closed` : (this.#regressed ?? this.#store.health?.());
   }
 
   /**
@@ -182,6 +195,7 @@ export class ChainedLedger implements Ledger {
     const anchorFile = this.#opts.anchorFile;
     const anchor = anchorFile ? readHeadAnchor(anchorFile, publicKey) : undefined;
     const tip = await ledgerTip(this.#store);
+    this.#highestSeq = Math.max(this.#highestSeq, tip.head.seq);
     let ledgerId = meta[META_LEDGER_ID];
     if (ledgerId === undefined) {
       const empty = tip.head.seq === 0;

@@ -94,6 +94,24 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('refuses to write, and reports unhealthy, once records are deleted under a running writer', async () => {
+      const keys = join(dir, 'keys');
+      const ledger = await openLedger(db.url, { clock: fakeClock(T0), keysDir: keys });
+      try {
+        for (let i = 0; i < 5; i++) await ledger.append(EVENT(i));
+        expect(ledger.health()).toBeUndefined();
+        await db.sql.exec('DELETE FROM meshca_ledger_records WHERE seq > 2');
+        await db.sql.exec('DELETE FROM meshca_ledger_checkpoints WHERE seq > 2');
+        await expect(ledger.append(EVENT(5))).rejects.toMatchObject({ code: 'LEDGER_UNAVAILABLE', message: expect.stringContaining('went back from record 6 to 2 while meshca had it open') });
+        expect(ledger.health()).toMatch(/went back from record 6 to 2/);
+        // Still refused: nothing is appended onto the shortened chain.
+        await expect(ledger.append(EVENT(6))).rejects.toMatchObject({ code: 'LEDGER_UNAVAILABLE' });
+        expect((await ledger.query({ order: 'desc', limit: 1 }))[0]!.seq).toBe(2);
+      } finally {
+        await ledger.close();
+      }
+    });
+
     it('refuses to start an emptied ledger for a CA that anchored one, unless --new-ledger', async () => {
       const keys = join(dir, 'keys');
       const ledger = await openLedger(db.url, { clock: fakeClock(T0), keysDir: keys });
