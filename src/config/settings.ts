@@ -62,7 +62,7 @@ export const SETTINGS = {
   json: s('bool', 'print machine-readable JSON', { default: false }),
   help: s('bool', 'show this help', { default: false, short: 'h', flagOnly: true }),
   'log-level': s('enum', 'log level', { default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
-  keys: s('string', 'key directory (Istio cacerts layout)', { default: 'keys' }),
+  keys: s('string', 'key store: a directory (Istio cacerts layout) or k8s-secret:<namespace>/<name>', { default: 'keys' }),
   'trust-domain': s('string', 'SPIFFE trust domain: named once at ca init (default cluster.local), read from the key store afterwards, where a given value must agree'),
   // No literal default: it follows --keys (ledger's defaultLedgerUrl), so two CAs never share one ledger.
   db: s('string', 'ledger: sqlite:<path> or postgres://… (default sqlite:<keys>/ledger.db, one ledger per key directory)'),
@@ -114,6 +114,9 @@ export const SETTINGS = {
   'keys-poll': s('duration', 'how often serve checks the key store for a change made by another process (rotation)'),
   'root-expiry-warning': s('duration', 'warn (log and metric) when the active root expires within this long'),
   'ca-expiry-warning': s('duration', 'warn (log and metric) when the active intermediate expires within this long'),
+  'leader-election': s('enum', 'elect one replica (Kubernetes Lease) for the singleton duties: intermediate auto-rotation, root ConfigMaps, the webhook caBundle (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
+  injector: s('bool', 'also answer the agent-injection webhook (AdmissionReview over HTTPS) on --injector-listen', { default: false }),
+  'injector-listen': s('address', 'HTTPS listen address of the agent-injection webhook', { default: { host: '0.0.0.0', port: 15017 } }),
   'distribute-bundle': s('enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
   retain: s('duration', 'ledger retention (0 keeps everything)', { default: 0 }),
   'shutdown-grace': s('duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
@@ -133,6 +136,9 @@ export const SETTINGS = {
   'sds-socket': s('string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),
   'output-dir': s('string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
   'bundle-poll': s('duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
+  // Injection (meshca inject, serve --injector)
+  file: s('string', 'manifest to inject the agent into (- reads stdin)', { short: 'f' }),
+  'agent-image': s('string', 'image of the injected agent', { default: 'meshca/meshca:0.1.0' }),
   // Audit
   since: s('string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)', { flagOnly: true }),
   until: s('string', 'up to this time (ISO 8601; audit: or a duration ago; deny add: or a duration from now)', { flagOnly: true }),
