@@ -12,7 +12,7 @@ export {
   type RootStep,
   type IntermediateStep,
 } from './schedule.ts';
-export { DirectoryKeyStore, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
+export { DirectoryKeyStore, type KeyStore, type KeyStoreSnapshot, type SlotMaterial, type Transition } from './key_store.ts';
 export { activeCertificatesOf, authorityFromSnapshot, type LoadedAuthority } from './authority.ts';
 export { prepareRoot, activateRoot, retireRoot, rotateIntermediate, rootStepPolicy, type RotationContext, type PrepareResult, type ActivateResult, type RetireResult, type IntermediateResult, type ExternalRoot } from './operations.ts';
 export { factualPolicy, runningMaxTtl, issuedFacts, type LedgerReader, type IssuedFacts, type IssuedExpiry, type RunningMaxTtl } from './facts.ts';

@@ -5,6 +5,7 @@ import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { CommandOptions, Settings } from '../config/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
+import { isSecretKeyStore } from '../keystore/index.ts';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor } from '../ledger/index.ts';
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
@@ -51,6 +52,10 @@ export interface ServeConfig {
   readonly checkpointIntervalMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: ServeSettings['log-level'];
+  /** --injector: the agent-injection webhook's listen address and what it injects. */
+  readonly injector?: { readonly listen: ListenAddress; readonly agentImage: string };
+  /** Elect one replica (a Lease) for the singleton duties; `auto`: when running in a pod. */
+  readonly leaderElection: 'auto' | 'on' | 'off';
   readonly rotation: {
     readonly keysPollMs: number;
     readonly rootExpiryWarningMs: number;
@@ -84,6 +89,7 @@ export const SERVE_OPTIONS = {
     'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
+    'injector', 'injector-listen', 'agent-image', 'leader-election',
   ],
   defaults: {
     'checkpoint-every': DEFAULT_CHECKPOINT_EVERY,
@@ -111,7 +117,7 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
   return Object.freeze({
     keysDir: v.keys,
     ...(v['trust-domain'] !== undefined ? { trustDomain: v['trust-domain'] } : {}),
-    db: ledgerUrlFor(v.db, v.keys),
+    db: ledgerUrlOf(v),
     newLedger: v['new-ledger'],
     listen: v.listen,
     httpListen: v['http-listen'],
@@ -156,6 +162,8 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     checkpointIntervalMs: v['checkpoint-interval'],
     shutdownGraceMs: v['shutdown-grace'],
     logLevel: v['log-level'],
+    ...(v.injector ? { injector: { listen: v['injector-listen'], agentImage: v['agent-image'] } } : {}),
+    leaderElection: v['leader-election'],
     rotation: {
       keysPollMs: v['keys-poll'],
       rootExpiryWarningMs: v['root-expiry-warning'],
@@ -206,6 +214,14 @@ function requireHttps(text: string, flag: string): void {
   if (url.protocol !== 'https:') {
     throw new MeshcaError('BAD_CONFIG', `${flag} ${url.origin}: must be an https URL (keys fetched over ${url.protocol.replace(/:$/, '')} can be swapped by anyone on the path, who could then mint any identity)`);
   }
+}
+
+/** --db, or the default beside the key directory; a Secret key store has no "beside", so it needs --db. */
+function ledgerUrlOf(v: ServeSettings): string {
+  if (isSecretKeyStore(v.keys) && v.db === undefined) {
+    throw new MeshcaError('BAD_CONFIG', `--db is required with --keys ${v.keys}: name the ledger every replica shares (postgres://…), or sqlite:<path> for one replica`);
+  }
+  return ledgerUrlFor(v.db, v.keys);
 }
 
 /** Callers are matched on the canonical URI of an ID parsed at start-up. */

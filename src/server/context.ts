@@ -1,11 +1,13 @@
 // What every feature of `meshca serve` works from: the verified CA state, the ledger, the issuer,
 // the authenticator chain and the metrics registry. Opened once at start, closed last.
 
-import { createIdentityPolicy, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
+import { createIdentityPolicy, loadDevIssuer, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
 import { bindTrustDomain, memoryGrantLedger, SvidIssuer } from '../ca/index.ts';
-import { aggregateRefusals, memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger, type RefusalCounter } from '../ledger/index.ts';
+import { openKeyStore, type OpenedKeyStore } from '../keystore/index.ts';
+import { aggregateRefusals, loadOrCreateLedgerKey, memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger, type RefusalCounter } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
-import { authorityFromSnapshot, DirectoryKeyStore } from '../rotation/index.ts';
+import { authorityFromSnapshot, type KeyStore } from '../rotation/index.ts';
+import { MeshcaError } from '../errors/index.ts';
 import type { Clock } from '../time/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
 import { CaState } from './ca_state.ts';
@@ -35,7 +37,9 @@ export interface ServerContext {
 /** The context as serve's own features see it. */
 export interface CaContext extends ServerContext {
   /** The key store as rotation keeps it (the cacerts files when never rotated). */
-  readonly keyStore: DirectoryKeyStore;
+  readonly keyStore: KeyStore;
+  /** Stops following the key store (a Secret's watch) and drops its working copy; serve calls it last. */
+  readonly closeKeyStore: () => Promise<void>;
   /** The key store version `state` was loaded from. */
   readonly keysVersion: number;
   /** The ledger the CA writes through; remembers whether the last append failed, for /readyz. */
@@ -56,10 +60,35 @@ export interface ContextDeps {
 /** Loads and verifies the CA, opens the ledger and builds the authenticator chain; closes the ledger again if a later step fails. */
 export async function openServerContext(config: ServeConfig, deps: ContextDeps): Promise<CaContext> {
   const { clock, log } = deps;
-  await ensureCa(config, deps);
-  const keyStore = new DirectoryKeyStore(config.keysDir);
+  const opened = await openKeyStore(config.keysDir, { ...(config.kubernetes.kubeconfigPath ? { kubeconfig: config.kubernetes.kubeconfigPath } : {}), clock, log });
+  try {
+    return await openWithKeys({ ...config, keysDir: opened.dir }, deps, opened);
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+}
+
+/** Files a CA makes on first use, made before anything reads them so that every replica shares one set. */
+async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await ensureCa(config, deps);
+    if (!opened.remote) return;
+    if (config.db !== 'memory:') loadOrCreateLedgerKey(config.keysDir);
+    if (config.devTokens) await loadDevIssuer(config.keysDir, true);
+    if (await opened.publish()) return;
+    deps.log.info({ keys: opened.location }, 'another replica wrote the key store first; using its keys');
+  }
+  throw new MeshcaError('KEYS_MISSING', `the key store ${opened.location} kept changing while this replica started; start it again`);
+}
+
+async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore): Promise<CaContext> {
+  const { clock, log } = deps;
+  await settleSharedFiles(config, deps, opened);
+  opened.follow();
+  const keyStore = opened.store;
   const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now());
-  const trustDomain = bindTrustDomain(loaded.authority, config.trustDomain, config.keysDir);
+  const trustDomain = bindTrustDomain(loaded.authority, config.trustDomain, opened.location);
   const state = new CaState(loaded.authority, loaded.extraIssuers);
   // `memory:` keeps nothing and cannot be audited: for benchmarks only.
   const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, {
@@ -86,7 +115,7 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
     const identityPolicy = createIdentityPolicy(config.policy, { check: denyList.check, nowMs: () => clock.now() });
     const ctx: CaContext = {
       config, trustDomain, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
-      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, keysVersion: loaded.version, recorder, refusals,
+      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, closeKeyStore: () => opened.close(), keysVersion: loaded.version, recorder, refusals,
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
     return Object.freeze(ctx);

@@ -41,12 +41,12 @@ export function createCertificateFeature(ctx: CaContext, nodeAuthorizer?: NodeAu
 }
 
 /** The CA's own TLS certificate, issued before the gRPC port binds; `credentials` serve it. */
-export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & { readonly credentials: grpc.ServerCredentials }> {
+export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & { readonly credentials: grpc.ServerCredentials; readonly identity: ServingIdentity }> {
   const { config, clock, log } = ctx;
   const serving = new ServingIdentity({
     issuer: ctx.issuer,
     state: ctx.state,
-    dnsNames: servingDnsNames(config.namespace, config.extraDnsNames, config.clusterDomain),
+    dnsNames: servingDnsNames(config.namespace, config.extraDnsNames, config.clusterDomain, config.injector !== undefined),
     ipAddresses: servingIpAddresses(config.extraIpAddresses),
     clock,
     onIssued: (cert) => {
@@ -58,6 +58,7 @@ export async function servingIdentityFeature(ctx: CaContext): Promise<Feature & 
   await serving.start();
   return {
     credentials: grpc.experimental.createCertificateProviderServerCredentials(serving, serving, false),
+    identity: serving,
     readiness: { serving: () => (serving.notAfterMs && clock.now() < serving.notAfterMs ? { ok: true } : { ok: false, reason: 'no valid serving certificate' }) },
     stop: () => serving.stop(),
   };

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
 import { bindGrpc, closeHttp, createHttpServer, listenHttp, shutdownGrpc } from '../transport/index.ts';
 import type { ServeConfig } from './config.ts';
+import { injectorFeature } from './injector.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
 import { auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
 import { nodeAuthorizationFeature } from './node_authorization.ts';
@@ -25,6 +26,8 @@ export interface ServeDeps extends ContextDeps {
 export interface RunningCaServer {
   readonly grpcAddress: string;
   readonly httpAddress: string;
+  /** The injection webhook's host:port, with --injector. */
+  readonly injectorAddress?: string;
   readonly context: ServerContext;
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes everything. */
   close(graceMs?: number): Promise<void>;
@@ -51,6 +54,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     for (const feature of [...features].reverse()) await feature.stop?.();
     if (started) await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: { instance } }).catch(() => undefined);
     await ctx.recorder.close();
+    await ctx.closeKeyStore();
   };
 
   try {
@@ -62,6 +66,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     const rotation = await start(rotationFeature(ctx));
     await start(ledgerFeature(ctx));
     await start(bundleFeature(ctx, rotation.runtime));
+    const injector = await start(injectorFeature(ctx, serving.identity));
     await start(hooksFeature(ctx, deps));
 
     for (const add of features.flatMap((f) => f.services ?? [])) add(server);
@@ -81,6 +86,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     return {
       grpcAddress,
       httpAddress,
+      ...(injector.address ? { injectorAddress: injector.address } : {}),
       context: ctx,
       close(graceMs = config.shutdownGraceMs) {
         closing ??= (async () => {

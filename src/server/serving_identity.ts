@@ -18,13 +18,17 @@ export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
 type CaListener = experimental.CaCertificateUpdateListener;
 
+/** The injection webhook's Service (deploy/base/webhook.yaml); its name is in the certificate when --injector is on. */
+export const INJECTOR_SERVICE = 'meshca-injector';
+
 /**
  * The names a client may dial the CA by. istio-agent verifies the host part of CA_ADDR
  * (security/pkg/nodeagent/caclient/providers/citadel/client.go), so every Service form is here:
  * meshca.<ns>, meshca.<ns>.svc and meshca.<ns>.svc.<cluster domain>.
  */
-export function servingDnsNames(namespace: string, extra: readonly string[], clusterDomain = DEFAULT_CLUSTER_DOMAIN): string[] {
-  return [...new Set(['meshca', `meshca.${namespace}`, `meshca.${namespace}.svc`, `meshca.${namespace}.svc.${clusterDomain}`, 'localhost', ...extra])];
+export function servingDnsNames(namespace: string, extra: readonly string[], clusterDomain = DEFAULT_CLUSTER_DOMAIN, injector = false): string[] {
+  const webhook = injector ? [`${INJECTOR_SERVICE}.${namespace}.svc`] : [];
+  return [...new Set(['meshca', `meshca.${namespace}`, `meshca.${namespace}.svc`, `meshca.${namespace}.svc.${clusterDomain}`, 'localhost', ...webhook, ...extra])];
 }
 
 export function servingIpAddresses(extra: readonly string[]): string[] {

@@ -21,6 +21,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { path: ['deny', 'add'], summary: 'refuse an identity, a namespace or a service account from now on (every serve follows within 5 s)', load: async () => (await import('./deny.ts')).denyAddCommand },
   { path: ['deny', 'list'], summary: 'show the runtime deny list and the static --deny-ids / --deny-namespaces', load: async () => (await import('./deny.ts')).denyListCommand },
   { path: ['deny', 'remove'], summary: 'take an entry off the runtime deny list', load: async () => (await import('./deny.ts')).denyRemoveCommand },
+  { path: ['inject'], summary: "print manifests with the meshca agent added to every workload's pods, as the injection webhook adds it", load: async () => (await import('./inject.ts')).injectCommand },
   { path: ['request'], summary: 'ask a running CA for a certificate (with a token, or renewing over mTLS with --cert/--key) and print the chain', load: async () => (await import('./request.ts')).requestCommand },
   { path: ['root', 'status'], summary: 'show every root and intermediate, the trust bundle being distributed and the next safe rotation step', load: async () => (await import('./root.ts')).rootStatusCommand },
   { path: ['root', 'prepare'], summary: 'make a new root and its intermediate and add the root to the trust bundle (it signs nothing yet)', load: async () => (await import('./root.ts')).rootPrepareCommand },

@@ -9,10 +9,10 @@ import { bindTrustDomain, MAX_LEAF_TTL_MS } from '../../ca/index.ts';
 import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
 import { ledgerUrlFor, memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
 import { readPrivateKeyFile } from '../../pki/index.ts';
+import { openKeyStore, type OpenedKeyStore } from '../../keystore/index.ts';
 import {
   activeCertificatesOf,
   activateRoot,
-  DirectoryKeyStore,
   formatRotationStatus,
   prepareRoot,
   retireRoot,
@@ -29,7 +29,7 @@ import { existingRootPaths } from './existing_root.ts';
 import { REMOTE_SETTINGS } from '../remote.ts';
 import { refuseExternalRootRemotely, runRemoteRootStep } from './root_remote.ts';
 
-const COMMON = ['keys', 'db', 'new-ledger', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
+const COMMON = ['keys', 'kubeconfig', 'db', 'new-ledger', 'trust-domain', 'json', ...REMOTE_SETTINGS] as const;
 /** What the certificates a rotation step makes are like; only prepare and rotate-intermediate make any. */
 const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
 
@@ -49,22 +49,44 @@ function actor(): string {
   }
 }
 
+/** The key store --keys names (a directory, or a Secret through --kubeconfig), closed after `fn`. */
+async function withKeyStore<T>(v: { keys: string; kubeconfig?: string | undefined }, ctx: CommandContext, fn: (opened: OpenedKeyStore) => Promise<T>): Promise<T> {
+  const opened = await openKeyStore(v.keys, { ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), clock: ctx.clock });
+  try {
+    return await fn(opened);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** --db, or the default beside a key directory; a Secret has no "beside", so it needs --db. */
+function ledgerUrlOf(v: { db?: string | undefined }, opened: OpenedKeyStore): string {
+  if (opened.remote && v.db === undefined) throw new MeshcaError('BAD_CONFIG', `--db is required with --keys ${opened.location}: name the CA's ledger (postgres://… or sqlite:<path>), or memory: for none`);
+  return ledgerUrlFor(v.db, opened.dir);
+}
+
 /**
  * Runs a step with the CA's ledger, which it records in and reads its facts from. activate and
  * retire (`needsFacts`) refuse without one unless --force: they could not know what was issued.
  */
 async function withContext<T>(v: RotationSettings, ctx: CommandContext, fn: (rc: RotationContext) => Promise<T>, needsFacts?: { force: boolean; step: string }): Promise<T> {
-  const store = new DirectoryKeyStore(v.keys);
+  return withKeyStore(v, ctx, (opened) => withOpenedContext(v, ctx, opened, fn, needsFacts));
+}
+
+async function withOpenedContext<T>(v: RotationSettings, ctx: CommandContext, opened: OpenedKeyStore, fn: (rc: RotationContext) => Promise<T>, needsFacts?: { force: boolean; step: string }): Promise<T> {
+  const store = opened.store;
   // The key store names the trust domain; a --trust-domain that disagrees stops here, before the ledger opens.
-  const trustDomain = bindTrustDomain(activeCertificatesOf(store.snapshot(ctx.clock.now())), v['trust-domain'], v.keys);
-  const db = ledgerUrlFor(v.db, v.keys);
+  const trustDomain = bindTrustDomain(activeCertificatesOf(store.snapshot(ctx.clock.now())), v['trust-domain'], opened.location);
+  const db = ledgerUrlOf(v, opened);
   if (db === 'memory:' && needsFacts && !needsFacts.force) {
     throw new MeshcaError(
       'ROTATION_REFUSED',
       `refused: "root ${needsFacts.step}" reads what was issued from the CA's ledger, and --db memory: has none; pass the CA's --db, or --force to skip the safety wait`,
     );
   }
-  const ledger = db === 'memory:' ? undefined : await openLedger(db, { keysDir: v.keys, newLedger: v['new-ledger'], clock: ctx.clock });
+  const ledger = db === 'memory:' ? undefined : await openLedger(db, { keysDir: opened.dir, newLedger: v['new-ledger'], clock: ctx.clock });
+  // A ledger key made just now belongs with the CA's other files.
+  if (opened.remote) await opened.publish();
   const writer = ledger ?? memoryLedger();
   try {
     return await fn({
@@ -104,17 +126,20 @@ const statusCommand = defineCommand({
   options: { settings: COMMON },
   async run(v, ctx) {
     if (v.server !== undefined) return runRemoteRootStep('status', { ...v, server: v.server }, ctx);
-    const snapshot = new DirectoryKeyStore(v.keys).snapshot(ctx.clock.now());
-    const ledger = await openForCounting(ledgerUrlFor(v.db, v.keys), v.keys);
-    try {
-      const policy = ledger ? await rootStepPolicy({ policy: NO_FACTS_POLICY, facts: { ledger } }, snapshot.state) : NO_FACTS_POLICY;
-      const status = await rotationStatus(snapshot, ctx.clock.now(), policy, ledger);
-      if (v.json) ctx.stdout(`${JSON.stringify(status, null, 2)}\n`);
-      else ctx.stdout(formatRotationStatus(status));
-      return 0;
-    } finally {
-      await ledger?.close();
-    }
+    // The snapshot reads slot material lazily: use it while the store is open.
+    return withKeyStore(v, ctx, async (opened) => {
+      const snapshot = opened.store.snapshot(ctx.clock.now());
+      const ledger = await openForCounting(ledgerUrlOf(v, opened), opened.dir);
+      try {
+        const policy = ledger ? await rootStepPolicy({ policy: NO_FACTS_POLICY, facts: { ledger } }, snapshot.state) : NO_FACTS_POLICY;
+        const status = await rotationStatus(snapshot, ctx.clock.now(), policy, ledger);
+        if (v.json) ctx.stdout(`${JSON.stringify(status, null, 2)}\n`);
+        else ctx.stdout(formatRotationStatus(status));
+        return 0;
+      } finally {
+        await ledger?.close();
+      }
+    });
   },
 });
 
