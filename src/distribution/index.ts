@@ -7,9 +7,10 @@ import type { ConfigMapDistributor, ConfigMapDistributorOptions } from './config
 import { IN_CLUSTER_TOKEN } from './names.ts';
 
 export { createBundleRoute, DEFAULT_REFRESH_HINT_SECONDS, type SpiffeBundleDocument, type SpiffeBundleKey, type BundleSource } from './bundle_document.ts';
-export { BUNDLE_CONFIGMAP_NAME, BUNDLE_CONFIGMAP_KEY, DISTRIBUTOR_LEASE_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS } from './names.ts';
+export { BUNDLE_CONFIGMAP_NAME, BUNDLE_CONFIGMAP_KEY, DISTRIBUTOR_LEASE_NAME, LEADER_LEASE_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS } from './names.ts';
 export type { ConfigMapDistributor, ConfigMapDistributorOptions } from './configmaps.ts';
 export type { LeaseElector, LeaseOptions } from './lease.ts';
+export type { Leadership, LeaderElectionOptions } from './leader.ts';
 
 /**
  * Starts the ConfigMap distributor when `--distribute-bundle` asks for it (`on`, or `auto` inside
@@ -23,4 +24,19 @@ export async function startBundleDistribution(
   if (mode === 'off' || (mode === 'auto' && !existsSync(IN_CLUSTER_TOKEN))) return undefined;
   const { loadDistributorKubeConfig, startConfigMapDistributor } = await import('./configmaps.ts');
   return startConfigMapDistributor({ ...options, kubeConfig: loadDistributorKubeConfig(mode, kubeconfigPath) });
+}
+
+/**
+ * Starts leader election for serve's singleton duties when `--leader-election` asks for it (`on`,
+ * or `auto` inside a pod); otherwise resolves to undefined (this replica does them alone) without
+ * loading the Kubernetes client.
+ */
+export async function startLeadership(
+  mode: 'auto' | 'on' | 'off',
+  kubeconfigPath: string | undefined,
+  options: Omit<import('./leader.ts').LeaderElectionOptions, 'kubeConfig'>,
+): Promise<import('./leader.ts').Leadership | undefined> {
+  if (mode === 'off' || (mode === 'auto' && !existsSync(IN_CLUSTER_TOKEN))) return undefined;
+  const [{ loadDistributorKubeConfig }, { startLeaderElection }] = await Promise.all([import('./configmaps.ts'), import('./leader.ts')]);
+  return startLeaderElection({ ...options, kubeConfig: loadDistributorKubeConfig(mode, kubeconfigPath) });
 }

@@ -20,6 +20,8 @@ export interface LeaseOptions {
   readonly log: Logger;
   readonly onStartedLeading: () => void;
   readonly onStoppedLeading: () => void;
+  /** What leading means, for the log (default: the trust bundle distributor). */
+  readonly duty?: string;
 }
 
 export interface LeaseElector {
@@ -48,7 +50,8 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
   const setLeader = (now: boolean) => {
     if (now === leader) return;
     leader = now;
-    o.log.info({ lease: `${o.namespace}/${o.name}`, identity: o.identity }, now ? 'became the trust bundle distributor (lease acquired)' : 'no longer the trust bundle distributor');
+    const duty = o.duty ?? 'the trust bundle distributor';
+    o.log.info({ lease: `${o.namespace}/${o.name}`, identity: o.identity }, now ? `became ${duty} (lease acquired)` : `no longer ${duty}`);
     if (now) o.onStartedLeading();
     else o.onStoppedLeading();
   };
@@ -90,7 +93,7 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
       setLeader(true);
     } catch (err) {
       // A lost race (409) or an unreachable API: whoever renewed last leads; stop acting now.
-      if (statusOf(err) !== 409) o.log.warn({ reason: describeError(err) }, 'could not acquire or renew the bundle distributor lease');
+      if (statusOf(err) !== 409) o.log.warn({ reason: describeError(err), lease: `${o.namespace}/${o.name}` }, 'could not acquire or renew the lease');
       setLeader(false);
     }
   };

@@ -42,7 +42,8 @@ export interface RotationRuntimeOptions {
   readonly caTtlMs: number;
   readonly rootTtlMs: number;
   readonly keyType: KeyType;
-  readonly autoRotateIntermediates: boolean;
+  /** Whether this replica rotates intermediates on schedule: always, never, or while it leads. */
+  readonly autoRotateIntermediates: boolean | (() => boolean);
   readonly pollMs?: number;
   /** Also called on every poll: whatever else serve follows in the key store (the runtime deny list). */
   readonly onPoll?: () => void;
@@ -148,7 +149,7 @@ export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime
   const check = async () => {
     reload();
     const nowMs = o.clock.now();
-    if (o.autoRotateIntermediates) {
+    if (typeof o.autoRotateIntermediates === 'function' ? o.autoRotateIntermediates() : o.autoRotateIntermediates) {
       try {
         const snapshot = o.store.snapshot(nowMs);
         if (nextIntermediateStep(snapshot.state, nowMs, o.policy).step !== 'none') {

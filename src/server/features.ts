@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createAdminService, createDenyListService } from '../admin/index.ts';
 import { createAuditService } from '../audit/index.ts';
-import { createBundleRoute, startBundleDistribution } from '../distribution/index.ts';
+import { createBundleRoute, startBundleDistribution, startLeadership, type Leadership } from '../distribution/index.ts';
 import { startRetention } from '../ledger/index.ts';
 import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
@@ -99,8 +99,15 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
   };
 }
 
-/** Following the key store (CA material and the runtime deny list), rotating intermediates when due, and the admin APIs (meshca.admin.v1). */
-export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: RotationRuntime } {
+/** The meshca-leader Lease (--leader-election): undefined when this replica does the singleton duties alone. */
+export async function leadershipFeature(ctx: CaContext): Promise<Feature & { readonly leadership?: Leadership }> {
+  const { config } = ctx;
+  const leadership = await startLeadership(config.leaderElection, config.kubernetes.kubeconfigPath, { namespace: config.namespace, clock: ctx.clock, log: ctx.log, registry: ctx.registry });
+  return leadership ? { leadership, stop: () => leadership.stop() } : {};
+}
+
+/** Following the key store (CA material and the runtime deny list), rotating intermediates when due (on the leader only), and the admin APIs (meshca.admin.v1). */
+export function rotationFeature(ctx: CaContext, leadership?: Leadership): Feature & { readonly runtime: RotationRuntime } {
   const { config, clock, log } = ctx;
   const keyType = config.rotation.keyType;
   // One rotation context for the scheduler and the admin API; only the actor differs.
@@ -111,7 +118,8 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
     ...(ctx.fullLedger ? { facts: { ledger: ctx.fullLedger, self: { maxTtlMs: config.ttl.maxTtlMs } } } : {}),
   };
   const runtime = startRotationRuntime({
-    ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType, autoRotateIntermediates: true,
+    ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType,
+    autoRotateIntermediates: leadership ? () => leadership.isLeader : true,
     pollMs: config.rotation.keysPollMs, onPoll: () => void ctx.denyList.reload(), rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
   });
   const admin = createAdminService({
@@ -124,11 +132,18 @@ export function rotationFeature(ctx: CaContext): Feature & { readonly runtime: R
     statics: { denyIds: config.policy.denyIds, denyNamespaces: config.policy.denyNamespaces },
     afterChange: () => void ctx.denyList.reload(),
   });
+  // A new leader checks the schedule at once rather than at its next pass.
+  const unsubscribe = leadership?.subscribe((leading) => {
+    if (leading) void runtime.check();
+  });
   return {
     runtime,
     services: [(server) => server.addService(admin.service, admin.handlers), (server) => server.addService(deny.service, deny.handlers)],
     readiness: { chain: () => runtime.readiness() },
-    stop: () => runtime.stop(),
+    stop: () => {
+      unsubscribe?.();
+      runtime.stop();
+    },
   };
 }
 

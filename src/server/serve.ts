@@ -10,7 +10,7 @@ import { bindGrpc, closeHttp, createHttpServer, listenHttp, shutdownGrpc } from 
 import type { ServeConfig } from './config.ts';
 import { injectorFeature } from './injector.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
-import { auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
+import { auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, leadershipFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
 import { nodeAuthorizationFeature } from './node_authorization.ts';
 
 /** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
@@ -63,7 +63,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     const serving = await start(servingIdentityFeature(ctx));
     await start(auditFeature(ctx));
     await start(caDirectSdsFeature(ctx));
-    const rotation = await start(rotationFeature(ctx));
+    const leader = await start(leadershipFeature(ctx));
+    const rotation = await start(rotationFeature(ctx, leader.leadership));
     await start(ledgerFeature(ctx));
     await start(bundleFeature(ctx, rotation.runtime));
     const injector = await start(injectorFeature(ctx, serving.identity));

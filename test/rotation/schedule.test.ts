@@ -121,17 +121,24 @@ describe('intermediate auto-rotation in serve', () => {
     const log = createLogger('info', new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
     const ledger = memoryLedger();
     const registry = createRegistry(false);
+    let leading = true;
     const runtime = startRotationRuntime({
       store, state, startVersion: 0, clock, log, registry, ledger, policy: rotationPolicy(10 * MINUTE_MS, 5000),
       organization: 't', trustDomain: 'cluster.local', caTtlMs: 90 * MINUTE_MS, rootTtlMs: 1000 * HOUR_MS, keyType: 'ec-p256',
-      autoRotateIntermediates: true, pollMs: 3_600_000, checkMs: 3_600_000, caExpiryWarningMs: 20 * MINUTE_MS,
+      autoRotateIntermediates: () => leading, pollMs: 3_600_000, checkMs: 3_600_000, caExpiryWarningMs: 20 * MINUTE_MS,
     });
     runtimes.push(runtime);
     const first = loaded.authority.keyId;
     await runtime.check();
     expect(swaps).toHaveLength(0);
 
-    now += 61 * MINUTE_MS; // past two thirds: a new intermediate is prepared, nothing signs with it yet
+    now += 61 * MINUTE_MS; // past two thirds: a new intermediate is due
+    // A replica that does not hold the leader Lease leaves rotation to the one that does.
+    leading = false;
+    await runtime.check();
+    expect(store.snapshot(now).state.intermediates.map((s) => s.state)).toEqual(['active']);
+    leading = true;
+    // The leader prepares it; nothing signs with it yet.
     await runtime.check();
     expect(state.authority.keyId).toBe(first);
     expect(store.snapshot(now).state.intermediates.map((s) => s.state)).toEqual(['active', 'prepared']);
