@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   tokenreview: () => import('./tokenreview.ts'),
   ledger: () => import('./ledger.ts'),
   rotation: () => import('./rotation.ts'),
+  scaling: () => import('./scaling.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
