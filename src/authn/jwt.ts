@@ -7,7 +7,7 @@ import { decodeJwt, decodeProtectedHeader, errors, type JWTVerifyGetKey } from '
 import type { Clock } from '../time/index.ts';
 import { createJwtVerifier } from './jwt_verify.ts';
 import { callerFromKubernetesClaims } from './kubernetes_claims.ts';
-import { JWT_CLOCK_TOLERANCE_SECONDS, MAX_TOKEN_BYTES, tokenFacts } from './token.ts';
+import { JWT_CLOCK_TOLERANCE_SECONDS, MAX_TOKEN_BYTES, tokenFactsOf } from './token.ts';
 
 export { JWT_CLOCK_TOLERANCE_SECONDS };
 import type { Authenticator, AuthOutcome, AuthRequest } from './types.ts';
@@ -71,13 +71,14 @@ export function createJwtAuthenticator(opts: JwtAuthenticatorOptions): Authentic
         return { ok: false, kind: 'skip', reason: `token issuer ${typeof iss === 'string' ? `"${iss.slice(0, 200)}"` : '(none)'} is not trusted` };
       }
       let payload;
+      let sha256: string;
       try {
-        ({ payload } = await verifier.verify(token, opts.keySet));
+        ({ payload, sha256 } = await verifier.verify(token, opts.keySet));
       } catch (err) {
         if (err instanceof errors.JWKSTimeout) return { ok: false, kind: 'unavailable', reason: explain(err, opts.audiences), retryAfterSeconds: 5 };
         return { ok: false, kind: 'refused', reason: explain(err, opts.audiences) };
       }
-      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: opts.name, token: tokenFacts(token), nowMs: opts.clock.now() });
+      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: opts.name, token: tokenFactsOf(sha256, payload), nowMs: opts.clock.now() });
       return result.ok ? result : { ok: false, kind: 'refused', reason: result.reason };
     },
   };

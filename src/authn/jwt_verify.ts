@@ -26,6 +26,8 @@ export interface JwtClaimRules {
 export interface VerifiedJwt {
   readonly payload: JWTPayload;
   readonly protectedHeader: JWTHeaderParameters;
+  /** Hex SHA-256 of the token: its id in the ledger and the cache. */
+  readonly sha256: string;
 }
 
 export interface JwtVerifier {
@@ -111,6 +113,16 @@ export function createJwtVerifier(rules: JwtClaimRules, clock: Clock, opts: { ca
   const maxAgeMs = opts.maxAgeMs ?? VERIFIED_TOKEN_MAX_AGE_MS;
   const verified = new Map<string, Cached>();
   const keyObjects = new WeakMap<object, KeyObject>();
+  /** Which algorithms each key was found to fit (reading a key's details costs as much as a hash). */
+  const fits = new WeakMap<KeyObject, Map<Algorithm, boolean>>();
+
+  function keyFitsCached(key: KeyObject, alg: Algorithm): boolean {
+    let known = fits.get(key);
+    if (!known) fits.set(key, (known = new Map()));
+    let fit = known.get(alg);
+    if (fit === undefined) known.set(alg, (fit = keyFits(key, alg)));
+    return fit;
+  }
 
   function keyObjectOf(key: unknown): KeyObject | undefined {
     if (key instanceof KeyObject) return key;
@@ -126,15 +138,15 @@ export function createJwtVerifier(rules: JwtClaimRules, clock: Clock, opts: { ca
     verified.set(hash, { jwt, untilMs: Math.min(exp, nowMs + maxAgeMs) });
   }
 
-  async function verifyUncached(token: string, keySet: JWTVerifyGetKey): Promise<VerifiedJwt> {
+  async function verifyUncached(token: string, sha256: string, keySet: JWTVerifyGetKey): Promise<VerifiedJwt> {
     const parts = token.split('.');
     const header = parts.length === 3 ? decodeJson(parts[0]!) : undefined;
     const payload = parts.length === 3 ? decodeJson(parts[1]!) : undefined;
     const alg = typeof header?.alg === 'string' && Object.hasOwn(ALGORITHMS, header.alg) ? ALGORITHMS[header.alg] : undefined;
     const plain = header !== undefined && payload !== undefined && alg !== undefined && header.crit === undefined && header.b64 === undefined;
-    if (!plain || !rules.algorithms.includes(header.alg as string)) return jwtVerifyWithJose(token, keySet);
+    if (!plain || !rules.algorithms.includes(header.alg as string)) return jwtVerifyWithJose(token, sha256, keySet);
     const key = keyObjectOf(await keySet(header as JWTHeaderParameters, { payload: parts[1]!, signature: parts[2]!, protected: parts[0]! }));
-    if (!key || !keyFits(key, alg)) return jwtVerifyWithJose(token, keySet);
+    if (!key || !keyFitsCached(key, alg)) return jwtVerifyWithJose(token, sha256, keySet);
     const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
     const signature = Buffer.from(parts[2]!, 'base64url');
     const ok = verifySignature(
@@ -144,11 +156,11 @@ export function createJwtVerifier(rules: JwtClaimRules, clock: Clock, opts: { ca
       signature,
     );
     if (!ok) throw new errors.JWSSignatureVerificationFailed();
-    return { payload: payload as JWTPayload, protectedHeader: header as JWTHeaderParameters };
+    return { payload: payload as JWTPayload, protectedHeader: header as JWTHeaderParameters, sha256 };
   }
 
-  function jwtVerifyWithJose(token: string, keySet: JWTVerifyGetKey): Promise<VerifiedJwt> {
-    return jwtVerify(token, keySet, {
+  async function jwtVerifyWithJose(token: string, sha256: string, keySet: JWTVerifyGetKey): Promise<VerifiedJwt> {
+    const { payload, protectedHeader } = await jwtVerify(token, keySet, {
       issuer: rules.issuer,
       audience: [...rules.audiences],
       algorithms: [...rules.algorithms],
@@ -156,11 +168,12 @@ export function createJwtVerifier(rules: JwtClaimRules, clock: Clock, opts: { ca
       currentDate: new Date(clock.now()),
       requiredClaims: [...rules.requiredClaims],
     });
+    return { payload, protectedHeader, sha256 };
   }
 
   return {
     async verify(token, keySet) {
-      const hash = createHash('sha256').update(token).digest('base64url');
+      const hash = createHash('sha256').update(token).digest('hex');
       const nowMs = clock.now();
       const hit = verified.get(hash);
       if (hit && hit.untilMs > nowMs) {
@@ -168,7 +181,7 @@ export function createJwtVerifier(rules: JwtClaimRules, clock: Clock, opts: { ca
         return hit.jwt;
       }
       if (hit) verified.delete(hash);
-      const jwt = await verifyUncached(token, keySet);
+      const jwt = await verifyUncached(token, hash, keySet);
       checkClaims(jwt.payload, rules, nowMs);
       remember(hash, jwt, nowMs);
       return jwt;

@@ -1,7 +1,7 @@
 // Bearer tokens: pulled from `authorization` metadata, summarised for the ledger by their hash.
 // The token itself never leaves this module's callers' stack frames: not logged, not stored.
 
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import { sha256Hex } from '../pki/index.ts';
 import type { TokenFacts } from './types.ts';
 
@@ -32,14 +32,20 @@ export function bearerTokenFrom(values: readonly unknown[]): string | undefined 
 
 /** Record facts from the payload (unverified; callers only use them after verification). */
 export function tokenFacts(token: string): TokenFacts {
-  const facts: { sha256: string; jti?: string; iatMs?: number; expMs?: number } = { sha256: tokenSha256(token) };
+  let payload: JWTPayload | undefined;
   try {
-    const payload = decodeJwt(token);
-    if (typeof payload.jti === 'string') facts.jti = payload.jti.slice(0, 128);
-    if (typeof payload.iat === 'number') facts.iatMs = payload.iat * 1000;
-    if (typeof payload.exp === 'number') facts.expMs = payload.exp * 1000;
+    payload = decodeJwt(token);
   } catch {
     // Not a JWT: the hash alone identifies it.
   }
+  return tokenFactsOf(tokenSha256(token), payload);
+}
+
+/** The same facts from a payload already decoded (and verified) and the token's hex SHA-256. */
+export function tokenFactsOf(sha256: string, payload: JWTPayload | undefined): TokenFacts {
+  const facts: { sha256: string; jti?: string; iatMs?: number; expMs?: number } = { sha256 };
+  if (typeof payload?.jti === 'string') facts.jti = payload.jti.slice(0, 128);
+  if (typeof payload?.iat === 'number') facts.iatMs = payload.iat * 1000;
+  if (typeof payload?.exp === 'number') facts.expMs = payload.exp * 1000;
   return facts;
 }

@@ -7,6 +7,7 @@ import { createLocalJWKSet, errors, exportJWK, SignJWT, type JWK, type JWTVerify
 import { describe, expect, it } from 'vitest';
 import { createJwtVerifier, type JwtClaimRules } from '../../src/authn/jwt_verify.ts';
 import { JWT_ALGORITHMS } from '../../src/authn/jwt.ts';
+import { tokenSha256 } from '../../src/authn/token.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
 const ISSUER = 'https://issuer.example';
@@ -47,8 +48,9 @@ describe('hot-path JWT verification', () => {
     const clock = new FakeClock();
     const iss = await issuer(kind);
     const token = await iss.mint({ jti: 'one' }, { nowS: clock.now() / 1000 });
-    const { payload, protectedHeader } = await createJwtVerifier(RULES, clock).verify(token, iss.keySet);
+    const { payload, protectedHeader, sha256 } = await createJwtVerifier(RULES, clock).verify(token, iss.keySet);
     expect(payload.jti).toBe('one');
+    expect(sha256).toBe(tokenSha256(token));
     expect(protectedHeader.alg).toBe(ALG[kind]);
   });
 

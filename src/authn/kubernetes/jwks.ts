@@ -8,7 +8,7 @@ import { SECOND_MS, type Clock } from '../../time/index.ts';
 import { audienceList, JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_SECONDS } from '../jwt.ts';
 import { createJwtVerifier, type JwtVerifier } from '../jwt_verify.ts';
 import { callerFromKubernetesClaims } from '../kubernetes_claims.ts';
-import { MAX_TOKEN_BYTES, tokenFacts, tokenLogId } from '../token.ts';
+import { MAX_TOKEN_BYTES, tokenFactsOf, tokenLogId } from '../token.ts';
 import type { Authenticator, AuthOutcome, AuthRequest, Caller } from '../types.ts';
 import { discoverIssuer, type DiscoveredIssuer, type IssuerFetch } from './oidc.ts';
 import { LEGACY_TOKEN_ISSUER, legacyRefusal } from './token_shape.ts';
@@ -118,8 +118,9 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
       // jose refetches on an unknown kid unless it fetched within the cooldown; remember which.
       const couldRefetch = !keys.coolingDown;
       let payload: JWTPayload;
+      let sha256: string;
       try {
-        ({ payload } = await verifier.verify(token, keys));
+        ({ payload, sha256 } = await verifier.verify(token, keys));
       } catch (err) {
         if (err instanceof errors.JWKSNoMatchingKey) {
           if (couldRefetch) return undecided('refused', 'token was signed by a key the issuer does not publish');
@@ -132,7 +133,7 @@ export function createJwksVerifier(opts: JwksVerifierOptions): JwksVerifier {
         log.info({ tokenId: tokenLogId(token), reason: explain(err, opts.audiences) }, 'JWKS verification refused the token');
         return { kind: 'refused', reason: explain(err, opts.audiences) };
       }
-      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: 'jwks', token: tokenFacts(token), nowMs: clock.now() });
+      const result = callerFromKubernetesClaims(payload, { trustDomain: opts.trustDomain, authenticator: 'jwks', token: tokenFactsOf(sha256, payload), nowMs: clock.now() });
       return result.ok ? { kind: 'accepted', caller: result.caller } : { kind: 'refused', reason: result.reason };
     },
   };
