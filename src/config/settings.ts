@@ -91,7 +91,7 @@ export const SETTINGS = {
   namespace: s('string', 'namespace the CA runs in (for meshca.<namespace>.svc)', { default: 'meshca-system' }),
   'cluster-domain': s('string', 'Kubernetes cluster domain (for meshca.<namespace>.svc.<cluster-domain>)', { default: 'cluster.local' }),
   'cluster-id': s('string', "this cluster's id: requests whose ClusterID header is absent or this id are reviewed here (Istio's default)", { default: 'Kubernetes' }),
-  cluster: s('list', 'another cluster whose tokens the CA reviews: <id>=<kubeconfig file> (repeatable; chosen by the ClusterID header)', { default: NONE }),
+  cluster: s('list', 'another cluster whose tokens the CA reviews: <id>=<kubeconfig file>, or a directory of kubeconfigs named by cluster id (repeatable; chosen by the ClusterID header)', { default: NONE }),
   'trust-domain-aliases': s('list', 'trust domains accepted as this CA\'s own in identities peers name (ImpersonatedIdentity)', { default: NONE }),
   'trusted-node-accounts': s('list', 'node agents (ztunnel) allowed to ask for the identities of pods on their node: <namespace>/<service account>,…', { default: NONE }),
   'jwks-file': s('string', 'JWKS file of trusted token issuers (JWT authenticator)'),

@@ -1,6 +1,8 @@
 // `meshca serve` configuration: built once from validated settings, frozen, passed down.
 
+import { readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { CommandOptions, Settings } from '../config/index.ts';
@@ -180,19 +182,37 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
 const CLUSTER_ID = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/;
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
-/** `--cluster <id>=<kubeconfig>`: one entry per remote cluster; ids are unique and not the local one. */
+/**
+ * `--cluster <id>=<kubeconfig>`, or `--cluster <directory>`: every file in it is a kubeconfig named
+ * by its cluster id — Istio's remote-secret layout (one key per cluster) mounted as a volume.
+ * Ids are unique and never the local one.
+ */
 function parseClusters(entries: readonly string[], localId: string): RemoteCluster[] {
   if (!CLUSTER_ID.test(localId)) throw new MeshcaError('BAD_CONFIG', `--cluster-id: "${localId}" is not a cluster id (letters, digits, '-', '_', '.')`);
   const seen = new Set<string>([localId]);
-  return entries.map((entry) => {
+  const named = entries.flatMap((entry): { id: string; kubeconfigPath: string; entry: string }[] => {
     const eq = entry.indexOf('=');
-    const id = eq > 0 ? entry.slice(0, eq) : '';
-    const kubeconfigPath = eq > 0 ? entry.slice(eq + 1) : '';
-    if (!CLUSTER_ID.test(id) || kubeconfigPath === '') throw new MeshcaError('BAD_CONFIG', `--cluster: "${entry}" is not <cluster id>=<kubeconfig file>`);
+    if (eq > 0) return [{ id: entry.slice(0, eq), kubeconfigPath: entry.slice(eq + 1), entry }];
+    return clustersInDirectory(entry);
+  });
+  return named.map(({ id, kubeconfigPath, entry }) => {
+    if (!CLUSTER_ID.test(id) || kubeconfigPath === '') throw new MeshcaError('BAD_CONFIG', `--cluster: "${entry}" is not <cluster id>=<kubeconfig file> or a directory of kubeconfigs`);
     if (seen.has(id)) throw new MeshcaError('BAD_CONFIG', `--cluster: cluster "${id}" is named twice (or is --cluster-id, the local cluster)`);
     seen.add(id);
     return { id, kubeconfigPath };
   });
+}
+
+/** A Secret volume's files; its hidden `..data` links and dot files are not clusters. */
+function clustersInDirectory(dir: string): { id: string; kubeconfigPath: string; entry: string }[] {
+  const notADirectory = [{ id: '', kubeconfigPath: '', entry: dir }];
+  try {
+    if (!statSync(dir).isDirectory()) return notADirectory;
+    const names = readdirSync(dir).filter((n) => !n.startsWith('.') && statSync(join(dir, n)).isFile()).sort();
+    return names.map((id) => ({ id, kubeconfigPath: join(dir, id), entry: join(dir, id) }));
+  } catch {
+    return notADirectory;
+  }
 }
 
 function parseNodeAccount(entry: string): NodeAccount {

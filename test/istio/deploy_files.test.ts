@@ -50,6 +50,7 @@ describe('deploy/istio', () => {
       for (const doc of parseAllDocuments(readFileSync(file(name), 'utf8'))) expect(doc.errors).toEqual([]);
     }
     const remotePatch = yaml('meshca-remote-clusters-patch.yaml').spec.template.spec;
-    expect(remotePatch.containers[0].env[0]).toEqual({ name: 'MESHCA_CLUSTER', value: 'cluster-2=/etc/meshca/clusters/cluster-2' });
+    expect(remotePatch.containers[0].env[0]).toEqual({ name: 'MESHCA_CLUSTER', value: '/etc/meshca/clusters' });
+    expect(remotePatch.containers[0].volumeMounts[0].mountPath).toBe('/etc/meshca/clusters');
   });
 });

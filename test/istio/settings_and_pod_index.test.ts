@@ -1,7 +1,7 @@
 // The Istio settings of `meshca serve` refuse bad values at start-up naming the setting, and the
 // pod cache behind node authorization follows the API server through a restart of its watch.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,12 +35,32 @@ describe('Istio settings of meshca serve', () => {
 
   it('refuses malformed, duplicate or local --cluster entries, naming the setting', () => {
     const authn = ['--authn', 'tokenreview'];
-    expect(refusal([...authn, '--cluster', 'cluster-2'])).toBe('--cluster: "cluster-2" is not <cluster id>=<kubeconfig file>');
+    expect(refusal([...authn, '--cluster', 'cluster-2'])).toBe('--cluster: "cluster-2" is not <cluster id>=<kubeconfig file> or a directory of kubeconfigs');
     expect(refusal([...authn, '--cluster', '=/k'])).toMatch(/^--cluster: "=\/k" is not/);
     expect(refusal([...authn, '--cluster', 'a=/k1', '--cluster', 'a=/k2'])).toMatch(/^--cluster: cluster "a" is named twice/);
     expect(refusal([...authn, '--cluster', 'Kubernetes=/k'])).toMatch(/^--cluster: cluster "Kubernetes" is named twice \(or is --cluster-id/);
     expect(refusal(['--cluster', 'a=/k'])).toMatch(/^--cluster needs --authn/);
     expect(refusal(['--cluster-id', 'bad id'])).toMatch(/^--cluster-id: "bad id" is not a cluster id/);
+  });
+
+  it('reads a directory as Istio\'s remote-secret layout mounted as a volume: one kubeconfig per cluster id, hidden entries skipped', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshca-clusters-'));
+    try {
+      // What the kubelet makes of a Secret volume: ..data → a timestamped directory, each key a symlink into it.
+      mkdirSync(join(dir, '..2026_11_30_21_00_00.123'));
+      for (const id of ['cluster-2', 'cluster-3']) writeFileSync(join(dir, '..2026_11_30_21_00_00.123', id), 'kubeconfig');
+      symlinkSync('..2026_11_30_21_00_00.123', join(dir, '..data'));
+      for (const id of ['cluster-2', 'cluster-3']) symlinkSync(join('..data', id), join(dir, id));
+      const c = serve(['--authn', 'tokenreview', '--cluster', dir, '--cluster', 'cluster-4=/k4']);
+      expect(c.clusters).toEqual([
+        { id: 'cluster-2', kubeconfigPath: join(dir, 'cluster-2') },
+        { id: 'cluster-3', kubeconfigPath: join(dir, 'cluster-3') },
+        { id: 'cluster-4', kubeconfigPath: '/k4' },
+      ]);
+      expect(refusal(['--authn', 'tokenreview', '--cluster', dir, '--cluster', 'cluster-3=/other'])).toMatch(/cluster "cluster-3" is named twice/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses malformed --trusted-node-accounts and needs Kubernetes authentication for them', () => {
