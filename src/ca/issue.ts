@@ -265,7 +265,10 @@ export class SvidIssuer {
   }
 
   /** Records a request refused before issuance (e.g. authentication failed). */
-  async recordRefusal(partial: { channel: IssuanceChannel; peer?: string; requestedTtlSeconds?: number; caller?: Caller; tokenSha256?: string }, err: unknown): Promise<void> {
+  async recordRefusal(
+    partial: { channel: IssuanceChannel; peer?: string; requestedTtlSeconds?: number; caller?: Caller; tokenSha256?: string; detail?: Readonly<Record<string, string>> },
+    err: unknown,
+  ): Promise<void> {
     if (!partial.caller && this.#deps.refusals) {
       this.#deps.refusals.count({
         channel: partial.channel,
@@ -283,7 +286,8 @@ export class SvidIssuer {
       ...(partial.tokenSha256 ? { tokenSha256: partial.tokenSha256 } : {}),
       ...(partial.caller ? callerFacts(partial.caller) : {}),
     };
-    await this.recordDenial(base, this.#deps.clock.now(), err, undefined);
+    const detail = { ...base.detail, ...partial.detail };
+    await this.recordDenial(Object.keys(detail).length > 0 ? { ...base, detail } : base, this.#deps.clock.now(), err, undefined);
   }
 
   /** The granted record; it must be durable before the certificate leaves (append throws if not). */

@@ -41,7 +41,8 @@ export interface IssuanceEvent {
   /**
    * Facts of the request that only some deployments have, by name: `clusterId` (Istio's ClusterID),
    * and for a node agent asking on a workload's behalf `impersonatedBy` (its SPIFFE ID),
-   * `impersonatedByPod` and `impersonatedByAuthenticator`. Never a token or a key.
+   * `impersonatedByPod` and `impersonatedByAuthenticator`; on a refused one, `impersonationRequested`
+   * (the identity the node agent asked for). Never a token or a key.
    */
   readonly detail?: Readonly<Record<string, string>>;
 }

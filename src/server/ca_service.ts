@@ -121,15 +121,16 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
   let serial: string | undefined;
   try {
     ttlSeconds = requestedTtlOf(call.request);
-    const recordRefusal = (err: unknown, who: Caller | undefined, token: string | undefined) =>
-      deps.issuer.recordRefusal({ channel: 'CreateCertificate', peer, requestedTtlSeconds: ttlSeconds, ...(who ? { caller: who } : token ? { tokenSha256: tokenSha256(token) } : {}) }, err);
+    const recordRefusal = (err: unknown, who: Caller | undefined, token: string | undefined, detail?: Record<string, string>) =>
+      deps.issuer.recordRefusal({ channel: 'CreateCertificate', peer, requestedTtlSeconds: ttlSeconds, ...(who ? { caller: who } : token ? { tokenSha256: tokenSha256(token) } : {}), ...(detail ? { detail } : {}) }, err);
     caller = await authenticateCall(call, deps, async (err, refused) => {
       caller = refused.caller;
       await recordRefusal(err, refused.caller, refused.authReq.bearerToken);
     });
     let csrPem: string;
+    let requested: string | undefined;
     try {
-      const requested = impersonatedIdentityOf(call.request.metadata);
+      requested = impersonatedIdentityOf(call.request.metadata);
       if (requested !== undefined) {
         // The agent stays the recorded caller of a refusal; a grant records the workload, with the agent in its detail.
         const workload = impersonate(caller, requested, deps.nodeAuthorizer);
@@ -138,7 +139,7 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
       }
       csrPem = csrOf(call.request);
     } catch (err) {
-      await recordRefusal(err, caller, undefined);
+      await recordRefusal(err, caller, undefined, requested !== undefined ? { impersonationRequested: requested } : undefined);
       throw err;
     }
     const svid = await deps.issuer.issueWorkloadSvid({

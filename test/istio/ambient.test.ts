@@ -84,7 +84,7 @@ describe('ztunnel asking for workload identities', () => {
     expect(err).toMatchObject({ code: status.UNAUTHENTICATED, details: 'ImpersonatedIdentity refused: no pod of service account pay/api runs on node "node-a" (--trusted-node-accounts)' });
     expect((await issuances()).filter((e) => e.decision === 'granted').length).toBe(granted);
     const [last] = (await issuances()).slice(-1);
-    expect(last).toMatchObject({ decision: 'denied', errorCode: 'UNAUTHENTICATED', spiffeId: ZTUNNEL, nodeName: 'node-a' });
+    expect(last).toMatchObject({ decision: 'denied', errorCode: 'UNAUTHENTICATED', spiffeId: ZTUNNEL, nodeName: 'node-a', detail: { clusterId: 'Kubernetes', impersonationRequested: API } });
   });
 
   it('refuses a caller that is not a trusted node agent, never falling back to its own identity', async () => {
