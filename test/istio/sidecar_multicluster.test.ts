@@ -73,6 +73,12 @@ describe('an istio-agent sidecar', () => {
     expect(last).toMatchObject({ decision: 'granted', spiffeId: 'spiffe://cluster.local/ns/shop/sa/web', authenticator: 'tokenreview', detail: { clusterId: 'Kubernetes' } });
   });
 
+  it('verifies the CA by the host of CA_ADDR: a name the serving certificate lacks fails the TLS handshake, and a localhost CA_ADDR expects istiod\'s name', async () => {
+    const token = await tokenFile(local, 'wrong-name');
+    await expect(agent('istiod.istio-system.svc:15012', token).fetchWorkloadSecret()).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    await expect(agent('localhost:15012', token).fetchWorkloadSecret()).rejects.toMatchObject({ code: status.UNAVAILABLE });
+  });
+
   it('accepts every audience in --audience (istio-ca and meshca)', async () => {
     const secret = await agent('meshca.meshca-system.svc:15012', await tokenFile(local, 'meshca-aud', { aud: 'meshca' })).fetchWorkloadSecret();
     expect(secret.leaf.subjectAltName).toBe('URI:spiffe://cluster.local/ns/shop/sa/web');
