@@ -96,7 +96,7 @@ for (const backend of BACKENDS) {
 
     it('refuses to write, and reports unhealthy, once records are deleted under a running writer', async () => {
       const keys = join(dir, 'keys');
-      const ledger = await openLedger(db.url, { clock: fakeClock(T0), keysDir: keys });
+      const ledger = await openLedger(db.url, { clock: fakeClock(T0), keysDir: keys, checkpointEvery: 1 });
       try {
         for (let i = 0; i < 5; i++) await ledger.append(EVENT(i));
         expect(ledger.health()).toBeUndefined();
@@ -107,6 +107,10 @@ for (const backend of BACKENDS) {
         // Still refused: nothing is appended onto the shortened chain.
         await expect(ledger.append(EVENT(6))).rejects.toMatchObject({ code: 'LEDGER_UNAVAILABLE' });
         expect((await ledger.query({ order: 'desc', limit: 1 }))[0]!.seq).toBe(2);
+        // A running CA's own Verify (what `audit verify --server` asks) compares with its anchor too.
+        const report = await ledger.verify();
+        expect(report).toMatchObject({ ok: false, anchoredHead: { seq: 6, held: false } });
+        expect(report.problems[0]!.message).toMatch(/the ledger ends at seq 2 but its anchor .*ledger-head\.json says 6 were checkpointed/);
       } finally {
         await ledger.close();
       }
