@@ -22,6 +22,9 @@ export const ROOT_CONFIGMAP = 'meshca-root-cert';
 export const ROOT_CONFIGMAP_KEY = 'root-cert.pem';
 /** The design's token lifetime: the kubelet renews a projected token at 80% of it. */
 export const TOKEN_EXPIRATION_SECONDS = 3600;
+/** The agent's HTTP port (/healthz, /readyz, /metrics), as `meshca agent` defaults it; named for PodMonitors. */
+export const AGENT_HTTP_PORT = 15020;
+export const AGENT_HTTP_PORT_NAME = 'http-meshca';
 /** The agent's numeric non-root user (the image's USER). */
 export const AGENT_UID = 10001;
 /**
@@ -81,7 +84,13 @@ export function agentContainer(o: InjectOptions): Container {
       `--root-cert=${ROOT_DIR}/${ROOT_CONFIGMAP_KEY}`,
       `--token-file=${TOKEN_DIR}/${TOKEN_FILE}`,
       `--sds-socket=${SDS_DIR}/socket`,
+      `--http-listen=0.0.0.0:${AGENT_HTTP_PORT}`,
     ],
+    ports: [{ name: AGENT_HTTP_PORT_NAME, containerPort: AGENT_HTTP_PORT, protocol: 'TCP' }],
+    // A native sidecar's startup probe holds the app's containers back until it passes: the app
+    // starts only once the agent holds a certificate to serve on the socket.
+    startupProbe: { httpGet: { path: '/readyz', port: AGENT_HTTP_PORT }, periodSeconds: 1, failureThreshold: 120 },
+    livenessProbe: { httpGet: { path: '/healthz', port: AGENT_HTTP_PORT }, periodSeconds: 10, failureThreshold: 3 },
     resources: structuredClone(AGENT_RESOURCES) as unknown as Json,
     securityContext: {
       runAsNonRoot: true,

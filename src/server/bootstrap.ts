@@ -98,7 +98,11 @@ export async function buildAuthenticators(
  * A failure the ledger's own health check explains (its file deleted under it) is not remembered:
  * `health()` reports it live, so /readyz recovers as soon as the file is back, before any append.
  */
-export function watchLedger(inner: ClosableLedgerWriter, health: () => string | undefined = () => undefined): ClosableLedgerWriter & { readonly failing: string | undefined; health(): string | undefined } {
+export function watchLedger(
+  inner: ClosableLedgerWriter,
+  health: () => string | undefined = () => undefined,
+  observe: (seconds: number, ok: boolean) => void = () => undefined,
+): ClosableLedgerWriter & { readonly failing: string | undefined; health(): string | undefined } {
   let failing: string | undefined;
   return {
     get failing() {
@@ -106,11 +110,15 @@ export function watchLedger(inner: ClosableLedgerWriter, health: () => string | 
     },
     health,
     async append(event) {
+      // Wall-clock on purpose: this measures the database, which knows no injected clock.
+      const started = performance.now();
       try {
         const result = await inner.append(event);
         failing = undefined;
+        observe((performance.now() - started) / 1000, true);
         return result;
       } catch (err) {
+        observe((performance.now() - started) / 1000, false);
         if (health() === undefined) failing = describeError(err);
         throw err;
       }

@@ -10,6 +10,7 @@ import { authorityFromSnapshot, type KeyStore } from '../rotation/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 import type { Clock } from '../time/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
+import { ledgerAppendObserver } from './metrics.ts';
 import { CaState } from './ca_state.ts';
 import { DenyListFollower } from './deny_list.ts';
 import type { ServeConfig } from './config.ts';
@@ -104,11 +105,11 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
   // Renewals over mTLS look their chain's grant up here (--max-renewal-age).
   const grants = fullLedger ?? memoryGrantLedger(memory!.events);
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
-  const recorder = watchLedger(ledger, () => fullLedger?.health());
+  const registry = createRegistry();
+  const recorder = watchLedger(ledger, () => fullLedger?.health(), ledgerAppendObserver(registry));
   // Anyone can be refused before authenticating: count those, so a flood cannot fill the ledger.
   const refusals = aggregateRefusals({ ledger: recorder, clock, onError: (message) => log.warn(message) });
   try {
-    const registry = createRegistry();
     const issuer = new SvidIssuer({ authority: () => state.authority, ledger: recorder, clock, ttl: config.ttl, maxRenewalAgeMs: config.maxRenewalAgeMs, grants, refusals });
     const chain = await buildAuthenticators(config, trustDomain, state, deps, registry);
     const denyList = new DenyListFollower(keyStore.denyList, log);

@@ -31,3 +31,15 @@ export function createCaMetrics(registry: Registry): CaMetrics {
     }),
   };
 }
+
+/** Ledger appends by result (ok | error), for the dashboard's ledger latency and the "ledger unavailable" alert. */
+export function ledgerAppendObserver(registry: Registry): (seconds: number, ok: boolean) => void {
+  const appends = new Histogram({
+    name: 'meshca_ledger_append_duration_seconds',
+    help: 'Time to record one ledger event (an issuance is answered only after its record), by result: ok or error',
+    labelNames: ['result'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  return (seconds, ok) => appends.observe({ result: ok ? 'ok' : 'error' }, seconds);
+}

@@ -22,7 +22,7 @@ function deploymentSpec(objects: K8sObject[]): { replicas: number; template: { s
 }
 
 const OVERLAYS = ['deploy/overlays/dev', 'deploy/overlays/ha'] as const;
-const EXAMPLES = ['deploy/examples/envoy-workload', 'deploy/examples/postgres'] as const;
+const EXAMPLES = ['deploy/examples/envoy-workload', 'deploy/examples/postgres', 'deploy/monitoring'] as const;
 
 describe('deploy/ kustomizations', () => {
   const rendered = new Map<string, K8sObject[]>();
