@@ -1,20 +1,23 @@
-# meshca: the CA (`serve`) and the node agent (`agent`) in one image. Node 24 runs the TypeScript
-# sources directly; the image runs the JavaScript scripts/build.js writes to dist/. Keys are never baked in: mount them at /var/run/meshca/keys.
-FROM node:24-slim
+# meshca: the CA (`serve`), the node agent (`agent`) and the injector (`inject`) in one image. Node 24
+# runs the TypeScript sources directly; there is no build step. Keys are never baked in: mount them
+# (or use --keys k8s-secret:…). Runs as a numeric non-root user and with a read-only root
+# filesystem: it writes only under mounted volumes (/var/run/meshca/keys, /var/lib/meshca, /tmp).
+#   podman build -t meshca .            (BASE: any image with Node 24 and npm; .ci/image.sh makes one)
+ARG BASE=node:24-slim
+FROM ${BASE}
+# --offline when the build has no registry but a mounted npm cache (.ci/image.sh).
+ARG NPM_FLAGS=""
 ENV NODE_ENV=production \
     MESHCA_KEYS=/var/run/meshca/keys \
     MESHCA_DB=sqlite:/var/lib/meshca/meshca.db
 WORKDIR /opt/meshca
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund ${NPM_FLAGS} && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
 COPY protos ./protos
-# JavaScript in dist/ (bin/meshca.js prefers it while current): no type stripper in every pod (~27 MB).
-COPY scripts ./scripts
-RUN node scripts/build.js
-RUN mkdir -p /var/lib/meshca /var/run/meshca/keys && chown -R node:node /var/lib/meshca /var/run/meshca
-USER node
-EXPOSE 15012 15014
+RUN mkdir -p /var/lib/meshca /var/run/meshca/keys && chown -R 10001:10001 /var/lib/meshca /var/run/meshca
+USER 10001:10001
+EXPOSE 15012 15014 15017 15020
 ENTRYPOINT ["node", "/opt/meshca/bin/meshca.js"]
 CMD ["serve"]
