@@ -1,6 +1,6 @@
 // Public face of src/ca: the key directory, `ca init`, TTL rules and the issuance pipeline.
 // Knows no transport: servers parse, authenticate, call these, and map errors.
-export { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeCacertsFiles, type CacertsFiles, type CaMaterial, type KeyDirectoryState } from './key_directory.ts';
+export { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeCacertsFiles, readCaKeyFile, writeCaKeyFile, type CacertsFiles, type CaMaterial, type KeyDirectoryState } from './key_directory.ts';
 export { initCa, type InitRequest, type InitResult } from './init.ts';
 export { resolveTtl, validateTtlPolicy, boundRenewalTtl, DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS, MIN_LEAF_TTL_MS, DEFAULT_MAX_RENEWAL_AGE_MS, type TtlPolicy } from './ttl.ts';
 export { SvidIssuer, type IssuerDeps, type ServingCertificate, type ServingCertificateRequest, type SvidRequest, type X509Svid } from './issue.ts';

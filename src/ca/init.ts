@@ -10,8 +10,10 @@ import {
   createRootCa,
   acceptOperatorRoot,
   keyIdOf,
+  LOCAL_KEY_CUSTODY,
   readPrivateKeyFile,
   toPem,
+  type KeyCustody,
   type KeyType,
 } from '../pki/index.ts';
 import { validateTrustDomain } from '../spiffe/index.ts';
@@ -34,6 +36,8 @@ export interface InitRequest {
    * every reader sees the new CA and only it.
    */
   replacing?: () => void;
+  /** Where the intermediate's key is made: memory (ca-key.pem) or a token (--signer, ca-key.pkcs11). */
+  custody?: KeyCustody;
 }
 
 export interface InitResult {
@@ -83,6 +87,7 @@ export async function initCa(req: InitRequest): Promise<InitResult> {
     rootCertificateDer: rootCert.raw,
     rootSigner: createLocalSigner(rootKey),
     rootNotAfterMs: Date.parse(rootCert.validTo),
+    custody: req.custody ?? LOCAL_KEY_CUSTODY,
   });
   const caCert = new X509Certificate(intermediate.certificateDer);
   const rootPem = toPem(rootCert.raw, 'CERTIFICATE');

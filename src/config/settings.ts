@@ -72,6 +72,7 @@ export const SETTINGS = {
   audience: s('list', 'workload token audiences (serve: any one is accepted, e.g. istio-ca,meshca for Istio sidecars; token mint: the ones it mints)', { default: ['meshca'] }),
   kubeconfig: s('string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
+  signer: s('string', "keep the intermediate's key in a PKCS#11 token: pkcs11:token=<label>;object=<key label>?module-path=<library>&pin-source=<file> (RFC 7512; the PIN comes from that file or MESHCA_SIGNER_PIN, never a flag); default: ca-key.pem in --keys"),
   'key-type': s('enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
   'root-ttl': s('duration', 'root certificate lifetime', { default: DEFAULT_ROOT_TTL_MS }),
   'ca-ttl': s('duration', 'intermediate certificate lifetime', { default: DEFAULT_CA_TTL_MS }),

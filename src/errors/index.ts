@@ -42,6 +42,8 @@ const CATALOGUE = {
   CA_UNAVAILABLE: GrpcCode.UNAVAILABLE,
   /** The CA answered but its serving certificate did not verify (wrong root, wrong name): not an outage. */
   CA_UNTRUSTED: GrpcCode.UNAVAILABLE,
+  /** The HSM holding the CA key does not answer (token removed, session lost): nothing is signed until it does. */
+  SIGNER_UNAVAILABLE: GrpcCode.UNAVAILABLE,
   INTERNAL: GrpcCode.INTERNAL,
 } as const satisfies Record<string, GrpcCode>;
 

@@ -1,5 +1,6 @@
-// Makes CA certificates: a self-signed root and intermediates under it. Keys are generated in this
-// process and returned as KeyObjects; this module never writes or logs them.
+// Makes CA certificates: a self-signed root and intermediates under it. A root's key is generated
+// in this process; an intermediate's where its key custody keeps keys (memory or a token). This
+// module never writes or logs keys.
 
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
@@ -8,6 +9,7 @@ import { makeIssuerTemplate, makeSelfIssuerTemplate, signCertificate } from './c
 import { generateKeyPair, type KeyType } from './key_types.ts';
 import { caExtensions, distinguishedName } from './profiles.ts';
 import { randomSerial, type SerialSource } from './serial.ts';
+import { LOCAL_KEY_CUSTODY, type CaPrivateKey, type KeyCustody } from './key_custody.ts';
 import { createLocalSigner, type Signer } from './signer.ts';
 
 export const DEFAULT_ROOT_TTL_MS = 3650 * DAY_MS;
@@ -30,7 +32,7 @@ export interface MadeCa {
 }
 
 function spkiOf(key: KeyObject): Buffer {
-  return createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' });
 }
 
 export async function createRootCa(req: CaCertificateRequest): Promise<MadeCa> {
@@ -54,17 +56,28 @@ export interface IntermediateRequest extends CaCertificateRequest {
   rootSigner: Signer;
   /** The intermediate never outlives its root. */
   rootNotAfterMs: number;
+  /** Where the intermediate's key is made (default: memory). */
+  custody?: KeyCustody;
 }
 
-export async function createIntermediateCa(req: IntermediateRequest): Promise<MadeCa> {
-  const { privateKey } = generateKeyPair(req.keyType);
+export interface MadeIntermediate {
+  certificateDer: Buffer;
+  /** A KeyObject, or the reference to a key made inside a token. */
+  privateKey: CaPrivateKey;
+}
+
+/** Without a custody the key is made in memory, and is a KeyObject. */
+export async function createIntermediateCa(req: IntermediateRequest & { custody?: undefined }): Promise<MadeCa>;
+export async function createIntermediateCa(req: IntermediateRequest): Promise<MadeIntermediate>;
+export async function createIntermediateCa(req: IntermediateRequest): Promise<MadeIntermediate> {
+  const { key: privateKey, publicKey } = await (req.custody ?? LOCAL_KEY_CUSTODY).generate(req.keyType);
   const name = distinguishedName(`meshca intermediate CA ${new Date(req.nowMs).toISOString().slice(0, 10)}`, req.organization);
   const certificateDer = await signCertificate(makeIssuerTemplate(req.rootCertificateDer, req.rootSigner), {
     serial: (req.serial ?? randomSerial)(),
     notBeforeMs: req.nowMs - CA_BACKDATE_MS,
     notAfterMs: Math.min(req.nowMs + req.ttlMs, req.rootNotAfterMs),
     subjectDer: name,
-    spkiDer: spkiOf(privateKey),
+    spkiDer: spkiOf(publicKey),
     extensions: caExtensions(`spiffe://${req.trustDomain}`, 0),
   });
   return { certificateDer, privateKey };

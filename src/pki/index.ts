@@ -1,14 +1,15 @@
 // Public face of src/pki: keys, CSRs, certificate profiles, issuance and chain checks.
 // Knows ASN.1 and keys; never gRPC, never the network.
 export { type KeyType, type KeyAlgorithm, KEY_TYPES, DEFAULT_KEY_TYPE, parseKeyType, generateKeyPair, keyAlgorithmOf } from './key_types.ts';
-export { type Signer, type SignatureAlgorithm, createLocalSigner } from './signer.ts';
+export { type Signer, type SignatureAlgorithm, createLocalSigner, signatureAlgorithmFor, ECDSA_WITH_SHA256, ECDSA_WITH_SHA384, SHA256_WITH_RSA } from './signer.ts';
+export { type KeyCustody, type KeyReference, type CaPrivateKey, LOCAL_KEY_CUSTODY, isKeyReference, formatKeyReference, parseKeyReference } from './key_custody.ts';
 export { type SerialSource } from './serial.ts';
 export { toPem, decodeSinglePem, decodeCertificates } from './pem.ts';
 export { type VerifiedCsr, parseCsrPem, parseCsrDer } from './csr.ts';
 export { createCsrPem } from './csr_request.ts';
 export { keyIdOf, certificateFields, encodeTbsCertificate, readIssuedFields, type IssuerTemplate, type IssuedFields } from './certificate_builder.ts';
 export { leafValidity } from './profiles.ts';
-export { type MadeCa, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
+export { type MadeCa, type MadeIntermediate, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
 export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } from './authority.ts';
 export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertificate, chainWithBundle } from './leaf.ts';
 export { sha256Hex } from './digest.ts';

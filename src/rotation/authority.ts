@@ -2,7 +2,7 @@
 // SigningAuthority over the whole trust bundle, and the other still-trusted intermediates.
 
 import { X509Certificate } from 'node:crypto';
-import { createLocalSigner, decodeCertificates, loadSigningAuthority, type SigningAuthority } from '../pki/index.ts';
+import { decodeCertificates, LOCAL_KEY_CUSTODY, loadSigningAuthority, type KeyCustody, type SigningAuthority } from '../pki/index.ts';
 import type { KeyStoreSnapshot } from './key_store.ts';
 import { trustBundleRoots } from './schedule.ts';
 import { activeSlotOf, isTrusted } from './slots.ts';
@@ -20,12 +20,12 @@ export function trustBundlePem(snapshot: KeyStoreSnapshot): string[] {
 }
 
 /** Verified like every authority (key matches, chain links to a bundle root); throws BAD_CHAIN otherwise. */
-export function authorityFromSnapshot(snapshot: KeyStoreSnapshot, nowMs: number): LoadedAuthority {
+export function authorityFromSnapshot(snapshot: KeyStoreSnapshot, nowMs: number, custody: KeyCustody = LOCAL_KEY_CUSTODY): LoadedAuthority {
   const active = activeSlotOf(snapshot.state.intermediates, 'intermediate');
   const authority = loadSigningAuthority({
     chainPem: snapshot.intermediateChainPem(active.cert.keyId),
     rootsPem: trustBundlePem(snapshot).join(''),
-    signer: createLocalSigner(snapshot.intermediateKey(active.cert.keyId)),
+    signer: custody.signerFor(snapshot.intermediateKey(active.cert.keyId)),
     nowMs,
   });
   const extraIssuers = snapshot.state.intermediates

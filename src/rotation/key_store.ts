@@ -5,9 +5,9 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readKeyDirectory, writeCacertsFiles } from '../ca/index.ts';
+import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readCaKeyFile, readKeyDirectory, writeCaKeyFile, writeCacertsFiles } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+import { decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile, isKeyReference, type CaPrivateKey } from '../pki/index.ts';
 import { DirectoryDenyListStore, type DenyListStore } from './deny_store.ts';
 import { withFileLock } from './lock.ts';
 import { activeSlotOf } from './slots.ts';
@@ -22,10 +22,10 @@ const INTERMEDIATES_DIR = 'intermediates';
 const SLOT_CERT = { root: CACERTS_FILES.rootCert, intermediate: CACERTS_FILES.caCert } as const;
 const SLOT_KEY = { root: CACERTS_FILES.rootKey, intermediate: CACERTS_FILES.caKey } as const;
 
-/** A slot's certificate (for intermediates: the issuing certificate and any further ones, no root) and key. */
+/** A slot's certificate (for intermediates: the issuing certificate and any further ones, no root) and key (an intermediate's may be in a token). */
 export interface SlotMaterial {
   readonly certPem: string;
-  readonly key?: KeyObject;
+  readonly key?: CaPrivateKey;
 }
 
 /** The store as read at one moment: state plus lazy access to each slot's material. */
@@ -36,7 +36,7 @@ export interface KeyStoreSnapshot {
   rootCertPem(keyId: string): string;
   rootKey(keyId: string): KeyObject | undefined;
   intermediateChainPem(keyId: string): string;
-  intermediateKey(keyId: string): KeyObject;
+  intermediateKey(keyId: string): CaPrivateKey;
 }
 
 export interface KeyStoreChange {
@@ -148,8 +148,9 @@ export class DirectoryKeyStore implements KeyStore {
     } catch (err) {
       throw new MeshcaError('KEYS_MISSING', `the ${kind} ${keyId.slice(0, 16)}… is in the rotation state but its certificate is missing from ${dir}`, { cause: err });
     }
-    const keyPath = join(dir, SLOT_KEY[kind]);
-    const material: SlotMaterial = { certPem, ...(existsSync(keyPath) ? { key: readPrivateKeyFile(keyPath) } : {}) };
+    const hasKey = existsSync(join(dir, SLOT_KEY[kind])) || (kind === 'intermediate' && existsSync(join(dir, CACERTS_FILES.caKeyRef)));
+    const key = !hasKey ? undefined : kind === 'intermediate' ? readCaKeyFile(dir, CACERTS_FILES.caKey, CACERTS_FILES.caKeyRef) : readPrivateKeyFile(join(dir, SLOT_KEY[kind]));
+    const material: SlotMaterial = { certPem, ...(key ? { key } : {}) };
     cache.set(keyId, material);
     return material;
   }
@@ -159,7 +160,11 @@ export class DirectoryKeyStore implements KeyStore {
       state,
       adopted,
       rootCertPem: (id) => this.#readSlot('root', id, material.roots).certPem,
-      rootKey: (id) => this.#readSlot('root', id, material.roots).key,
+      rootKey: (id) => {
+        const key = this.#readSlot('root', id, material.roots).key;
+        // A root's key is never kept in a token by meshca (an offline root keeps it elsewhere).
+        return key && !isKeyReference(key) ? key : undefined;
+      },
       intermediateChainPem: (id) => this.#readSlot('intermediate', id, material.intermediates).certPem,
       intermediateKey: (id) => {
         const key = this.#readSlot('intermediate', id, material.intermediates).key;
@@ -238,7 +243,8 @@ export class DirectoryKeyStore implements KeyStore {
       const dir = this.#slotDir(kind, keyId);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       // Key first: a certificate on disk always has its key beside it.
-      if (m.key) writePrivateKeyFile(join(dir, SLOT_KEY[kind]), m.key);
+      if (m.key && kind === 'intermediate') writeCaKeyFile(dir, CACERTS_FILES.caKey, CACERTS_FILES.caKeyRef, m.key);
+      else if (m.key && !isKeyReference(m.key)) writePrivateKeyFile(join(dir, SLOT_KEY[kind]), m.key);
       writeFileAtomic(join(dir, SLOT_CERT[kind]), m.certPem, PUBLIC_FILE_MODE);
     };
     if (current.adopted) {
@@ -255,8 +261,11 @@ export class DirectoryKeyStore implements KeyStore {
   /** A retired key must never sign again: its private key file goes; its certificate stays as history. */
   #dropRetiredKeys(state: RotationState): void {
     const drop = (kind: 'root' | 'intermediate', keyId: string) => {
-      const path = join(this.#slotDir(kind, keyId), SLOT_KEY[kind]);
-      if (existsSync(path)) unlinkSync(path);
+      // A token's key stays in the token (its owner destroys it); the reference to it goes.
+      for (const file of kind === 'intermediate' ? [SLOT_KEY[kind], CACERTS_FILES.caKeyRef] : [SLOT_KEY[kind]]) {
+        const path = join(this.#slotDir(kind, keyId), file);
+        if (existsSync(path)) unlinkSync(path);
+      }
     };
     for (const s of state.roots) if (s.state === 'retired') drop('root', s.cert.keyId);
     for (const s of state.intermediates) if (s.state === 'retired') drop('intermediate', s.cert.keyId);

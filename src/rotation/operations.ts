@@ -5,7 +5,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
 import type { CaEvent, CaEventName, LedgerWriter } from '../ledger/index.ts';
-import { acceptOperatorRoot, createIntermediateCa, createLocalSigner, createRootCa, readSigningCertificateId, toPem, type KeyType } from '../pki/index.ts';
+import { acceptOperatorRoot, createIntermediateCa, createLocalSigner, createRootCa, LOCAL_KEY_CUSTODY, readSigningCertificateId, toPem, type KeyCustody, type KeyType } from '../pki/index.ts';
 import { formatDuration, type Clock } from '../time/index.ts';
 import { describeExpiry, factualPolicy, type IssuedExpiry, type LedgerReader } from './facts.ts';
 import { certificateFacts, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
@@ -36,6 +36,8 @@ export interface RotationContext {
    * their maximum TTL) and this CA's own maximum when it runs. Without it they go by `policy`.
    */
   readonly facts?: { readonly ledger: LedgerReader; readonly self?: { readonly maxTtlMs: number } };
+  /** Where new intermediates' keys are made (default: memory, written to the key store). */
+  readonly custody?: KeyCustody;
 }
 
 /** The policy a root step decides by: from the ledger's facts when there is one. */
@@ -77,6 +79,7 @@ async function makeIntermediate(ctx: RotationContext, rootPem: string, rootKey: 
     rootCertificateDer: root.raw,
     rootSigner: createLocalSigner(rootKey),
     rootNotAfterMs: Date.parse(root.validTo),
+    custody: ctx.custody ?? LOCAL_KEY_CUSTODY,
   });
   const certPem = toPem(made.certificateDer, 'CERTIFICATE');
   const f = certificateFacts(certPem);

@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { describeError, isMeshcaError } from '../errors/index.ts';
 import type { LedgerWriter } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { KeyType, SigningAuthority } from '../pki/index.ts';
+import type { KeyCustody, KeyType, SigningAuthority } from '../pki/index.ts';
 import { DAY_MS, formatDuration, HOUR_MS, SECOND_MS, type Clock } from '../time/index.ts';
 import type { X509Certificate } from 'node:crypto';
 import { authorityFromSnapshot, type LoadedAuthority } from './authority.ts';
@@ -44,6 +44,8 @@ export interface RotationRuntimeOptions {
   readonly keyType: KeyType;
   /** Whether this replica rotates intermediates on schedule: always, never, or while it leads. */
   readonly autoRotateIntermediates: boolean | (() => boolean);
+  /** Signs with (and makes intermediates' keys in) a token when --signer names one; default memory. */
+  readonly custody?: KeyCustody;
   readonly pollMs?: number;
   /** Also called on every poll: whatever else serve follows in the key store (the runtime deny list). */
   readonly onPoll?: () => void;
@@ -97,6 +99,7 @@ export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime
     rootTtlMs: o.rootTtlMs,
     caTtlMs: o.caTtlMs,
     trustDomain: o.trustDomain,
+    ...(o.custody ? { custody: o.custody } : {}),
   };
 
   const apply = (loaded: LoadedAuthority) => {
@@ -118,7 +121,7 @@ export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime
     const next = o.store.changeToken();
     if (next === token) return false;
     try {
-      const loaded = authorityFromSnapshot(o.store.snapshot(o.clock.now()), o.clock.now());
+      const loaded = authorityFromSnapshot(o.store.snapshot(o.clock.now()), o.clock.now(), o.custody);
       token = next;
       lastError = undefined;
       reloads.inc({ result: 'ok' });

@@ -8,13 +8,13 @@ import { DEFAULT_TRUST_DOMAIN, inspectKeyDirectory, initCa } from '../ca/index.t
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { ClosableLedgerWriter } from '../ledger/index.ts';
 import type { Logger, Registry } from '../observability/index.ts';
-import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, parseKeyType } from '../pki/index.ts';
+import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, parseKeyType, type KeyCustody } from '../pki/index.ts';
 import type { Clock } from '../time/index.ts';
 import type { CaState } from './ca_state.ts';
 import type { ServeConfig } from './config.ts';
 
 /** The embedded default: an empty key directory gets a development CA, loudly. */
-export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: Logger; devKeyType?: string }): Promise<void> {
+export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: Logger; devKeyType?: string; custody?: KeyCustody }): Promise<void> {
   if (inspectKeyDirectory(config.keysDir) !== 'empty') return;
   const result = await initCa({
     keysDir: config.keysDir,
@@ -25,6 +25,7 @@ export async function ensureCa(config: ServeConfig, deps: { clock: Clock; log: L
     caTtlMs: DEFAULT_CA_TTL_MS,
     nowMs: deps.clock.now(),
     force: false,
+    ...(deps.custody ? { custody: deps.custody } : {}),
   });
   deps.log.warn(
     { keysDir: config.keysDir, rootKeyId: result.rootKeyId, caKeyId: result.caKeyId },

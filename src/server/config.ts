@@ -58,6 +58,8 @@ export interface ServeConfig {
   readonly injector?: { readonly listen: ListenAddress; readonly agentImage: string };
   /** Elect one replica (a Lease) for the singleton duties; `auto`: when running in a pod. */
   readonly leaderElection: 'auto' | 'on' | 'off';
+  /** --signer: the PKCS#11 URI of the token holding the intermediate's key (no PIN in it). */
+  readonly signer?: string;
   readonly rotation: {
     readonly keysPollMs: number;
     readonly rootExpiryWarningMs: number;
@@ -88,7 +90,7 @@ export const SERVE_OPTIONS = {
     'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl', 'max-renewal-age',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
-    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org',
+    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org', 'signer',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
     'injector', 'injector-listen', 'agent-image', 'leader-election',
@@ -166,6 +168,7 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     logLevel: v['log-level'],
     ...(v.injector ? { injector: { listen: v['injector-listen'], agentImage: v['agent-image'] } } : {}),
     leaderElection: v['leader-election'],
+    ...(v.signer !== undefined ? { signer: v.signer } : {}),
     rotation: {
       keysPollMs: v['keys-poll'],
       rootExpiryWarningMs: v['root-expiry-warning'],

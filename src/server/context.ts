@@ -8,6 +8,8 @@ import { aggregateRefusals, loadOrCreateLedgerKey, memoryLedger, openLedger, typ
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { authorityFromSnapshot, type KeyStore } from '../rotation/index.ts';
 import { MeshcaError } from '../errors/index.ts';
+import { LOCAL_KEY_CUSTODY, type KeyCustody } from '../pki/index.ts';
+import type { Pkcs11Api } from '../pkcs11/index.ts';
 import type { Clock } from '../time/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
 import { ledgerAppendObserver } from './metrics.ts';
@@ -47,6 +49,14 @@ export interface CaContext extends ServerContext {
   readonly recorder: ReturnType<typeof watchLedger>;
   /** Refusals before authentication, counted per peer and reason per interval (flushed on the clock). */
   readonly refusals: RefusalCounter;
+  /** Where the intermediate's key is: memory, or the --signer token (its health is in /readyz). */
+  readonly signer: SignerCustody;
+}
+
+export interface SignerCustody {
+  readonly custody: KeyCustody;
+  readiness(): { ok: true } | { ok: false; reason: string };
+  close(): void;
 }
 
 export interface ContextDeps {
@@ -56,24 +66,40 @@ export interface ContextDeps {
   readonly extraAuthenticators?: (ctx: ServerContext) => Authenticator[];
   /** Key type for an embedded development CA. */
   readonly devKeyType?: string;
+  /** MESHCA_SIGNER_PIN, read by the serve command, for a --signer URI without pin-source. */
+  readonly signerPin?: string;
+  /** The PKCS#11 module to use instead of loading the library (tests pull the token out through it). */
+  readonly pkcs11Api?: Pkcs11Api;
+}
+
+/** The token --signer names (loaded only then), or keys in memory from the key store. */
+async function openSignerCustody(config: ServeConfig, deps: ContextDeps): Promise<SignerCustody> {
+  if (config.signer === undefined) return { custody: LOCAL_KEY_CUSTODY, readiness: () => ({ ok: true }), close: () => {} };
+  const { openPkcs11Custody } = await import('../pkcs11/index.ts');
+  const custody = openPkcs11Custody(config.signer, { clock: deps.clock, ...(deps.signerPin !== undefined ? { envPin: deps.signerPin } : {}), ...(deps.pkcs11Api ? { api: deps.pkcs11Api } : {}) });
+  deps.log.info({ token: custody.token.label }, "signing with the intermediate's key in a PKCS#11 token (--signer)");
+  return { custody, readiness: () => custody.readiness(), close: () => custody.close() };
 }
 
 /** Loads and verifies the CA, opens the ledger and builds the authenticator chain; closes the ledger again if a later step fails. */
 export async function openServerContext(config: ServeConfig, deps: ContextDeps): Promise<CaContext> {
   const { clock, log } = deps;
-  const opened = await openKeyStore(config.keysDir, { ...(config.kubernetes.kubeconfigPath ? { kubeconfig: config.kubernetes.kubeconfigPath } : {}), clock, log });
+  const signer = await openSignerCustody(config, deps);
+  let opened: OpenedKeyStore | undefined;
   try {
-    return await openWithKeys({ ...config, keysDir: opened.dir }, deps, opened);
+    opened = await openKeyStore(config.keysDir, { ...(config.kubernetes.kubeconfigPath ? { kubeconfig: config.kubernetes.kubeconfigPath } : {}), clock, log });
+    return await openWithKeys({ ...config, keysDir: opened.dir }, deps, opened, signer);
   } catch (err) {
-    await opened.close();
+    signer.close();
+    await opened?.close();
     throw err;
   }
 }
 
 /** Files a CA makes on first use, made before anything reads them so that every replica shares one set. */
-async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore): Promise<void> {
+async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore, custody: KeyCustody): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    await ensureCa(config, deps);
+    await ensureCa(config, { ...deps, custody });
     if (!opened.remote) return;
     if (config.db !== 'memory:') loadOrCreateLedgerKey(config.keysDir);
     if (config.devTokens) await loadDevIssuer(config.keysDir, true);
@@ -83,12 +109,12 @@ async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened:
   throw new MeshcaError('KEYS_MISSING', `the key store ${opened.location} kept changing while this replica started; start it again`);
 }
 
-async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore): Promise<CaContext> {
+async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore, signer: SignerCustody): Promise<CaContext> {
   const { clock, log } = deps;
-  await settleSharedFiles(config, deps, opened);
+  await settleSharedFiles(config, deps, opened, signer.custody);
   opened.follow();
   const keyStore = opened.store;
-  const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now());
+  const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now(), signer.custody);
   const trustDomain = bindTrustDomain(loaded.authority, config.trustDomain, opened.location);
   const state = new CaState(loaded.authority, loaded.extraIssuers);
   // `memory:` keeps nothing and cannot be audited: for benchmarks only.
@@ -116,7 +142,7 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
     const identityPolicy = createIdentityPolicy(config.policy, { check: denyList.check, nowMs: () => clock.now() });
     const ctx: CaContext = {
       config, trustDomain, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
-      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, closeKeyStore: () => opened.close(), keysVersion: loaded.version, recorder, refusals,
+      policy: identityPolicy, denyList, authenticators: () => chain, keyStore, closeKeyStore: () => opened.close(), keysVersion: loaded.version, recorder, refusals, signer,
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
     return Object.freeze(ctx);

@@ -113,7 +113,7 @@ export function rotationFeature(ctx: CaContext, leadership?: Leadership): Featur
   // One rotation context for the scheduler and the admin API; only the actor differs.
   const rotation: Omit<RotationContext, 'actor'> = {
     store: ctx.keyStore, clock, policy: rotationPolicy(config.ttl.maxTtlMs), ledger: ctx.recorder, organization: config.rotation.organization,
-    rootTtlMs: config.rotation.rootTtlMs, caTtlMs: config.rotation.caTtlMs, trustDomain: ctx.trustDomain,
+    rootTtlMs: config.rotation.rootTtlMs, caTtlMs: config.rotation.caTtlMs, trustDomain: ctx.trustDomain, custody: ctx.signer.custody,
     // Root steps through the admin API wait on the ledger's facts and on this CA's own maximum TTL.
     ...(ctx.fullLedger ? { facts: { ledger: ctx.fullLedger, self: { maxTtlMs: config.ttl.maxTtlMs } } } : {}),
   };
@@ -139,10 +139,11 @@ export function rotationFeature(ctx: CaContext, leadership?: Leadership): Featur
   return {
     runtime,
     services: [(server) => server.addService(admin.service, admin.handlers), (server) => server.addService(deny.service, deny.handlers)],
-    readiness: { chain: () => runtime.readiness() },
+    readiness: { chain: () => runtime.readiness(), signer: () => ctx.signer.readiness() },
     stop: () => {
       unsubscribe?.();
       runtime.stop();
+      ctx.signer.close();
     },
   };
 }

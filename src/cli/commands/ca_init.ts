@@ -6,22 +6,28 @@ import { openKeyStore } from '../../keystore/index.ts';
 import { DirectoryKeyStore } from '../../rotation/index.ts';
 import { existingRootPaths } from './existing_root.ts';
 import { defineCommand, report } from '../command.ts';
+import { openCustody } from '../custody.ts';
 
 export const caInitCommand = defineCommand({
   path: ['ca', 'init'],
-  usage: 'meshca ca init [--keys DIR|k8s-secret:NS/NAME [--kubeconfig F]] [--trust-domain TD] [--key-type ec-p256] [--external-root-cert F --external-root-key F] [--force]',
+  usage: 'meshca ca init [--keys DIR|k8s-secret:NS/NAME [--kubeconfig F]] [--trust-domain TD] [--key-type ec-p256] [--external-root-cert F --external-root-key F] [--signer pkcs11:…] [--force]',
   options: {
-    settings: ['keys', 'kubeconfig', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'external-root-cert', 'external-root-key', 'force', 'json'],
+    settings: ['keys', 'kubeconfig', 'trust-domain', 'org', 'key-type', 'root-ttl', 'ca-ttl', 'external-root-cert', 'external-root-key', 'signer', 'force', 'json'],
     defaults: { 'trust-domain': DEFAULT_TRUST_DOMAIN },
   },
   async run(v, ctx) {
     const existingRoot = existingRootPaths(v);
     const opened = await openKeyStore(v.keys, { ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), clock: ctx.clock });
+    const { custody, close } = await openCustody(v.signer, ctx).catch(async (err: unknown) => {
+      await opened.close();
+      throw err;
+    });
     try {
       // With --force the whole key store is replaced, rotation slots included, under the rotation lock.
       const result = await new DirectoryKeyStore(opened.dir)
         .replaceCa((forgetSlots) =>
           initCa({
+            custody,
             keysDir: opened.dir,
             trustDomain: v['trust-domain'],
             organization: v.org,
@@ -49,11 +55,14 @@ export const caInitCommand = defineCommand({
         ctx,
         v,
         `made a ${what} for spiffe://${v['trust-domain']} in ${where} (root ${result.rootKeyId.slice(0, 16)}… until ${result.rootNotAfter}, ` +
-          `intermediate ${result.caKeyId.slice(0, 16)}… until ${result.caNotAfter}); private keys are ${opened.remote ? 'in the Secret only' : 'mode 0600'}`,
+          `intermediate ${result.caKeyId.slice(0, 16)}… until ${result.caNotAfter}); ` +
+          (v.signer ? `the intermediate's key was made in ${custody.name} and cannot leave it; ` : '') +
+          `private keys are ${opened.remote ? 'in the Secret only' : 'mode 0600'}`,
         opened.remote ? { ...result, keysDir: opened.location } : result,
       );
       return 0;
     } finally {
+      close();
       await opened.close();
     }
   },

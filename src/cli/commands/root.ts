@@ -26,6 +26,7 @@ import {
 import { readSettingFile, SETTINGS, type Settings } from '../../config/index.ts';
 import { defineCommand, report, type CommandContext } from '../command.ts';
 import { existingRootPaths } from './existing_root.ts';
+import { openCustody } from '../custody.ts';
 import { REMOTE_SETTINGS } from '../remote.ts';
 import { refuseExternalRootRemotely, runRemoteRootStep } from './root_remote.ts';
 
@@ -36,7 +37,7 @@ const MAKING = ['org', 'root-ttl', 'ca-ttl'] as const;
 /** Every root command can also ask a running CA's admin API instead of the key store. */
 const REMOTE_USAGE = ' | --server HOST:PORT --root-cert F (--cert F --key F | --token-file F)';
 
-type RotationSettings = Settings<{ settings: typeof COMMON }> & Partial<Settings<{ settings: typeof MAKING }>>;
+type RotationSettings = Settings<{ settings: typeof COMMON }> & Partial<Settings<{ settings: typeof MAKING }>> & { readonly signer?: string };
 
 /** Without a ledger to read, the steps assume the default maximum TTL (and activate/retire refuse unless forced). */
 const NO_FACTS_POLICY = rotationPolicy(MAX_LEAF_TTL_MS, undefined, { maxTtlSource: 'no ledger was read (--db), so the default maximum TTL is assumed' });
@@ -88,8 +89,13 @@ async function withOpenedContext<T>(v: RotationSettings, ctx: CommandContext, op
   // A ledger key made just now belongs with the CA's other files.
   if (opened.remote) await opened.publish();
   const writer = ledger ?? memoryLedger();
+  const { custody, close } = await openCustody(v.signer, ctx).catch(async (err: unknown) => {
+    await writer.close();
+    throw err;
+  });
   try {
     return await fn({
+      custody,
       store,
       clock: ctx.clock,
       policy: NO_FACTS_POLICY,
@@ -103,6 +109,7 @@ async function withOpenedContext<T>(v: RotationSettings, ctx: CommandContext, op
       trustDomain,
     });
   } finally {
+    close();
     await writer.close();
   }
 }
@@ -146,7 +153,7 @@ const statusCommand = defineCommand({
 const prepareCommand = defineCommand({
   path: ['root', 'prepare'],
   usage: `meshca root prepare [--keys DIR] [--key-type ec-p256] [--external-root-cert FILE --external-root-key FILE] [--db URL]${REMOTE_USAGE}`,
-  options: { settings: [...COMMON, 'key-type', 'external-root-cert', 'external-root-key', ...MAKING] },
+  options: { settings: [...COMMON, 'key-type', 'external-root-cert', 'external-root-key', 'signer', ...MAKING] },
   async run(v, ctx) {
     if (v.server !== undefined) {
       refuseExternalRootRemotely(v);
@@ -203,7 +210,7 @@ const retireCommand = defineCommand({
 const rotateIntermediateCommand = defineCommand({
   path: ['root', 'rotate-intermediate'],
   usage: `meshca root rotate-intermediate [--keys DIR] [--key-type ec-p256] [--ca-ttl 365d] [--db URL]${REMOTE_USAGE}`,
-  options: { settings: [...COMMON, 'key-type', 'org', 'ca-ttl'] },
+  options: { settings: [...COMMON, 'key-type', 'org', 'ca-ttl', 'signer'] },
   async run(v, ctx) {
     if (v.server !== undefined) return runRemoteRootStep('rotate-intermediate', { ...v, server: v.server }, ctx, { key_type: v['key-type'] });
     const r = await withContext(v, ctx, (rc) => rotateIntermediate(rc, { keyType: v['key-type'], now: true }));

@@ -3,6 +3,7 @@
 import { createLogger } from '../../observability/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS, startCaServer } from '../../server/index.ts';
 import { defineCommand } from '../command.ts';
+import { SIGNER_PIN_ENV } from '../custody.ts';
 
 export const serveCommand = defineCommand({
   path: ['serve'],
@@ -13,7 +14,8 @@ export const serveCommand = defineCommand({
     const log = createLogger(config.logLevel);
     let server;
     try {
-      server = await startCaServer(config, { clock: ctx.clock, log, signal: ctx.signal });
+      const signerPin = ctx.env[SIGNER_PIN_ENV];
+      server = await startCaServer(config, { clock: ctx.clock, log, signal: ctx.signal, ...(signerPin !== undefined ? { signerPin } : {}) });
     } catch (err) {
       // The first SIGINT/SIGTERM is honoured while starting too: what started is stopped, exit 0.
       if (!ctx.signal.aborted) throw err;

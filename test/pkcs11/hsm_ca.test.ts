@@ -1,0 +1,145 @@
+// A CA whose intermediate key lives in SoftHSM2, through the real commands: `ca init --signer` makes
+// the key in the token and writes only its reference; `serve --signer` issues chains OpenSSL
+// verifies; `root rotate-intermediate --signer` makes the next key in the token and serve follows;
+// a pulled token is UNAVAILABLE and /readyz 503 until it is back.
+
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDevIssuer } from '../../src/authn/index.ts';
+import { main } from '../../src/cli/main.ts';
+import type { Pkcs11Api } from '../../src/pkcs11/index.ts';
+import { CaClient } from '../helpers/ca_client.ts';
+import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
+import { runMeshca, startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
+import { FakeClock } from '../fakes/clock.ts';
+import { createSoftHsm, SOFTHSM_MISSING, type SoftHsm } from './softhsm.ts';
+
+describe.skipIf(SOFTHSM_MISSING)(`a CA with its intermediate key in SoftHSM2${SOFTHSM_MISSING ? ` (skipped: ${SOFTHSM_MISSING})` : ''}`, () => {
+  let hsm: SoftHsm;
+  let work: { path: string; cleanup: () => void };
+  let keys: string;
+  let signer: string;
+  let pulled = false;
+  let ca: TestCa | undefined;
+  const clock = new FakeClock(Math.ceil(Date.now() / 1000) * 1000);
+
+  async function cli(args: string[], env: Record<string, string> = {}) {
+    let stdout = '';
+    let stderr = '';
+    const code = await main(args, { env, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), clock });
+    return { code, stdout, stderr };
+  }
+
+  beforeAll(() => {
+    hsm = createSoftHsm(['meshca-ca', 'other']);
+    work = tempDir();
+    keys = join(work.path, 'keys');
+    signer = hsm.signerUri('meshca-ca');
+  });
+  afterAll(async () => {
+    await ca?.stop();
+    work?.cleanup();
+    hsm?.cleanup();
+  });
+
+  it('ca init --signer makes the intermediate key in the token and writes only its reference', async () => {
+    const r = await cli(['ca', 'init', '--keys', keys, '--signer', signer]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/made in pkcs11 token "meshca-ca" and cannot leave it/);
+    expect(existsSync(join(keys, 'ca-key.pem'))).toBe(false);
+    expect(readFileSync(join(keys, 'ca-key.pkcs11'), 'utf8')).toMatch(/^pkcs11:token=meshca-ca;object=meshca-intermediate;id=(%[0-9a-f]{2})+;type=private\n$/);
+    // No PIN anywhere in the key store.
+    for (const f of readdirSync(keys)) expect(readFileSync(join(keys, f), 'latin1')).not.toContain(hsm.pin);
+  });
+
+  it('serve without --signer refuses to start, naming the fix', async () => {
+    await expect(startTestCa([], { keysDir: keys, clock })).rejects.toThrow(/in a hardware token .* start with --signer pkcs11:/);
+  });
+
+  it('serve --signer issues chains that openssl verifies; a pulled token is UNAVAILABLE and /readyz 503, and it recovers', async () => {
+    const require = createRequire(import.meta.url);
+    const real = new (require('pkcs11js') as { PKCS11: new () => Pkcs11Api }).PKCS11();
+    real.load(hsm.modulePath);
+    const api = new Proxy(real, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (pulled && prop !== 'C_CloseSession' && prop !== 'C_Initialize') throw Object.assign(new Error('CKR_DEVICE_REMOVED'), { code: 0x32 });
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    ca = await startTestCa(['--signer', signer], { keysDir: keys, clock, deps: { pkcs11Api: api } });
+    const client = new CaClient({ address: ca.server.grpcAddress, rootPem: ca.rootPem, serverName: 'localhost' });
+    const dev = await loadDevIssuer(keys, false);
+    const token = await dev.mint({ namespace: 'shop', serviceAccount: 'web', audience: 'meshca', ttlMs: 3_600_000, nowMs: clock.now() });
+    const readyz = async () => (await fetch(`http://${ca!.server.httpAddress}/readyz`)).status;
+    try {
+      const { certChain } = await client.createCertificate({ csr: opensslCsr().csrPem, token });
+      expect(opensslVerify(certChain[2]!, certChain[1]!, certChain[0]!)).toContain('OK');
+      expect(await readyz()).toBe(200);
+
+      pulled = true;
+      await expect(client.createCertificate({ csr: opensslCsr().csrPem, token })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE, details: expect.stringMatching(/PKCS#11 token "meshca-ca".*issuance resumes when the token is back/) });
+      expect(await readyz()).toBe(503);
+      pulled = false;
+      await clock.advance(1_000);
+      expect(await readyz()).toBe(200);
+      const again = await client.createCertificate({ csr: opensslCsr().csrPem, token });
+      expect(opensslVerify(again.certChain[2]!, again.certChain[1]!, again.certChain[0]!)).toContain('OK');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('root rotate-intermediate --signer makes the next key in the token; serve signs with it within a poll', async () => {
+    const before = readFileSync(join(keys, 'ca-key.pkcs11'), 'utf8');
+    const r = await cli(['root', 'rotate-intermediate', '--keys', keys, '--signer', signer, '--db', 'memory:']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const after = readFileSync(join(keys, 'ca-key.pkcs11'), 'utf8');
+    expect(after).not.toBe(before);
+    expect(existsSync(join(keys, 'ca-key.pem'))).toBe(false);
+    await clock.advance(1_000);
+    const client = new CaClient({ address: ca!.server.grpcAddress, rootPem: ca!.rootPem, serverName: 'localhost' });
+    try {
+      const dev = await loadDevIssuer(keys, false);
+      const token = await dev.mint({ namespace: 'shop', serviceAccount: 'web', audience: 'meshca', ttlMs: 3_600_000, nowMs: clock.now() });
+      const { certChain } = await client.createCertificate({ csr: opensslCsr().csrPem, token });
+      expect(certChain[1]!.trim()).toBe(readFileSync(join(keys, 'ca-cert.pem'), 'utf8').trim());
+      expect(opensslVerify(certChain[2]!, certChain[1]!, certChain[0]!)).toContain('OK');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('meshca sign --signer issues from the token', async () => {
+    const csr = join(work.path, 'w.csr');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(csr, opensslCsr().csrPem);
+    const r = await cli(['sign', '--keys', keys, '--signer', signer, '--csr', csr, '--id', 'spiffe://cluster.local/ns/a/sa/b', '--db', 'memory:']);
+    expect(r.code).toBe(0);
+    const blocks = r.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g)!;
+    expect(opensslVerify(blocks[2]!, blocks[1]!, blocks[0]!)).toContain('OK');
+  });
+
+  it('a wrong PIN or a PIN in the URI is refused before anything is made, and the PIN is never printed', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const wrong = join(work.path, 'wrong-pin');
+    writeFileSync(wrong, '999999\n', { mode: 0o600 });
+    // A separate process: login state is per process, and this one is logged in already.
+    const r = await runMeshca(['ca', 'init', '--keys', join(work.path, 'k2'), '--signer', `pkcs11:token=other;object=x?module-path=${hsm.modulePath}&pin-source=${wrong}`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/could not log in to PKCS#11 token "other".*PIN_INCORRECT/);
+    expect(r.stderr + r.stdout).not.toContain('999999');
+    expect(existsSync(join(work.path, 'k2', 'ca-cert.pem'))).toBe(false);
+    const inline = await cli(['ca', 'init', '--keys', join(work.path, 'k3'), '--signer', `pkcs11:token=other;object=x?module-path=${hsm.modulePath}&pin-value=1234`]);
+    expect(inline.code).not.toBe(0);
+    expect(inline.stderr).toMatch(/pin-value is refused/);
+  });
+});
