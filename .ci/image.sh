@@ -46,7 +46,9 @@ trap cleanup EXIT
 NODE_BIN="$(command -v node)"
 NODE_VERSION="$("$NODE_BIN" --version)"
 case "$NODE_VERSION" in v24.*) ;; *) echo "image: need Node 24 on PATH (have $NODE_VERSION)"; exit 1 ;; esac
-NPM_DIR="$(npm root -g)/npm"
+# The npm package that `npm` on PATH runs (its bin/npm-cli.js), whatever prefix Node has.
+NPM_DIR="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")"
+[ -f "$NPM_DIR/package.json" ] || { echo "image: cannot find npm's package directory (from $(command -v npm))"; exit 1; }
 BASE_TAR="$CACHE/base-bookworm-$NODE_VERSION.tar"
 if ! "${PODMAN[@]}" image exists "$BASE_TAG"; then
   if [ ! -s "$BASE_TAR" ]; then
@@ -100,7 +102,8 @@ echo "/readyz: 200"
 log "one CreateCertificate from the host"
 # The container made the development-token key beside the CA; the host mints with it.
 node bin/meshca.js token mint --keys "$WORK/keys" --ns default --sa image-test > "$WORK/token"
-node bin/meshca.js request --ca-addr "127.0.0.1:$GRPC_PORT" --root-cert "$WORK/keys/root-cert.pem" --token-file "$WORK/token" > "$WORK/chain.pem"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" -out "$WORK/csr.pem" -subj /CN=image-test 2>/dev/null
+node bin/meshca.js request --ca-addr "127.0.0.1:$GRPC_PORT" --root-cert "$WORK/keys/root-cert.pem" --token-file "$WORK/token" --csr "$WORK/csr.pem" > "$WORK/chain.pem"
 openssl x509 -in "$WORK/chain.pem" -noout -ext subjectAltName | grep -q 'URI:spiffe://cluster.local/ns/default/sa/image-test' || { echo "image: the issued certificate lacks the SPIFFE ID"; exit 1; }
 echo "issued spiffe://cluster.local/ns/default/sa/image-test"
 "${PODMAN[@]}" stop -t 10 meshca-ci-serve >/dev/null
