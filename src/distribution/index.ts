@@ -11,6 +11,7 @@ export { BUNDLE_CONFIGMAP_NAME, BUNDLE_CONFIGMAP_KEY, DISTRIBUTOR_LEASE_NAME, LE
 export type { ConfigMapDistributor, ConfigMapDistributorOptions } from './configmaps.ts';
 export type { LeaseElector, LeaseOptions } from './lease.ts';
 export type { Leadership, LeaderElectionOptions } from './leader.ts';
+export type { WebhookCaBundle, WebhookCaBundleOptions } from './webhook_ca_bundle.ts';
 
 /**
  * Starts the ConfigMap distributor when `--distribute-bundle` asks for it (`on`, or `auto` inside
@@ -39,4 +40,14 @@ export async function startLeadership(
   if (mode === 'off' || (mode === 'auto' && !existsSync(IN_CLUSTER_TOKEN))) return undefined;
   const [{ loadDistributorKubeConfig }, { startLeaderElection }] = await Promise.all([import('./configmaps.ts'), import('./leader.ts')]);
   return startLeaderElection({ ...options, kubeConfig: loadDistributorKubeConfig(mode, kubeconfigPath) });
+}
+
+/** Keeps the injection webhook's caBundle on the trust bundle while this replica leads (loads the Kubernetes client). */
+export async function startInjectorCaBundle(
+  mode: 'auto' | 'on',
+  kubeconfigPath: string | undefined,
+  options: Omit<import('./webhook_ca_bundle.ts').WebhookCaBundleOptions, 'kubeConfig'>,
+): Promise<import('./webhook_ca_bundle.ts').WebhookCaBundle> {
+  const [{ loadDistributorKubeConfig }, { startWebhookCaBundle }] = await Promise.all([import('./configmaps.ts'), import('./webhook_ca_bundle.ts')]);
+  return startWebhookCaBundle({ ...options, kubeConfig: loadDistributorKubeConfig(mode, kubeconfigPath) });
 }

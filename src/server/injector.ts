@@ -4,6 +4,7 @@
 
 import type { Server as HttpServer } from 'node:http';
 import { Counter } from 'prom-client';
+import { startInjectorCaBundle, type Leadership, type WebhookCaBundle } from '../distribution/index.ts';
 import { createInjectorServer } from '../inject/index.ts';
 import { closeHttp, listenHttp } from '../transport/index.ts';
 import type { CaContext } from './context.ts';
@@ -17,7 +18,7 @@ interface Held {
   readonly privateKey: Buffer;
 }
 
-export async function injectorFeature(ctx: CaContext, identity: ServingIdentity): Promise<Feature & { readonly address?: string }> {
+export async function injectorFeature(ctx: CaContext, identity: ServingIdentity, leadership?: Leadership): Promise<Feature & { readonly address?: string }> {
   const { config, log } = ctx;
   if (!config.injector) return {};
   const reviews = new Counter({ name: 'meshca_injector_reviews_total', help: 'AdmissionReviews answered by outcome: injected, skipped (opted out, already injected, not a pod) or error', labelNames: ['outcome'], registers: [ctx.registry] });
@@ -46,9 +47,23 @@ export async function injectorFeature(ctx: CaContext, identity: ServingIdentity)
     throw err;
   });
   log.info({ address }, 'agent injection webhook listening (POST /inject)');
+  // The API server trusts the webhook through its caBundle: the leader keeps it on the trust bundle.
+  let caBundle: WebhookCaBundle | undefined;
+  if (leadership && config.leaderElection !== 'off') {
+    try {
+      caBundle = await startInjectorCaBundle(config.leaderElection, config.kubernetes.kubeconfigPath, {
+        leadership, bundlePem: () => ctx.state.bundlePem.join(''), onBundleChange: (l) => ctx.state.subscribe(() => l()), clock: ctx.clock, log, registry: ctx.registry,
+      });
+    } catch (err) {
+      identity.removeIdentityCertificateListener(follow);
+      await closeHttp(asHttp);
+      throw err;
+    }
+  }
   return {
     address,
     stop: async () => {
+      caBundle?.stop();
       identity.removeIdentityCertificateListener(follow);
       await closeHttp(asHttp);
     },

@@ -67,7 +67,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     const rotation = await start(rotationFeature(ctx, leader.leadership));
     await start(ledgerFeature(ctx));
     await start(bundleFeature(ctx, rotation.runtime));
-    const injector = await start(injectorFeature(ctx, serving.identity));
+    const injector = await start(injectorFeature(ctx, serving.identity, leader.leadership));
     await start(hooksFeature(ctx, deps));
 
     for (const add of features.flatMap((f) => f.services ?? [])) add(server);

@@ -84,6 +84,8 @@ function parseResourcePath(path: string): Route | undefined {
   m = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(path);
   if (m) return { kind: kindOf('leases'), namespace: decodeURIComponent(m[1]!), ...(m[2] ? { name: decodeURIComponent(m[2]) } : {}) };
   if (path === '/apis/coordination.k8s.io/v1/leases') return { kind: kindOf('leases') };
+  m = /^\/apis\/admissionregistration\.k8s\.io\/v1\/mutatingwebhookconfigurations(?:\/([^/]+))?$/.exec(path);
+  if (m) return { kind: kindOf('mutatingwebhookconfigurations'), ...(m[1] ? { name: decodeURIComponent(m[1]) } : {}) };
   return undefined;
 }
 
@@ -382,8 +384,8 @@ export class FakeKubeApiServer {
       this.send(res, 200, { major: '1', minor: '33', gitVersion: 'v1.33.0-fake' });
       return;
     }
-    if (path === '/api/v1' || path === '/apis/coordination.k8s.io/v1') {
-      this.send(res, 200, apiResourceList(path === '/api/v1' ? 'v1' : 'coordination.k8s.io/v1'));
+    if (path === '/api/v1' || path === '/apis/coordination.k8s.io/v1' || path === '/apis/admissionregistration.k8s.io/v1') {
+      this.send(res, 200, apiResourceList(path === '/api/v1' ? 'v1' : path.slice('/apis/'.length)));
       return;
     }
     const route = parseResourcePath(path);

@@ -1,4 +1,4 @@
-// The fake API server's object store: ConfigMaps, Secrets, Leases and Namespaces with the API
+// The fake API server's object store: ConfigMaps, Secrets, Leases, Namespaces and MutatingWebhookConfigurations with the API
 // server's bookkeeping (one global resourceVersion, uid, creationTimestamp), optimistic-concurrency
 // conflicts, merge and JSON patches, label/field selectors and a watch event log. Test use only.
 
@@ -19,6 +19,7 @@ export const RESOURCES: readonly ResourceKind[] = [
   { resource: 'namespaces', group: '', version: 'v1', kind: 'Namespace', namespaced: false },
   { resource: 'leases', group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', namespaced: true },
   { resource: 'pods', group: '', version: 'v1', kind: 'Pod', namespaced: true },
+  { resource: 'mutatingwebhookconfigurations', group: 'admissionregistration.k8s.io', version: 'v1', kind: 'MutatingWebhookConfiguration', namespaced: false },
 ];
 
 export interface KubeObject {
@@ -193,6 +194,14 @@ export class KubeStore {
     const re = kind.resource === 'namespaces' ? DNS_LABEL : DNS_SUBDOMAIN;
     if (!re.test(name) || name.length > 253) {
       throw kubeError('Invalid', `${kind.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'`, { name, kind: kind.kind });
+    }
+    if (kind.resource === 'mutatingwebhookconfigurations') {
+      for (const [i, w] of ((obj.webhooks as { clientConfig?: { caBundle?: unknown } }[] | undefined) ?? []).entries()) {
+        const bundle = w.clientConfig?.caBundle;
+        if (bundle !== undefined && (typeof bundle !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(bundle))) {
+          throw kubeError('BadRequest', `MutatingWebhookConfiguration in version "v1" cannot be handled as a MutatingWebhookConfiguration: webhooks[${i}].clientConfig.caBundle: illegal base64 data`);
+        }
+      }
     }
     if (kind.resource === 'secrets' && obj.data && typeof obj.data === 'object') {
       for (const [k, v] of Object.entries(obj.data as Record<string, unknown>)) {

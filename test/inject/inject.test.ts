@@ -4,13 +4,14 @@
 // must be honoured.
 
 import { request } from 'node:https';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { injectManifests, reviewAdmission, type InjectOptions } from '../../src/inject/index.ts';
-import { jsonPatch } from '../fakes/kube_store.ts';
-import { runMeshca, startTestCa, type TestCa } from '../helpers/serve.ts';
-import { validateObject } from '../helpers/kube_schema.ts';
+import { jsonPatch, kindOf } from '../fakes/kube_store.ts';
+import { runMeshca, startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
+import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
+import { render, validateObject } from '../helpers/kube_schema.ts';
 
 const OPTIONS: InjectOptions = { image: 'meshca/meshca:test', caAddr: 'meshca.meshca-system.svc:15012', audience: 'meshca' };
 
@@ -232,4 +233,50 @@ describe('the injection webhook (serve --injector) over HTTPS', () => {
     expect(metrics).toMatch(/meshca_injector_reviews_total\{outcome="injected"\} [1-9]/);
     expect(metrics).toMatch(/meshca_injector_reviews_total\{outcome="error"\} [1-9]/);
   });
+});
+
+describe("the leader keeps the webhook's caBundle on the trust bundle", () => {
+  const dir = tempDir('meshca-cabundle-');
+  let api: FakeKubeApiServer;
+  let ca: TestCa;
+
+  beforeAll(async () => {
+    api = await FakeKubeApiServer.start();
+    // The configuration exactly as deploy/ applies it: no caBundle yet.
+    const hook = render('deploy/overlays/dev').find((o) => o.kind === 'MutatingWebhookConfiguration')!;
+    api.store.create(kindOf('mutatingwebhookconfigurations'), undefined, hook);
+    const kubeconfig = api.writeKubeconfig(dir.path);
+    ca = await startTestCa(['--injector', '--injector-listen', '127.0.0.1:0', '--leader-election', 'on', '--kubeconfig', kubeconfig, '--distribute-bundle', 'off', '--keys-poll', '200ms']);
+  });
+  afterAll(async () => {
+    await ca?.stop();
+    await api?.close();
+    dir.cleanup();
+  });
+
+  const caBundle = () => {
+    const hook = api.store.get(kindOf('mutatingwebhookconfigurations'), undefined, 'meshca-injector') as unknown as { webhooks: { clientConfig: { caBundle?: string } }[] };
+    const b = hook.webhooks[0]!.clientConfig.caBundle;
+    return b === undefined ? undefined : Buffer.from(b, 'base64').toString('utf8');
+  };
+
+  it('writes the trust bundle into caBundle, the API server can verify the webhook with it, and it follows a root rotation', async () => {
+    await vi.waitFor(() => expect(caBundle()).toBe(ca.rootPem), { timeout: 5000, interval: 50 });
+    // What the API server does: dial the Service name, trusting only the caBundle.
+    const port = Number(ca.server.injectorAddress!.split(':').pop());
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/inject', method: 'POST', ca: caBundle()!, servername: 'meshca-injector.meshca-system.svc' }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(review(POD)));
+    });
+    expect(status).toBe(200);
+
+    const prepared = await runMeshca(['root', 'prepare', '--keys', ca.keysDir, '--db', 'memory:', '--json']);
+    expect(prepared.stderr).toBe('');
+    await vi.waitFor(() => expect(caBundle()?.match(/BEGIN CERTIFICATE/g)).toHaveLength(2), { timeout: 5000, interval: 50 });
+    expect(caBundle()!.startsWith(ca.rootPem)).toBe(true);
+  }, 30_000);
 });
