@@ -72,6 +72,7 @@ export const SETTINGS = {
   audience: s('list', 'workload token audiences (serve: any one is accepted, e.g. istio-ca,meshca for Istio sidecars; token mint: the ones it mints)', { default: ['meshca'] }),
   kubeconfig: s('string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
+  chain: s('string', 'ca install: the certificates above the signed intermediate, up to and including the offline root (PEM)', { flagOnly: true }),
   signer: s('string', "keep the intermediate's key in a PKCS#11 token: pkcs11:token=<label>;object=<key label>?module-path=<library>&pin-source=<file> (RFC 7512; the PIN comes from that file or MESHCA_SIGNER_PIN, never a flag); default: ca-key.pem in --keys"),
   'key-type': s('enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),
   'root-ttl': s('duration', 'root certificate lifetime', { default: DEFAULT_ROOT_TTL_MS }),
@@ -131,7 +132,7 @@ export const SETTINGS = {
   server: s('string', 'ask the running CA at host:port over its audit/admin gRPC API (mTLS with --cert/--key, or --token-file; --root-cert to trust it) instead of reading --db/--keys here'),
   'root-cert': s('string', "root certificate(s) PEM to trust for the CA's serving certificate"),
   'ca-name': s('string', 'name expected in the CA serving certificate (default: host of the CA address)'),
-  cert: s('string', 'client certificate chain PEM (leaf first) to authenticate with over mutual TLS, e.g. one meshca issued'),
+  cert: s('string', 'client certificate chain PEM (leaf first) to authenticate with over mutual TLS, e.g. one meshca issued; ca install: the intermediate the offline root signed'),
   key: s('string', 'private key PEM of --cert'),
   'token-file': s('string', 'service-account token file to authenticate with', { default: '/var/run/secrets/tokens/meshca-token' }),
   'sds-socket': s('string', 'Unix socket the agent serves SDS on', { default: '/var/run/secrets/workload-spiffe-uds/socket' }),

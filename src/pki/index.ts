@@ -6,7 +6,8 @@ export { type KeyCustody, type KeyReference, type CaPrivateKey, LOCAL_KEY_CUSTOD
 export { type SerialSource } from './serial.ts';
 export { toPem, decodeSinglePem, decodeCertificates } from './pem.ts';
 export { type VerifiedCsr, parseCsrPem, parseCsrDer } from './csr.ts';
-export { createCsrPem } from './csr_request.ts';
+export { createCsrPem, createIntermediateCsrPem } from './csr_request.ts';
+export { acceptIssuedIntermediate, type IssuedIntermediate } from './issued_intermediate.ts';
 export { keyIdOf, certificateFields, encodeTbsCertificate, readIssuedFields, type IssuerTemplate, type IssuedFields } from './certificate_builder.ts';
 export { leafValidity } from './profiles.ts';
 export { type MadeCa, type MadeIntermediate, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
@@ -15,5 +16,5 @@ export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertif
 export { sha256Hex } from './digest.ts';
 export { verifyChain, isSelfSigned } from './chain.ts';
 export { acceptOperatorRoot, type OperatorRoot } from './operator_root.ts';
-export { readSvidSpiffeId, readSigningCertificateId, type SvidExpectation } from './svid.ts';
+export { readSvidSpiffeId, readSigningCertificateId, readPathLenConstraint, type SvidExpectation } from './svid.ts';
 export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.ts';

@@ -1,5 +1,6 @@
-// The one rule for a root an operator brings (`ca init --external-root-cert`, `root prepare --external-root-cert`):
-// a single self-signed CA certificate that may sign, valid now, of our trust domain, with its key.
+// The one rule for a root an operator brings (`ca init --external-root-cert`, `root prepare --external-root-cert`,
+// and the offline root of `ca install`): a single self-signed CA certificate that may sign, valid
+// now, of our trust domain, with its key when meshca is to hold it.
 
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { describeError, MeshcaError } from '../errors/index.ts';
@@ -9,10 +10,11 @@ import { readSigningCertificateId } from './svid.ts';
 
 export interface OperatorRoot {
   readonly certPem: string;
-  readonly key: KeyObject;
+  /** Absent for an offline root: its key stays with its holder. */
+  readonly key?: KeyObject;
   /** How the operator named the files, for messages: "--external-root-cert /etc/ca/root.pem". */
   readonly certSource: string;
-  readonly keySource: string;
+  readonly keySource?: string;
 }
 
 function refuse(message: string, cause?: unknown): never {
@@ -34,7 +36,7 @@ export function acceptOperatorRoot(root: OperatorRoot, expect: { readonly nowMs:
   if (trustDomain !== undefined && trustDomain !== expect.trustDomain) {
     refuse(`${root.certSource} is for trust domain ${trustDomain}, not ${expect.trustDomain}`);
   }
-  if (!cert.checkPrivateKey(root.key)) refuse(`${root.keySource} does not match ${root.certSource}`);
+  if (root.key && !cert.checkPrivateKey(root.key)) refuse(`${root.keySource ?? 'the root key'} does not match ${root.certSource}`);
   if (Date.parse(cert.validFrom) > expect.nowMs) refuse(`${root.certSource} is not valid before ${new Date(cert.validFrom).toISOString()}`);
   if (Date.parse(cert.validTo) <= expect.nowMs) refuse(`${root.certSource} expired at ${new Date(cert.validTo).toISOString()}`);
   return cert;

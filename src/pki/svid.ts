@@ -23,6 +23,8 @@ interface SvidExtensions {
   readonly uris: readonly string[];
   /** BasicConstraints cA, parsed here: Node's `X509Certificate.ca` is false for CA:TRUE without keyCertSign. */
   readonly isCa: boolean;
+  /** BasicConstraints pathLenConstraint, when present. */
+  readonly pathLen: number | undefined;
   /** The KeyUsage BIT STRING (unused-bits octet first); undefined when the extension is absent. */
   readonly keyUsage: Uint8Array | undefined;
 }
@@ -44,6 +46,7 @@ function extensionsOf(cert: CertificateDer): SvidExtensions {
     const seen = new Set<string>();
     let uris: string[] = [];
     let isCa = false;
+    let pathLen: number | undefined;
     let keyUsage: Uint8Array | undefined;
     const list = wrapper ? childrenOf(der, wrapper) : [];
     if (wrapper && (list.length !== 1 || list[0]!.tag !== TAG.SEQUENCE)) refuse('its extensions are malformed');
@@ -61,14 +64,17 @@ function extensionsOf(cert: CertificateDer): SvidExtensions {
           .filter((name) => name.tag === URI_NAME_TAG)
           .map((name) => Buffer.from(der.subarray(name.contentStart, name.end)).toString('latin1'));
       } else if (oid === OID_BASIC_CONSTRAINTS) {
-        const first = childrenOf(der, inner)[0];
+        const fields = childrenOf(der, inner);
+        const first = fields[0];
         isCa = first !== undefined && first.tag === TAG.BOOLEAN && der[first.contentStart] !== 0;
+        const limit = fields.find((f) => f.tag === TAG.INTEGER);
+        if (limit) pathLen = Number.parseInt(Buffer.from(der.subarray(limit.contentStart, limit.end)).toString('hex') || '0', 16);
       } else if (oid === OID_KEY_USAGE) {
         if (inner.tag !== TAG.BIT_STRING) refuse('its KeyUsage is not a BIT STRING');
         keyUsage = der.subarray(inner.contentStart, inner.end);
       }
     }
-    return { uris, isCa, keyUsage };
+    return { uris, isCa, pathLen, keyUsage };
   } catch (err) {
     if (err instanceof MeshcaError && err.code === 'BAD_CHAIN') throw err;
     refuse(`its DER does not parse (${describeError(err)})`, err);
@@ -134,4 +140,9 @@ export function readSigningCertificateId(cert: X509Certificate): SpiffeId | unde
   if (!ext.isCa) refuse('a signing certificate must be a CA (basicConstraints cA is false)');
   if (!hasUsage(ext.keyUsage, KEY_USAGE_BIT.keyCertSign)) refuse("a signing certificate must have the 'keyCertSign' key usage");
   return ext.uris.length === 0 ? undefined : singleSpiffeId(ext.uris);
+}
+
+/** BasicConstraints pathLenConstraint of a CA certificate (RFC 5280 §4.2.1.9), or undefined when it sets none. */
+export function readPathLenConstraint(cert: X509Certificate): number | undefined {
+  return extensionsOf(cert).pathLen;
 }

@@ -5,7 +5,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
 import type { CaEvent, CaEventName, LedgerWriter } from '../ledger/index.ts';
-import { acceptOperatorRoot, createIntermediateCa, createLocalSigner, createRootCa, LOCAL_KEY_CUSTODY, readSigningCertificateId, toPem, type KeyCustody, type KeyType } from '../pki/index.ts';
+import { acceptIssuedIntermediate, acceptOperatorRoot, createIntermediateCa, createLocalSigner, createRootCa, LOCAL_KEY_CUSTODY, readSigningCertificateId, toPem, type CaPrivateKey, type IssuedIntermediate, type KeyCustody, type KeyType } from '../pki/index.ts';
 import { formatDuration, type Clock } from '../time/index.ts';
 import { describeExpiry, factualPolicy, type IssuedExpiry, type LedgerReader } from './facts.ts';
 import { certificateFacts, type KeyStore, type KeyStoreSnapshot, type SlotMaterial } from './key_store.ts';
@@ -89,9 +89,26 @@ async function makeIntermediate(ctx: RotationContext, rootPem: string, rootKey: 
   };
 }
 
+function offlineSlot(accepted: IssuedIntermediate, key: CaPrivateKey, rootKeyId: string): { slot: IntermediateCertificate; material: SlotMaterial } {
+  const f = certificateFacts(accepted.chainPem);
+  return { slot: { keyId: f.keyId, subject: f.subject, notBeforeMs: f.notBeforeMs, notAfterMs: f.notAfterMs, hasKey: true, rootKeyId }, material: { certPem: accepted.chainPem, key } };
+}
+
 export interface ExternalRoot {
   readonly certPem: string;
   readonly key: KeyObject;
+}
+
+/** An intermediate an offline root signed for the pending request (`ca csr`): the root joins without its key. */
+export interface OfflineIntermediate {
+  readonly certPem: string;
+  readonly certSource: string;
+  /** Any CAs above the intermediate and the offline root. */
+  readonly chainPem: string;
+  readonly chainSource: string;
+  /** The pending request's key (memory or token reference) and its public key. */
+  readonly key: CaPrivateKey;
+  readonly publicKey: KeyObject;
 }
 
 export interface PrepareResult {
@@ -102,7 +119,7 @@ export interface PrepareResult {
 }
 
 /** Makes a new root (or takes the operator's) and its intermediate; the root joins the bundle, signs nothing. */
-export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; external?: ExternalRoot }): Promise<PrepareResult> {
+export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; external?: ExternalRoot; offline?: OfflineIntermediate }): Promise<PrepareResult> {
   return ctx.store.transact<PrepareResult>(async (cur) => {
     const state = cur.state;
     const already = slotsIn(state.roots, 'prepared')[0];
@@ -122,8 +139,13 @@ export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; exte
     const active = activeSlotOf(state.roots, 'root');
     const trustDomain = trustDomainOf(new X509Certificate(cur.rootCertPem(active.cert.keyId)), ctx.trustDomain);
     let rootPem: string;
-    let rootKey: KeyObject;
-    if (opts.external) {
+    let rootKey: KeyObject | undefined;
+    let accepted: IssuedIntermediate | undefined;
+    if (opts.offline) {
+      // The two-step form: the root's holder signed our CSR elsewhere; its key never comes here.
+      accepted = acceptIssuedIntermediate({ ...opts.offline, trustDomain, nowMs, maxLeafTtlMs: ctx.policy.maxLeafTtlMs });
+      rootPem = accepted.rootPem;
+    } else if (opts.external) {
       const root = { certPem: opts.external.certPem, key: opts.external.key, certSource: '--external-root-cert', keySource: '--external-root-key' };
       const cert = acceptOperatorRoot(root, { nowMs, trustDomain });
       rootPem = toPem(cert.raw, 'CERTIFICATE');
@@ -135,17 +157,17 @@ export function prepareRoot(ctx: RotationContext, opts: { keyType: KeyType; exte
     }
     const rf = certificateFacts(rootPem);
     if (state.roots.some((s) => s.cert.keyId === rf.keyId)) throw refused(`refused: root ${short(rf.keyId)} has been in this key store before; use a new key`);
-    const intermediate = await makeIntermediate(ctx, rootPem, rootKey, opts.keyType);
+    const intermediate = accepted ? offlineSlot(accepted, opts.offline!.key, rf.keyId) : await makeIntermediate(ctx, rootPem, rootKey!, opts.keyType);
     // An operator's root key is used once, for the intermediate, and kept only if meshca made it.
-    const keepRootKey = !opts.external;
+    const keepRootKey = !opts.external && !opts.offline;
     const rootCert: RootCertificate = { keyId: rf.keyId, subject: rf.subject, notBeforeMs: rf.notBeforeMs, notAfterMs: rf.notAfterMs, hasKey: keepRootKey };
     const rootSlot = prepareSlot(rootCert, nowMs);
-    await record(ctx, 'root-prepare', { rootKeyId: rf.keyId, intermediateKeyId: intermediate.slot.keyId, external: !!opts.external, notAfter: iso(rf.notAfterMs) });
+    await record(ctx, 'root-prepare', { rootKeyId: rf.keyId, intermediateKeyId: intermediate.slot.keyId, external: !!opts.external || !!opts.offline, offline: !!opts.offline, notAfter: iso(rf.notAfterMs) });
     return {
       change: {
         roots: [...state.roots, rootSlot],
         intermediates: [...state.intermediates, prepareSlot(intermediate.slot, nowMs)],
-        newRoots: new Map([[rf.keyId, { certPem: rootPem, ...(keepRootKey ? { key: rootKey } : {}) }]]),
+        newRoots: new Map([[rf.keyId, { certPem: rootPem, ...(keepRootKey && rootKey ? { key: rootKey } : {}) }]]),
         newIntermediates: new Map([[intermediate.slot.keyId, intermediate.material]]),
       },
       result: { outcome: 'prepared' as const, rootKeyId: rf.keyId, intermediateKeyId: intermediate.slot.keyId, activationAllowedAt: iso(activationAllowedAtMs(rootSlot, ctx.policy)) },

@@ -142,4 +142,27 @@ describe.skipIf(SOFTHSM_MISSING)(`a CA with its intermediate key in SoftHSM2${SO
     expect(inline.code).not.toBe(0);
     expect(inline.stderr).toMatch(/pin-value is refused/);
   });
+
+  it('ca csr --signer makes the key in the token for an offline root; ca install --signer installs the signed intermediate', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    const dir = work.path;
+    const keys2 = join(dir, 'offline-keys');
+    const csr = await cli(['ca', 'csr', '--keys', keys2, '--signer', signer]);
+    expect(csr.code).toBe(0);
+    expect(readFileSync(join(keys2, 'pending', 'ca-key.pkcs11'), 'utf8')).toMatch(/^pkcs11:token=meshca-ca;/);
+    writeFileSync(join(dir, 'hsm.csr'), csr.stdout);
+    const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'off.key', '-out', 'off.pem', '-days', '30', '-subj', '/CN=offline', '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign']);
+    writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign\n');
+    openssl(['req', '-in', 'hsm.csr', '-noout', '-verify']);
+    openssl(['x509', '-req', '-in', 'hsm.csr', '-CA', 'off.pem', '-CAkey', 'off.key', '-CAcreateserial', '-days', '7', '-extfile', 'ca.ext', '-out', 'hsm-inter.pem']);
+    // OpenSSL stamped the root with the real time; the fake clock catches up with it.
+    await clock.advance(Math.max(0, Date.now() - clock.now()) + 1_000);
+    const r = await cli(['ca', 'install', '--keys', keys2, '--signer', signer, '--cert', join(dir, 'hsm-inter.pem'), '--chain', join(dir, 'off.pem')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(existsSync(join(keys2, 'ca-key.pem'))).toBe(false);
+    expect(existsSync(join(keys2, 'ca-key.pkcs11'))).toBe(true);
+  });
 });

@@ -5,10 +5,13 @@
 
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { bindTrustDomain, MAX_LEAF_TTL_MS } from '../../ca/index.ts';
+import { bindTrustDomain, MAX_LEAF_TTL_MS, PENDING_DIR, readPendingRequest } from '../../ca/index.ts';
 import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
 import { ledgerUrlFor, memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
-import { readPrivateKeyFile } from '../../pki/index.ts';
+import { isKeyReference, readPrivateKeyFile } from '../../pki/index.ts';
+import { createPublicKey } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { openKeyStore, type OpenedKeyStore } from '../../keystore/index.ts';
 import {
   activeCertificatesOf,
@@ -152,9 +155,31 @@ const statusCommand = defineCommand({
 
 const prepareCommand = defineCommand({
   path: ['root', 'prepare'],
-  usage: `meshca root prepare [--keys DIR] [--key-type ec-p256] [--external-root-cert FILE --external-root-key FILE] [--db URL]${REMOTE_USAGE}`,
-  options: { settings: [...COMMON, 'key-type', 'external-root-cert', 'external-root-key', 'signer', ...MAKING] },
+  usage: `meshca root prepare [--keys DIR] [--key-type ec-p256] [--external-root-cert FILE --external-root-key FILE | --cert intermediate.pem --chain chain.pem] [--signer pkcs11:…] [--db URL]${REMOTE_USAGE}`,
+  options: { settings: [...COMMON, 'key-type', 'external-root-cert', 'external-root-key', 'chain', 'signer', ...MAKING] },
   async run(v, ctx) {
+    if (v.chain !== undefined) {
+      // The two-step form for an offline root: "ca csr" made the key, the root's holder signed it.
+      if (v.server !== undefined) throw new MeshcaError('BAD_CONFIG', '--chain (an offline root\'s intermediate) cannot go with --server: run "meshca root prepare --cert … --chain …" where the key store is');
+      if (v.cert === undefined) throw new MeshcaError('BAD_CONFIG', '--chain needs --cert: the intermediate the offline root signed for "meshca ca csr"');
+      const certPath = v.cert;
+      const chainPath = v.chain;
+      const r = await withKeyStore(v, ctx, (opened) =>
+        withOpenedContext(v, ctx, opened, async (rc) => {
+          const pending = readPendingRequest(opened.dir);
+          const publicKey = isKeyReference(pending.key) ? rc.custody!.signerFor(pending.key).publicKey : createPublicKey(pending.key);
+          const offline = { certPem: readSettingFile(certPath, '--cert'), certSource: `--cert ${certPath}`, chainPem: readSettingFile(chainPath, '--chain'), chainSource: `--chain ${chainPath}`, key: pending.key, publicKey };
+          const done = await prepareRoot(rc, { keyType: v['key-type'], offline });
+          if (done.outcome === 'prepared') {
+            rmSync(join(opened.dir, PENDING_DIR), { recursive: true, force: true });
+            if (opened.remote) await opened.publish();
+          }
+          return done;
+        }),
+      );
+      report(ctx, v, `prepared the offline root ${r.rootKeyId.slice(0, 16)}… with the intermediate it signed; it is in the trust bundle now and signs nothing yet. Activate it after ${r.activationAllowedAt} with "meshca root activate"`, r);
+      return 0;
+    }
     if (v.server !== undefined) {
       refuseExternalRootRemotely(v);
       return runRemoteRootStep('prepare', { ...v, server: v.server }, ctx, { key_type: v['key-type'] });
