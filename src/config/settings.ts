@@ -6,7 +6,13 @@
 import { DEFAULT_LEAF_TTL_MS, DEFAULT_MAX_RENEWAL_AGE_MS, MAX_LEAF_TTL_MS } from '../ca/index.ts';
 import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, KEY_TYPES } from '../pki/index.ts';
 import type { SpiffeId } from '../spiffe/index.ts';
-import type { ListenAddress } from '../transport/index.ts';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_PEER,
+  DEFAULT_MAX_STREAMS_PER_CONNECTION,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  type ListenAddress,
+} from '../transport/index.ts';
 import { MINUTE_MS, SECOND_MS } from '../time/index.ts';
 
 /** What a setting's text becomes once parsed (durations are whole milliseconds). */
@@ -121,6 +127,10 @@ export const SETTINGS = {
   'injector-listen': s('address', 'HTTPS listen address of the agent-injection webhook', { default: { host: '0.0.0.0', port: 15017 } }),
   'distribute-bundle': s('enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
   retain: s('duration', 'ledger retention (0 keeps everything)', { default: 0 }),
+  'max-connections': s('int', 'open gRPC connections the CA accepts at once (further ones are closed at once)', { default: DEFAULT_MAX_CONNECTIONS }),
+  'max-connections-per-peer': s('int', 'open gRPC connections accepted at once from one IP address', { default: DEFAULT_MAX_CONNECTIONS_PER_PEER }),
+  'max-streams-per-connection': s('int', 'concurrent gRPC calls and streams per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)', { default: DEFAULT_MAX_STREAMS_PER_CONNECTION }),
+  'tls-handshake-timeout': s('duration', 'a connection that has not finished its TLS handshake by then is closed', { default: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS }),
   'shutdown-grace': s('duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
   // A workload (token mint: the token's subject; audit: records about it)
   ns: s('string', "workload's namespace (not --namespace, the CA's own)", { flagOnly: true }),

@@ -12,7 +12,7 @@ import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor 
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
 import { validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
-import type { ListenAddress } from '../transport/index.ts';
+import type { ConnectionLimits, ListenAddress } from '../transport/index.ts';
 
 export interface ServeConfig {
   readonly keysDir: string;
@@ -39,6 +39,8 @@ export interface ServeConfig {
   readonly ttl: TtlPolicy;
   /** --max-renewal-age: how long renewals over mTLS keep an identity after its last token grant. */
   readonly maxRenewalAgeMs: number;
+  /** The gRPC port's connection gate and per-connection stream cap. */
+  readonly connections: ConnectionLimits & { readonly maxStreamsPerConnection: number };
   readonly devTokens: boolean;
   readonly jwks?: { readonly file?: string; readonly url?: string; readonly issuer: string };
   /** The Kubernetes authenticators' settings; `none` turns them off. */
@@ -90,7 +92,7 @@ export const SERVE_OPTIONS = {
     'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl', 'max-renewal-age',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
-    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'log-level', 'key-type', 'org', 'signer',
+    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'max-connections', 'max-connections-per-peer', 'max-streams-per-connection', 'tls-handshake-timeout', 'log-level', 'key-type', 'org', 'signer',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
     'injector', 'injector-listen', 'agent-image', 'leader-election',
@@ -143,6 +145,12 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     trustedNodeAccounts: v['trusted-node-accounts'].map(parseNodeAccount),
     ttl: validateTtlPolicy({ defaultTtlMs: v['default-ttl'], maxTtlMs: v['max-ttl'] }),
     maxRenewalAgeMs: v['max-renewal-age'],
+    connections: {
+      maxConnections: atLeastOne(v['max-connections'], '--max-connections'),
+      maxConnectionsPerPeer: atLeastOne(v['max-connections-per-peer'], '--max-connections-per-peer'),
+      maxStreamsPerConnection: atLeastOne(v['max-streams-per-connection'], '--max-streams-per-connection'),
+      handshakeTimeoutMs: atLeastOne(v['tls-handshake-timeout'], '--tls-handshake-timeout'),
+    },
     devTokens: v['dev-tokens'],
     ...(jwksIssuer && (v['jwks-file'] || v['jwks-url'])
       ? { jwks: { ...(v['jwks-file'] ? { file: v['jwks-file'] } : {}), ...(v['jwks-url'] ? { url: v['jwks-url'] } : {}), issuer: jwksIssuer } }
@@ -224,6 +232,12 @@ function parseNodeAccount(entry: string): NodeAccount {
     throw new MeshcaError('BAD_CONFIG', `--trusted-node-accounts: "${entry}" is not <namespace>/<service account>`);
   }
   return { namespace, serviceAccount };
+}
+
+/** A limit of 0 would refuse everyone: always a mistake. */
+function atLeastOne(n: number, flag: string): number {
+  if (n < 1) throw new MeshcaError('BAD_CONFIG', `${flag} must be at least 1`);
+  return n;
 }
 
 /** Keys that sign identities are fetched only over https: on plain http anyone on the path could swap them and mint any identity. */

@@ -6,6 +6,7 @@ export interface CaMetrics {
   readonly issuances: Counter<'outcome'>;
   readonly issueDuration: Histogram<'outcome'>;
   readonly caCertExpiry: Gauge<'cert'>;
+  readonly connectionsRefused: Counter<'reason'>;
 }
 
 export function createCaMetrics(registry: Registry): CaMetrics {
@@ -27,6 +28,12 @@ export function createCaMetrics(registry: Registry): CaMetrics {
       name: 'meshca_ca_cert_expiry_timestamp_seconds',
       help: 'notAfter of the CA certificates in use (cert = root | intermediate | serving)',
       labelNames: ['cert'],
+      registers: [registry],
+    }),
+    connectionsRefused: new Counter({
+      name: 'meshca_connections_refused_total',
+      help: 'gRPC connections closed on accept because a cap was reached (reason = total | per-peer)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
-import { bindGrpc, closeHttp, createHttpServer, listenHttp, shutdownGrpc } from '../transport/index.ts';
+import { closeHttp, createHttpServer, listenGrpcGated, listenHttp, shutdownGrpc, type GatedGrpcListener } from '../transport/index.ts';
 import type { ServeConfig } from './config.ts';
 import { injectorFeature } from './injector.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
@@ -15,6 +15,10 @@ import { nodeAuthorizationFeature } from './node_authorization.ts';
 
 /** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
+/** The biggest answer any service sends (a chain and bundle, an audit record, a status). */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+/** Per HTTP/2 session, in MB (Node's unit): headers, queued output and unacknowledged frames. */
+const MAX_SESSION_MEMORY_MB = 10;
 
 export interface ServeDeps extends ContextDeps {
   /** Adds further gRPC services to the CA's server (tests). */
@@ -44,7 +48,15 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     signal?.throwIfAborted();
     return feature;
   };
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES, 'grpc.max_concurrent_streams': 1000, 'grpc.keepalive_permit_without_calls': 1 });
+  // Every service on the port shares these bounds: message sizes both ways, streams per connection, session memory.
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    'grpc.max_send_message_length': MAX_RESPONSE_BYTES,
+    'grpc.max_concurrent_streams': config.connections.maxStreamsPerConnection,
+    'grpc-node.max_session_memory': MAX_SESSION_MEMORY_MB,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  let listener: GatedGrpcListener | undefined;
   let http: HttpServer | undefined;
   let started = false;
   const instance = randomBytes(8).toString('hex');
@@ -71,7 +83,11 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     await start(hooksFeature(ctx, deps));
 
     for (const add of features.flatMap((f) => f.services ?? [])) add(server);
-    const grpcAddress = await bindGrpc(server, config.listen, '--listen', serving.credentials);
+    listener = await listenGrpcGated(server, config.listen, '--listen', serving.credentials, config.connections, (peer, reason) => {
+      ctx.metrics.connectionsRefused.inc({ reason });
+      log.debug({ peer, reason }, 'connection refused: at the connection cap');
+    });
+    const grpcAddress = listener.address;
     http = createHttpServer({ registry: ctx.registry, readiness: Object.assign({}, ...features.map((f) => f.readiness)), routes: Object.assign({}, ...features.map((f) => f.routes)) });
     const httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
     signal?.throwIfAborted();
@@ -92,7 +108,9 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
       close(graceMs = config.shutdownGraceMs) {
         closing ??= (async () => {
           log.info({ graceMs }, 'shutting down: no new requests; finishing those in flight');
-          if (!(await shutdownGrpc(server, graceMs))) log.warn('requests still in flight after the grace period; closing them');
+          listener?.stopAccepting();
+          const [callsDone] = await Promise.all([shutdownGrpc(server, graceMs), listener?.drain(graceMs)]);
+          if (!callsDone) log.warn('requests still in flight after the grace period; closing them');
           await closeRest();
           log.info('stopped');
         })();
@@ -102,6 +120,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   } catch (err) {
     if (signal?.aborted) log.info('asked to stop while starting; stopping what was started');
     server.forceShutdown();
+    listener?.stopAccepting();
+    listener?.destroyAll();
     await closeRest().catch((closeErr) => log.error({ err: closeErr }, 'could not close everything after a failed start'));
     throw err;
   }

@@ -1,4 +1,4 @@
-// Listening: parse a host:port setting (once, when settings load), bind a gRPC server or an HTTP server to it, and close an
+// Listening: parse a host:port setting (once, when settings load), listen with an HTTP server (gRPC: connection_limits.ts), and close an
 // HTTP server. A bind failure is a BAD_CONFIG error that names the setting.
 
 import type { Server as HttpServer } from 'node:http';
@@ -22,16 +22,6 @@ export function parseListenAddress(text: string, setting: string): ListenAddress
 /** host:port, with an IPv6 host in brackets. */
 export function listenUrl(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Binds `server` to `address`, the value of `setting`; returns the bound host:port. */
-export async function bindGrpc(server: grpc.Server, address: ListenAddress, setting: string, credentials: grpc.ServerCredentials): Promise<string> {
-  const { host, port } = address;
-  const text = listenUrl(host, port);
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(text, credentials, (err, p) => (err ? reject(new MeshcaError('BAD_CONFIG', `${setting} ${text}: ${err.message}`, { cause: err })) : resolve(p))),
-  );
-  return listenUrl(host, bound);
 }
 
 /** Starts `server` listening on `address`, the value of `setting`; returns the bound host:port. */
