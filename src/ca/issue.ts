@@ -137,6 +137,26 @@ function refuseTrustDomainId(spiffeId: SpiffeId): void {
   if (spiffeId.path === '') throw new MeshcaError('BAD_SPIFFE_ID', `${spiffeId.uri} is a trust domain ID; a workload's SPIFFE ID needs a path (spiffe://${spiffeId.trustDomain}/...)`);
 }
 
+/** SHA-256 of the SPKI of every CA certificate an authority holds (issuing, chain, every root in the bundle), read once per authority. */
+const authorityKeyDigests = new WeakMap<SigningAuthority, ReadonlySet<string>>();
+
+function caKeyDigestsOf(authority: SigningAuthority): ReadonlySet<string> {
+  let digests = authorityKeyDigests.get(authority);
+  if (!digests) {
+    const certs = [authority.certificate, ...authority.chainPem.map((pem) => new X509Certificate(pem)), ...authority.roots];
+    digests = new Set(certs.map((c) => sha256Hex(c.publicKey.export({ format: 'der', type: 'spki' }))));
+    authorityKeyDigests.set(authority, digests);
+  }
+  return digests;
+}
+
+/** A leaf for a CA's own key would let its holder act with that key as a workload: never sign one. */
+function refuseCaKey(csr: VerifiedCsr, authority: SigningAuthority): void {
+  if (caKeyDigestsOf(authority).has(sha256Hex(csr.spkiDer))) {
+    throw new MeshcaError('BAD_CSR', "CSR is for one of this CA's own keys (a root or intermediate); make a new key pair for the workload");
+  }
+}
+
 /** Read once per authority: the issuer runs this on every request. */
 const authorityTrustDomains = new WeakMap<SigningAuthority, string | null>();
 
@@ -214,6 +234,7 @@ export class SvidIssuer {
       csr = parseCsrPem(req.csrPem);
       const authority = this.#deps.authority();
       refuseForeignTrustDomain(req.caller.spiffeId, authority);
+      refuseCaKey(csr, authority);
       const certificate = await issueSvid(authority, req.caller.spiffeId.uri, {
         spkiDer: csr.spkiDer,
         keyAlgorithm: csr.keyAlgorithm,

@@ -99,6 +99,26 @@ function splitCsr(der: Buffer): CsrParts {
   };
 }
 
+/**
+ * The key is copied into the certificate exactly as the CSR carries it, so it must already be in
+ * the form every verifier reads: RFC 5480 §2.1.1 named curve (OpenSSL parses explicit curve
+ * parameters, Go and BoringSSL refuse them) and an uncompressed point (RFC 5480 §2.2: compressed is
+ * optional, and Go refuses it). Node keeps whichever form it parsed, so read the DER itself.
+ */
+function refuseNonCanonicalKey(spkiDer: Buffer, publicKey: KeyObject): void {
+  if (publicKey.asymmetricKeyType !== 'ec') return;
+  const [algorithm, key] = childrenOf(spkiDer, expectTlv(spkiDer, 0, TAG.SEQUENCE, 'SubjectPublicKeyInfo'));
+  const parameters = algorithm ? childrenOf(spkiDer, algorithm)[1] : undefined;
+  if (!parameters || parameters.tag !== TAG.OID) {
+    throw bad('CSR key uses explicit EC curve parameters, which Go and BoringSSL refuse; encode it with the named curve (OpenSSL: -pkeyopt ec_param_enc:named_curve)');
+  }
+  // The BIT STRING's first content octet counts unused bits; the point's format octet follows.
+  const pointFormat = key ? spkiDer[key.contentStart + 1] : undefined;
+  if (pointFormat !== 0x04) {
+    throw bad('CSR key is a compressed EC point, which Go refuses; send the uncompressed point (OpenSSL: -conv_form uncompressed)');
+  }
+}
+
 export function parseCsrDer(input: Uint8Array): VerifiedCsr {
   if (input.length > MAX_CSR_BYTES) throw bad(`CSR is ${input.length} bytes; at most ${MAX_CSR_BYTES} are accepted`);
   const der = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
@@ -120,6 +140,7 @@ export function parseCsrDer(input: Uint8Array): VerifiedCsr {
     throw bad('CSR public key could not be read', err);
   }
   const keyAlgorithm = keyAlgorithmOf(publicKey);
+  refuseNonCanonicalKey(parts.spkiDer, publicKey);
   if (keyAlgorithm.kind !== signature.key) {
     throw bad(`CSR is signed with ${signature.name} but its key is ${keyAlgorithm.kind === 'ec' ? 'ECDSA' : 'RSA'}`);
   }
