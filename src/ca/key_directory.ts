@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
 import {
+  assertKeyTreeProtected,
   decodeCertificates,
   formatKeyReference,
   isKeyReference,
@@ -68,6 +69,7 @@ function readText(dir: string, file: string): string {
 /** Reads the CA material; the caller verifies it (loadSigningAuthority) before use. */
 export function readKeyDirectory(dir: string): CaMaterial {
   const state = inspectKeyDirectory(dir);
+  if (state !== 'empty') assertKeyTreeProtected(dir);
   switch (state) {
     case 'empty':
       throw new MeshcaError('KEYS_MISSING', `key directory ${dir} holds no CA; run "meshca ca init --keys ${dir}" or copy your CA files there`);

@@ -3,17 +3,52 @@
 
 import { randomBytes } from 'node:crypto';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
 
 export const PRIVATE_FILE_MODE = 0o600;
 export const PUBLIC_FILE_MODE = 0o644;
+/** Directories meshca makes: never writable by group or others, whatever the umask. */
+export const PRIVATE_DIR_MODE = 0o750;
+/** The key directory's depth: rotation/roots/<key id>/<file>. */
+const MAX_KEY_TREE_DEPTH = 4;
+
+function modeText(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/**
+ * Refuses a file or directory another user could write: one writable by group or others, or owned
+ * by a user other than this one (or root). Another user who can write the key directory can swap
+ * in their own intermediate, which a running serve would reload and sign with.
+ */
+export function assertOnlyOwnerWrites(path: string): void {
+  const s = statSync(path);
+  const uid = process.getuid?.();
+  if (uid !== undefined && s.uid !== uid && s.uid !== 0) {
+    throw new MeshcaError('BAD_KEY_FILE', `${path} is owned by uid ${s.uid}, not by this user (uid ${uid}) or root, so another user can change it; run "chown ${uid} ${path}"`);
+  }
+  if ((s.mode & 0o022) !== 0) {
+    throw new MeshcaError('BAD_KEY_FILE', `${path} is writable by group or others (mode ${modeText(s.mode)}), so another user could replace the CA's keys; run "chmod go-w ${path}"`);
+  }
+}
+
+/** The key directory and everything in it (rotation slots included) must be writable by this user only. */
+export function assertKeyTreeProtected(dir: string, depth = 0): void {
+  assertOnlyOwnerWrites(dir);
+  if (depth >= MAX_KEY_TREE_DEPTH) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) assertKeyTreeProtected(path, depth + 1);
+    else assertOnlyOwnerWrites(path);
+  }
+}
 
 /** Writes `data` to `path` so readers see either the old file or the whole new one. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {

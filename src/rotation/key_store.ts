@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync } fro
 import { join } from 'node:path';
 import { CACERTS_FILES, TLS_FILES, inspectKeyDirectory, readCaKeyFile, readKeyDirectory, writeCaKeyFile, writeCacertsFiles } from '../ca/index.ts';
 import { MeshcaError } from '../errors/index.ts';
-import { decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile, isKeyReference, type CaPrivateKey } from '../pki/index.ts';
+import { assertKeyTreeProtected, decodeCertificates, isSelfSigned, keyIdOf, PUBLIC_FILE_MODE, readPrivateKeyFile, toPem, writeFileAtomic, writePrivateKeyFile, isKeyReference, type CaPrivateKey } from '../pki/index.ts';
 import { DirectoryDenyListStore, type DenyListStore } from './deny_store.ts';
 import { withFileLock } from './lock.ts';
 import { activeSlotOf } from './slots.ts';
@@ -186,6 +186,7 @@ export class DirectoryKeyStore implements KeyStore {
   }
 
   snapshot(nowMs: number): KeyStoreSnapshot {
+    assertKeyTreeProtected(this.location);
     const state = this.#readState();
     if (state) return this.#snapshotOf(state, new Material(), false);
     const adopted = adopt(this.location, nowMs);
