@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
 
@@ -48,10 +48,12 @@ export function assertKeyTreeProtected(dir: string, depth = 0): void {
 /** Writes `data` to `path` so readers see either the old file or the whole new one. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  // The modes are set explicitly: the umask may narrow (077) or widen (000) what open/mkdir give.
+  if (mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE }) !== undefined) chmodSync(dir, PRIVATE_DIR_MODE);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {
+    fchmodSync(fd, mode);
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
   } catch (err) {
