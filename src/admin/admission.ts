@@ -12,7 +12,7 @@ export interface AdmissionDeps {
   /** SPIFFE IDs allowed to use the admin APIs. */
   readonly admins: readonly string[];
   readonly authenticate: (call: AdminCall) => Promise<Caller>;
-  readonly log: Pick<Logger, 'info' | 'warn'>;
+  readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
 /** A unary handler that admits the caller first, passes its SPIFFE ID as the actor and maps errors once. */
@@ -34,7 +34,7 @@ export function adminUnary(deps: AdmissionDeps): <Req>(method: string, run: (req
         const actor = await admit(call, method);
         callback(null, await run(call.request, actor));
       } catch (err) {
-        callback(toGrpcStatus(err));
+        callback(toGrpcStatus(err, deps.log));
       }
     })();
   };

@@ -20,7 +20,7 @@ export interface AuditServiceDeps {
   /** Who is calling; throws a MeshcaError UNAUTHENTICATED when the caller has no identity. */
   readonly authenticate: (call: AuditCall) => Promise<Caller>;
   readonly clock: Clock;
-  readonly log?: Pick<Logger, 'info' | 'warn'>;
+  readonly log?: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Counts calls that never authenticated instead of one record each (anyone can send those). */
   readonly refusals?: Pick<RefusalCounter, 'count'>;
 }
@@ -94,6 +94,9 @@ function toWireReport(r: VerifyReport): Record<string, unknown> {
   };
 }
 
+/** Without a log (tests), internal errors still answer with a correlation id. */
+const SILENT = { error: () => undefined };
+
 export function createAuditService(deps: AuditServiceDeps): { service: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const auditors = new Set(deps.auditors);
 
@@ -145,7 +148,7 @@ export function createAuditService(deps: AuditServiceDeps): { service: grpc.Serv
           for (const r of await deps.ledger.query(query)) call.write(toWireRecord(r));
           call.end();
         } catch (err) {
-          call.emit('error', toGrpcStatus(err));
+          call.emit('error', toGrpcStatus(err, deps.log ?? SILENT));
         }
       })();
     },
@@ -155,7 +158,7 @@ export function createAuditService(deps: AuditServiceDeps): { service: grpc.Serv
           await admit(call, 'Verify', () => ({}));
           callback(null, toWireReport(await deps.ledger.verify()));
         } catch (err) {
-          callback(toGrpcStatus(err));
+          callback(toGrpcStatus(err, deps.log ?? SILENT));
         }
       })();
     },

@@ -1,6 +1,8 @@
 // The error catalogue: every failure meshca reports to a user has a code here, a gRPC status and
 // a message that says what was wrong and what is allowed. Messages never carry tokens or keys.
 
+import { randomBytes } from 'node:crypto';
+
 /** gRPC status codes we answer with (numeric values from grpc/status.proto). */
 export const GrpcCode = {
   OK: 0,
@@ -65,10 +67,39 @@ export function isMeshcaError(err: unknown, code?: ErrorCode): err is MeshcaErro
   return err instanceof MeshcaError && (code === undefined || err.code === code);
 }
 
-/** The one place an error becomes a wire status. Unknown errors never leak their message. */
-export function toGrpcStatus(err: unknown): { code: GrpcCode; details: string } {
-  if (err instanceof MeshcaError) return { code: err.grpcCode, details: err.message };
-  return { code: GrpcCode.INTERNAL, details: 'internal error; the CA log has the details' };
+/** Where an internal error's detail goes: the log line that carries its correlation id. */
+export interface InternalErrorLog {
+  error(fields: { readonly correlationId: string; readonly err: unknown }, message: string): void;
+}
+
+export interface WireStatus {
+  readonly code: GrpcCode;
+  readonly details: string;
+  /** Set for an internal error: the id the client was given and the log line carries. */
+  readonly correlationId?: string;
+}
+
+/** One status per failure, however many layers ask: the client and the log share one id. */
+const statuses = new WeakMap<object, WireStatus>();
+
+/**
+ * The one place an error becomes a wire status. An internal error (code INTERNAL, or anything that
+ * is not a MeshcaError) never sends its message: the client gets a generic one with a correlation
+ * id, and `log` gets the id with the error, so an operator can find one from the other.
+ */
+export function toGrpcStatus(err: unknown, log: InternalErrorLog): WireStatus {
+  const known = typeof err === 'object' && err !== null ? statuses.get(err) : undefined;
+  if (known) return known;
+  let status: WireStatus;
+  if (err instanceof MeshcaError && err.grpcCode !== GrpcCode.INTERNAL) {
+    status = { code: err.grpcCode, details: err.message };
+  } else {
+    const correlationId = randomBytes(8).toString('hex');
+    status = { code: GrpcCode.INTERNAL, details: `internal error (correlation id ${correlationId}); the CA log has the details`, correlationId };
+    log.error({ correlationId, err }, 'internal error');
+  }
+  if (typeof err === 'object' && err !== null) statuses.set(err, status);
+  return status;
 }
 
 /** Short human reason for a thrown value, safe to print on a command line. */

@@ -40,8 +40,8 @@ function opener(source: SecretSource | OpenSource): OpenSource {
   return async () => opened;
 }
 
-function statusOf(err: unknown): Partial<grpc.StatusObject> {
-  const { code, details } = toGrpcStatus(err);
+function statusOf(err: unknown, log: Logger): Partial<grpc.StatusObject> {
+  const { code, details } = toGrpcStatus(err, log);
   return { code: code as number as grpc.status, details };
 }
 
@@ -70,7 +70,7 @@ function runStream<Req>(
   };
   const fail = (err: unknown) => {
     if (finished) return;
-    const status = statusOf(err);
+    const status = statusOf(err, log);
     log.info({ code: status.code, reason: status.details }, 'SDS stream ended with an error');
     finish();
     call.emit('error', status);
@@ -109,12 +109,12 @@ function runStream<Req>(
   );
 }
 
-function fetchSecrets(call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, callback: grpc.sendUnaryData<Buffer>, open: OpenSource, metrics: SdsMetrics): void {
+function fetchSecrets(call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, callback: grpc.sendUnaryData<Buffer>, open: OpenSource, metrics: SdsMetrics, log: Logger): void {
   const req = call.request;
   try {
     checkTypeUrl(req.type_url);
   } catch (err) {
-    callback(statusOf(err));
+    callback(statusOf(err, log));
     return;
   }
   const requested = (req.resource_names ?? []).filter((n) => n !== WILDCARD);
@@ -152,7 +152,7 @@ function fetchSecrets(call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, call
   }, (err) => {
     if (done) return;
     end();
-    callback(statusOf(err));
+    callback(statusOf(err, log));
   });
 }
 
@@ -166,7 +166,7 @@ export function addSdsService(server: grpc.Server, options: SdsServiceOptions): 
       runStream('sotw', call, open, metrics, log, (source) => new SotwStream(call, source, subscriptionIndexFor(source), metrics, log)),
     DeltaSecrets: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
       runStream('delta', call, open, metrics, log, (source) => new DeltaStream(call, source, subscriptionIndexFor(source), metrics, log)),
-    FetchSecrets: (call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, callback: grpc.sendUnaryData<Buffer>) => fetchSecrets(call, callback, open, metrics),
+    FetchSecrets: (call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, callback: grpc.sendUnaryData<Buffer>) => fetchSecrets(call, callback, open, metrics, log),
   };
   server.addService(loadSdsProtos().service, handlers);
   return { metrics };

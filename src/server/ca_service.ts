@@ -103,7 +103,7 @@ export function createCaServiceHandlers(deps: CaServiceDeps): grpc.UntypedServic
       void createCertificate(call, deps).then(
         (chain) => callback(null, { cert_chain: chain }),
         (err: unknown) => {
-          const status = toGrpcStatus(err);
+          const status = toGrpcStatus(err, deps.log);
           callback({ code: status.code, details: status.details });
         },
       );
@@ -152,11 +152,11 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
     serial = svid.certificate.serialHex;
     return [...svid.chainPem];
   } catch (err) {
-    const status = toGrpcStatus(err);
+    // An internal error is logged here with its correlation id; the client gets only the id.
+    const status = toGrpcStatus(err, deps.log);
     outcome = STATUS_NAMES[status.code] ?? 'UNKNOWN';
     // What the client was told (never a token or key): a refusal says why, not only its code.
     reason = status.details;
-    if (!(err instanceof MeshcaError)) deps.log.error({ err, peer }, 'CreateCertificate failed unexpectedly');
     throw err;
   } finally {
     const seconds = (performance.now() - started) / 1000;

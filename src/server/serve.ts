@@ -88,7 +88,13 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
       log.debug({ peer, reason }, 'connection refused: at the connection cap');
     });
     const grpcAddress = listener.address;
-    http = createHttpServer({ registry: ctx.registry, readiness: Object.assign({}, ...features.map((f) => f.readiness)), routes: Object.assign({}, ...features.map((f) => f.routes)) });
+    http = createHttpServer({
+      registry: ctx.registry,
+      readiness: Object.assign({}, ...features.map((f) => f.readiness)),
+      routes: Object.assign({}, ...features.map((f) => f.routes)),
+      // /readyz is unauthenticated: it names the failing checks; why they fail goes to the log only.
+      onNotReady: (failing) => log.warn({ failing }, `not ready: ${failing.map((f) => f.check).join(', ')}`),
+    });
     const httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
     signal?.throwIfAborted();
     await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: {

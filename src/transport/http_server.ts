@@ -11,6 +11,13 @@ export interface HttpServerOptions {
   readonly registry: Registry;
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
   readonly routes?: Readonly<Record<string, Route>>;
+  /**
+   * Where the reasons of failing readiness checks go when /readyz must not say them (the CA's port
+   * is unauthenticated and a reason may name a database host): then the answer names only the
+   * failing checks, and this is told the reasons each time they change. Without it, /readyz says
+   * the reasons (the agent's port is local to the pod).
+   */
+  readonly onNotReady?: (failing: ReadonlyArray<{ readonly check: string; readonly reason: string }>) => void;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -19,6 +26,7 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
 }
 
 export function createHttpServer(opts: HttpServerOptions): Server {
+  let lastReported = '';
   const server = createServer(async (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n');
     const path = (req.url ?? '/').split('?')[0];
@@ -28,10 +36,14 @@ export function createHttpServer(opts: HttpServerOptions): Server {
           return send(res, 200, 'ok\n');
         case '/readyz': {
           const failing = Object.entries(opts.readiness)
-            .map(([name, check]) => [name, check()] as const)
-            .filter(([, r]) => !r.ok)
-            .map(([name, r]) => `${name}: ${(r as { reason: string }).reason}`);
-          return failing.length === 0 ? send(res, 200, 'ready\n') : send(res, 503, `not ready\n${failing.join('\n')}\n`);
+            .map(([check, run]) => ({ check, result: run() }))
+            .flatMap(({ check, result }) => (result.ok ? [] : [{ check, reason: result.reason }]));
+          const reported = JSON.stringify(failing);
+          if (opts.onNotReady && reported !== lastReported && failing.length > 0) opts.onNotReady(failing);
+          lastReported = reported;
+          if (failing.length === 0) return send(res, 200, 'ready\n');
+          const lines = failing.map((f) => (opts.onNotReady ? f.check : `${f.check}: ${f.reason}`));
+          return send(res, 503, `not ready\n${lines.join('\n')}\n`);
         }
         case '/metrics':
           return send(res, 200, await opts.registry.metrics(), opts.registry.contentType);
