@@ -78,6 +78,10 @@ export const SETTINGS = {
   audience: s('list', 'workload token audiences (serve: any one is accepted, e.g. istio-ca,meshca for Istio sidecars; token mint: the ones it mints)', { default: ['meshca'] }),
   kubeconfig: s('string', 'kubeconfig file (default: in-cluster config)'),
   // CA material
+  'bundle-endpoint': s('string', 'serve the SPIFFE bundle endpoint for federating peers on host:port over TLS (https_spiffe, with the SVID spiffe://<td>/ns/<namespace>/sa/meshca); default off'),
+  'federate-with': s('list', 'trust these trust domains: <td>=https://host:port/path[#<endpoint SPIFFE ID>] (https_spiffe) or <td>=https_web+https://… (repeatable)', { default: NONE }),
+  'federate-bundle': s('list', "a federated peer's roots to trust its endpoint with the first time: <td>=<PEM file> (repeatable)", { default: NONE }),
+  'federated-in-rootca': s('bool', "also put federated trust domains' roots in the bundle workloads get (ROOTCA), for validators that do not know SPIFFE", { default: false }),
   chain: s('string', 'ca install: the certificates above the signed intermediate, up to and including the offline root (PEM)', { flagOnly: true }),
   signer: s('string', "keep the intermediate's key in a PKCS#11 token: pkcs11:token=<label>;object=<key label>?module-path=<library>&pin-source=<file> (RFC 7512; the PIN comes from that file or MESHCA_SIGNER_PIN, never a flag); default: ca-key.pem in --keys"),
   'key-type': s('enum', 'key algorithm', { default: DEFAULT_KEY_TYPE, choices: KEY_TYPES }),

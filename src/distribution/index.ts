@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { ConfigMapDistributor, ConfigMapDistributorOptions } from './configmaps.ts';
 import { IN_CLUSTER_TOKEN } from './names.ts';
 
-export { createBundleRoute, DEFAULT_REFRESH_HINT_SECONDS, type SpiffeBundleDocument, type SpiffeBundleKey, type BundleSource } from './bundle_document.ts';
+export { createBundleRoute, spiffeBundleDocument, DEFAULT_REFRESH_HINT_SECONDS, type SpiffeBundleDocument, type SpiffeBundleKey, type BundleSource } from './bundle_document.ts';
 export { BUNDLE_CONFIGMAP_NAME, BUNDLE_CONFIGMAP_KEY, DISTRIBUTOR_LEASE_NAME, LEADER_LEASE_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS } from './names.ts';
 export type { ConfigMapDistributor, ConfigMapDistributorOptions } from './configmaps.ts';
 export type { LeaseElector, LeaseOptions } from './lease.ts';

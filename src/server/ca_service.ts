@@ -24,6 +24,8 @@ export interface CaServiceDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: CaMetrics;
+  /** Roots of federated trust domains appended to the bundle part of cert_chain (--federated-in-rootca). */
+  readonly federatedRoots?: () => readonly string[];
   /** Istio ambient: who may ask for a workload's identity (--trusted-node-accounts); absent: nobody. */
   readonly nodeAuthorizer?: NodeAuthorizer;
 }
@@ -150,7 +152,8 @@ async function createCertificate(call: grpc.ServerUnaryCall<CreateCertificateReq
       peer,
     });
     serial = svid.certificate.serialHex;
-    return [...svid.chainPem];
+    // cert_chain ends with the roots to trust; federated ones follow ours, so ROOTCA trusts peers too.
+    return [...svid.chainPem, ...(deps.federatedRoots?.() ?? [])];
   } catch (err) {
     // An internal error is logged here with its correlation id; the client gets only the id.
     const status = toGrpcStatus(err, deps.log);

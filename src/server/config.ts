@@ -12,7 +12,8 @@ import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor 
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
 import { validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
-import type { ConnectionLimits, ListenAddress } from '../transport/index.ts';
+import { parseListenAddress, type ConnectionLimits, type ListenAddress } from '../transport/index.ts';
+import { parseFederationPeer, type FederationPeer } from '../federation/index.ts';
 
 export interface ServeConfig {
   readonly keysDir: string;
@@ -60,6 +61,14 @@ export interface ServeConfig {
   readonly injector?: { readonly listen: ListenAddress; readonly agentImage: string };
   /** Elect one replica (a Lease) for the singleton duties; `auto`: when running in a pod. */
   readonly leaderElection: 'auto' | 'on' | 'off';
+  /** SPIFFE federation: our bundle endpoint, and the peers we trust. */
+  readonly federation: {
+    readonly endpoint?: ListenAddress;
+    readonly peers: readonly FederationPeer[];
+    /** --federate-bundle as given: <td>=<file>. */
+    readonly bootstrap: readonly string[];
+    readonly inRootca: boolean;
+  };
   /** --signer: the PKCS#11 URI of the token holding the intermediate's key (no PIN in it). */
   readonly signer?: string;
   readonly rotation: {
@@ -92,7 +101,7 @@ export const SERVE_OPTIONS = {
     'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl', 'max-renewal-age',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
-    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'max-connections', 'max-connections-per-peer', 'max-streams-per-connection', 'tls-handshake-timeout', 'log-level', 'key-type', 'org', 'signer',
+    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'max-connections', 'max-connections-per-peer', 'max-streams-per-connection', 'tls-handshake-timeout', 'log-level', 'key-type', 'org', 'signer', 'bundle-endpoint', 'federate-with', 'federate-bundle', 'federated-in-rootca',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
     'injector', 'injector-listen', 'agent-image', 'leader-election',
@@ -167,6 +176,12 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     },
     policy: { allowNamespaces: v['allow-namespaces'], denyNamespaces: v['deny-namespaces'], denyIds: urisOf(v['deny-ids']) },
     sds: v.sds,
+    federation: {
+      ...(v['bundle-endpoint'] !== undefined ? { endpoint: parseListenAddress(v['bundle-endpoint'], '--bundle-endpoint') } : {}),
+      peers: v['federate-with'].map(parseFederationPeer),
+      bootstrap: v['federate-bundle'],
+      inRootca: v['federated-in-rootca'],
+    },
     auditors: urisOf(v.auditors),
     admins: urisOf(v.admins),
     retainMs: v.retain,

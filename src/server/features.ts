@@ -11,6 +11,9 @@ import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } 
 import { createCaDirectSds } from './ca_direct_sds.ts';
 import { authenticateCall, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
 import type { CaContext } from './context.ts';
+import { FederatedBundleStore, Federation, readBootstrapBundle, startBundleEndpoint, type BundleEndpoint } from '../federation/index.ts';
+import { createCsrPem, generateKeyPair } from '../pki/index.ts';
+import { kubernetesSpiffeId } from '../spiffe/index.ts';
 import type { NodeAuthorizer } from '../authn/index.ts';
 import { servingDnsNames, servingIpAddresses, ServingIdentity } from './serving_identity.ts';
 
@@ -24,7 +27,7 @@ export interface Feature {
 }
 
 /** istio.v1.auth.IstioCertificateService/CreateCertificate, and the CA certificates' expiry metric. */
-export function createCertificateFeature(ctx: CaContext, nodeAuthorizer?: NodeAuthorizer): Feature {
+export function createCertificateFeature(ctx: CaContext, nodeAuthorizer?: NodeAuthorizer, federatedRoots?: () => readonly string[]): Feature {
   const { state, metrics, clock } = ctx;
   const recordExpiry = () => {
     metrics.caCertExpiry.set({ cert: 'root' }, Date.parse(state.authority.root.validTo) / 1000);
@@ -32,7 +35,7 @@ export function createCertificateFeature(ctx: CaContext, nodeAuthorizer?: NodeAu
   };
   recordExpiry();
   const unsubscribe = state.subscribe(recordExpiry);
-  const handlers = createCaServiceHandlers({ issuer: ctx.issuer, authenticators: ctx.authenticators, policy: ctx.policy, clock, log: ctx.log, metrics, ...(nodeAuthorizer ? { nodeAuthorizer } : {}) });
+  const handlers = createCaServiceHandlers({ issuer: ctx.issuer, authenticators: ctx.authenticators, policy: ctx.policy, clock, log: ctx.log, metrics, ...(nodeAuthorizer ? { nodeAuthorizer } : {}), ...(federatedRoots ? { federatedRoots } : {}) });
   return {
     services: [(server) => server.addService(serviceDefinition(ISTIO_CA_SERVICE), handlers)],
     readiness: { keys: () => (clock.now() < state.authority.notAfterMs ? { ok: true } : { ok: false, reason: 'the issuing CA certificate has expired' }) },
@@ -176,5 +179,47 @@ export async function bundleFeature(ctx: CaContext, rotation: Pick<RotationRunti
   return {
     routes: { '/bundle': createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version })) },
     stop: () => distributor?.stop(),
+  };
+}
+
+/**
+ * SPIFFE federation: the bundle endpoint over TLS (--bundle-endpoint, with this CA's own X509-SVID)
+ * and the bundles of the trust domains in --federate-with, refreshed by their hints.
+ */
+export async function federationFeature(ctx: CaContext, rotation: Pick<RotationRuntime, 'version'>): Promise<Feature & { readonly federation?: Federation; readonly endpointAddress?: string }> {
+  const { config, clock, log, state } = ctx;
+  const f = config.federation;
+  let federation: Federation | undefined;
+  if (f.peers.length > 0) {
+    const bootstrap = new Map(f.bootstrap.map((text) => {
+      const b = readBootstrapBundle(text, clock.now());
+      return [b.trustDomain, b] as const;
+    }));
+    federation = new Federation({ peers: f.peers, store: new FederatedBundleStore(config.keysDir), bootstrap, clock, log });
+    // A peer that is down must not hold up this CA: the first fetch runs in the background.
+    void federation.start();
+  }
+  let endpoint: BundleEndpoint | undefined;
+  if (f.endpoint) {
+    const endpointId = kubernetesSpiffeId(ctx.trustDomain, config.namespace, 'meshca');
+    endpoint = await startBundleEndpoint({
+      address: f.endpoint,
+      clock,
+      log,
+      route: createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version })),
+      issue: async () => {
+        const { privateKey } = generateKeyPair('ec-p256');
+        const svid = await ctx.issuer.issueWorkloadSvid({ caller: { spiffeId: endpointId, authenticator: 'self' }, csrPem: createCsrPem(privateKey), requestedTtlSeconds: 0, channel: 'serving-cert' });
+        return { certChainPem: svid.certificateChainPem.join(''), keyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, notBeforeMs: svid.certificate.notBeforeMs, notAfterMs: svid.certificate.notAfterMs };
+      },
+    });
+  }
+  return {
+    ...(federation ? { federation } : {}),
+    ...(endpoint ? { endpointAddress: endpoint.address } : {}),
+    stop: async () => {
+      federation?.stop();
+      await endpoint?.stop();
+    },
   };
 }

@@ -8,9 +8,10 @@ import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
 import { closeHttp, createHttpServer, listenGrpcGated, listenHttp, shutdownGrpc, type GatedGrpcListener } from '../transport/index.ts';
 import type { ServeConfig } from './config.ts';
+import type { Federation } from '../federation/index.ts';
 import { injectorFeature } from './injector.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
-import { auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, leadershipFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
+import { federationFeature, auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, leadershipFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
 import { nodeAuthorizationFeature } from './node_authorization.ts';
 
 /** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
@@ -71,7 +72,10 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
 
   try {
     const nodeAuthorization = await start(nodeAuthorizationFeature(ctx));
-    await start(createCertificateFeature(ctx, nodeAuthorization.authorizer));
+    // Federated roots join the bundle in cert_chain only with --federated-in-rootca; the federation starts after rotation.
+    let federation: Federation | undefined;
+    const federatedRoots = config.federation.inRootca ? () => federation?.roots() ?? [] : undefined;
+    await start(createCertificateFeature(ctx, nodeAuthorization.authorizer, federatedRoots));
     const serving = await start(servingIdentityFeature(ctx));
     await start(auditFeature(ctx));
     await start(caDirectSdsFeature(ctx));
@@ -79,6 +83,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     const rotation = await start(rotationFeature(ctx, leader.leadership));
     await start(ledgerFeature(ctx));
     await start(bundleFeature(ctx, rotation.runtime));
+    const federating = await start(federationFeature(ctx, rotation.runtime));
+    federation = federating.federation;
     const injector = await start(injectorFeature(ctx, serving.identity, leader.leadership));
     await start(hooksFeature(ctx, deps));
 
