@@ -138,9 +138,13 @@ describe('two meshca CAs federated over https_spiffe', () => {
 
   it('serves each bundle over TLS with spiffe_sequence and spiffe_refresh_hint, and workloads of both domains complete mutual TLS', async () => {
     // a started before b's endpoint listened: its first fetch failed and is retried on the clock.
-    await clock.advance(30_000);
     const { existsSync } = await import('node:fs');
-    await until('both to have fetched the other\'s bundle', () => existsSync(join(cas.a!.keysDir, 'federation', 'b.example.json')) && existsSync(join(cas.b!.keysDir, 'federation', 'a.example.json'))).catch((err: unknown) => {
+    const fetched = () => existsSync(join(cas.a!.keysDir, 'federation', 'b.example.json')) && existsSync(join(cas.b!.keysDir, 'federation', 'a.example.json'));
+    await until('both to have fetched the other\'s bundle', async () => {
+      if (fetched()) return true;
+      await clock.advance(30_000);
+      return fetched();
+    }).catch((err: unknown) => {
       console.log(cas.a!.logs.filter((l) => /federat|bundle endpoint/.test(String(l.msg))), cas.b!.logs.filter((l) => /federat|bundle endpoint/.test(String(l.msg))));
       throw err;
     });
@@ -166,15 +170,19 @@ describe('two meshca CAs federated over https_spiffe', () => {
     const a = await workload('a', 'web');
     await cli(['root', 'prepare', '--keys', cas.b!.keysDir, '--db', 'memory:']);
     await cli(['root', 'activate', '--keys', cas.b!.keysDir, '--force', '--db', 'memory:']);
-    // b's serve follows its key store (1 s); a re-fetches b's bundle at its refresh hint.
+    // b's serve follows its key store (1 s); a re-fetches b's bundle at its refresh hint (60 s).
     await clock.advance(1_000);
-    await clock.advance(60_000);
+    await clock.advance(50_000);
     const bRoots = readFileSync(join(cas.b!.keysDir, 'root-cert.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g)!;
     const newRoot = bRoots.find((p) => p.trim() !== cas.b!.rootPem.trim())!;
     expect(newRoot).toBeDefined();
     const aCopy = () => JSON.parse(readFileSync(join(cas.a!.keysDir, 'federation', 'b.example.json'), 'utf8')) as { rootsPem: string[]; sequence: number };
     const before = aCopy().sequence;
-    await until("a's copy of b's bundle to hold b's new root", () => aCopy().rootsPem.includes(newRoot));
+    await until("a's copy of b's bundle to hold b's new root", async () => {
+      if (aCopy().rootsPem.includes(newRoot)) return true;
+      await clock.advance(5_000);
+      return false;
+    });
     expect(aCopy().sequence).toBeGreaterThan(before);
     const b2 = await workload('b', 'api');
     const aNow = await workload('a', 'web');
