@@ -7,7 +7,6 @@ import { openKeyStore, type OpenedKeyStore } from '../keystore/index.ts';
 import { aggregateRefusals, loadOrCreateLedgerKey, memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger, type RefusalCounter } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
 import { authorityFromSnapshot, type KeyStore } from '../rotation/index.ts';
-import { MeshcaError } from '../errors/index.ts';
 import { LOCAL_KEY_CUSTODY, type KeyCustody } from '../pki/index.ts';
 import type { Pkcs11Api } from '../pkcs11/index.ts';
 import type { Clock } from '../time/index.ts';
@@ -98,15 +97,12 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
 
 /** Files a CA makes on first use, made before anything reads them so that every replica shares one set. */
 async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore, custody: KeyCustody): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
+  await opened.settle(async () => {
     await ensureCa(config, { ...deps, custody });
     if (!opened.remote) return;
     if (config.db !== 'memory:') loadOrCreateLedgerKey(config.keysDir);
     if (config.devTokens) await loadDevIssuer(config.keysDir, true);
-    if (await opened.publish()) return;
-    deps.log.info({ keys: opened.location }, 'another replica wrote the key store first; using its keys');
-  }
-  throw new MeshcaError('KEYS_MISSING', `the key store ${opened.location} kept changing while this replica started; start it again`);
+  });
 }
 
 async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore, signer: SignerCustody): Promise<CaContext> {

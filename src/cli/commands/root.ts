@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { bindTrustDomain, MAX_LEAF_TTL_MS, PENDING_DIR, readPendingRequest } from '../../ca/index.ts';
 import { isMeshcaError, MeshcaError } from '../../errors/index.ts';
-import { ledgerUrlFor, memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
+import { ledgerUrlFor, loadOrCreateLedgerKey, memoryLedger, openLedger, type Ledger } from '../../ledger/index.ts';
 import { isKeyReference, readPrivateKeyFile } from '../../pki/index.ts';
 import { createPublicKey } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -88,9 +88,9 @@ async function withOpenedContext<T>(v: RotationSettings, ctx: CommandContext, op
       `refused: "root ${needsFacts.step}" reads what was issued from the CA's ledger, and --db memory: has none; pass the CA's --db, or --force to skip the safety wait`,
     );
   }
+  // The ledger key is shared through the key store: settle it before the ledger binds to one.
+  if (db !== 'memory:') await opened.settle(() => void loadOrCreateLedgerKey(opened.dir));
   const ledger = db === 'memory:' ? undefined : await openLedger(db, { keysDir: opened.dir, newLedger: v['new-ledger'], clock: ctx.clock });
-  // A ledger key made just now belongs with the CA's other files.
-  if (opened.remote) await opened.publish();
   const writer = ledger ?? memoryLedger();
   const { custody, close } = await openCustody(v.signer, ctx).catch(async (err: unknown) => {
     await writer.close();
