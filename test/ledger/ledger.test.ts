@@ -100,6 +100,8 @@ for (const backend of BACKENDS) {
         rootKeyId: ca.authority.rootKeyId,
         requestedTtlSeconds: 1800,
         grantedTtlSeconds: 1800,
+        // A token grant starts its chain of renewals now (--max-renewal-age, docs/security.md).
+        detail: { grantedAt: new Date(T0).toISOString() },
       });
       expect(denied!.event).toMatchObject({ decision: 'denied', errorCode: 'BAD_TTL', reason: expect.stringContaining('48h'), spiffeId: caller.spiffeId.uri, tokenSha256: caller.token.sha256, requestedTtlSeconds: 48 * 3600 });
       expect(denied!.event).not.toHaveProperty('serial');
