@@ -2,7 +2,7 @@
 // the authenticator chain and the metrics registry. Opened once at start, closed last.
 
 import { createIdentityPolicy, loadDevIssuer, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
-import { bindTrustDomain, memoryGrantLedger, SvidIssuer } from '../ca/index.ts';
+import { bindTrustDomain, memoryGrantLedger, SvidIssuer, type GrantLedger } from '../ca/index.ts';
 import { openKeyStore, type OpenedKeyStore } from '../keystore/index.ts';
 import { aggregateRefusals, loadOrCreateLedgerKey, memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger, type RefusalCounter } from '../ledger/index.ts';
 import { createRegistry, type Logger, type Registry } from '../observability/index.ts';
@@ -122,10 +122,8 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
         checkpointEvery: config.checkpointEvery,
         checkpointIntervalMs: config.checkpointIntervalMs,
       });
-  const memory = fullLedger ? undefined : memoryLedger();
-  const ledger: ClosableLedgerWriter = fullLedger ?? memory!;
-  // Renewals over mTLS look their chain's grant up here (--max-renewal-age).
-  const grants = fullLedger ?? memoryGrantLedger(memory!.events);
+  // Renewals over mTLS look their chain's grant up in the ledger (--max-renewal-age).
+  const { ledger, grants } = fullLedger ? { ledger: fullLedger, grants: fullLedger } : inMemoryLedger();
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   const registry = createRegistry();
   const recorder = watchLedger(ledger, () => fullLedger?.health(), ledgerAppendObserver(registry));
@@ -147,4 +145,10 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
     await ledger.close();
     throw err;
   }
+}
+
+/** `--db memory:` (benchmarks): records kept in this process, and the grant lookup over them. */
+function inMemoryLedger(): { ledger: ClosableLedgerWriter; grants: GrantLedger } {
+  const memory = memoryLedger();
+  return { ledger: memory, grants: memoryGrantLedger(memory.events) };
 }
