@@ -4,25 +4,22 @@
 // a pulled token is UNAVAILABLE and /readyz 503 until it is back.
 
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDevIssuer } from '../../src/authn/index.ts';
 import { main } from '../../src/cli/main.ts';
-import type { Pkcs11Api } from '../../src/pkcs11/index.ts';
 import { CaClient } from '../helpers/ca_client.ts';
 import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
 import { runMeshca, startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { FakeClock } from '../fakes/clock.ts';
-import { createSoftHsm, SOFTHSM_MISSING, type SoftHsm } from './softhsm.ts';
+import { createSoftHsm, pullableModule, SOFTHSM_MISSING, type SoftHsm } from './softhsm.ts';
 
 describe.skipIf(SOFTHSM_MISSING)(`a CA with its intermediate key in SoftHSM2${SOFTHSM_MISSING ? ` (skipped: ${SOFTHSM_MISSING})` : ''}`, () => {
   let hsm: SoftHsm;
   let work: { path: string; cleanup: () => void };
   let keys: string;
   let signer: string;
-  let pulled = false;
   let ca: TestCa | undefined;
   const clock = new FakeClock(Math.ceil(Date.now() / 1000) * 1000);
 
@@ -61,19 +58,7 @@ describe.skipIf(SOFTHSM_MISSING)(`a CA with its intermediate key in SoftHSM2${SO
   });
 
   it('serve --signer issues chains that openssl verifies; a pulled token is UNAVAILABLE and /readyz 503, and it recovers', async () => {
-    const require = createRequire(import.meta.url);
-    const real = new (require('pkcs11js') as { PKCS11: new () => Pkcs11Api }).PKCS11();
-    real.load(hsm.modulePath);
-    const api = new Proxy(real, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          if (pulled && prop !== 'C_CloseSession' && prop !== 'C_Initialize') throw Object.assign(new Error('CKR_DEVICE_REMOVED'), { code: 0x32 });
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+    const { api, pull } = pullableModule(hsm.modulePath);
     ca = await startTestCa(['--signer', signer], { keysDir: keys, clock, deps: { pkcs11Api: api } });
     const client = new CaClient({ address: ca.server.grpcAddress, rootPem: ca.rootPem, serverName: 'localhost' });
     const dev = await loadDevIssuer(keys, false);
@@ -84,10 +69,10 @@ describe.skipIf(SOFTHSM_MISSING)(`a CA with its intermediate key in SoftHSM2${SO
       expect(opensslVerify(certChain[2]!, certChain[1]!, certChain[0]!)).toContain('OK');
       expect(await readyz()).toBe(200);
 
-      pulled = true;
+      pull(true);
       await expect(client.createCertificate({ csr: opensslCsr().csrPem, token })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE, details: expect.stringMatching(/PKCS#11 token "meshca-ca".*issuance resumes when the token is back/) });
       expect(await readyz()).toBe(503);
-      pulled = false;
+      pull(false);
       await clock.advance(1_000);
       expect(await readyz()).toBe(200);
       const again = await client.createCertificate({ csr: opensslCsr().csrPem, token });

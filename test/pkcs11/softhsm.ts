@@ -69,3 +69,22 @@ export function createSoftHsm(labels: readonly string[], pin = '4321'): SoftHsm 
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** The real module, wrapped so a test can pull the token out (every call fails CKR_DEVICE_REMOVED) and put it back. */
+export function pullableModule(modulePath: string): { api: import('../../src/pkcs11/index.ts').Pkcs11Api; pull(pulled: boolean): void } {
+  type Api = import('../../src/pkcs11/index.ts').Pkcs11Api;
+  const real = new (createRequire(import.meta.url)('pkcs11js') as { PKCS11: new () => Api }).PKCS11();
+  real.load(modulePath);
+  let pulled = false;
+  const api = new Proxy(real, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (pulled && prop !== 'C_CloseSession' && prop !== 'C_Initialize') throw Object.assign(new Error('CKR_DEVICE_REMOVED'), { code: 0x32 });
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { api, pull: (p) => void (pulled = p) };
+}

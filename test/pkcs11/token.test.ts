@@ -4,10 +4,10 @@
 import { verify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMeshcaError } from '../../src/errors/index.ts';
-import { ecdsaRawToDer, openPkcs11Custody, parsePkcs11Uri, type Pkcs11Api, type Pkcs11Custody } from '../../src/pkcs11/index.ts';
+import { ecdsaRawToDer, openPkcs11Custody, parsePkcs11Uri, type Pkcs11Custody } from '../../src/pkcs11/index.ts';
 import { isKeyReference } from '../../src/pki/index.ts';
 import { FakeClock } from '../fakes/clock.ts';
-import { createSoftHsm, SOFTHSM_MISSING, type SoftHsm } from './softhsm.ts';
+import { createSoftHsm, pullableModule, SOFTHSM_MISSING, type SoftHsm } from './softhsm.ts';
 
 describe('PKCS#11 URIs (RFC 7512)', () => {
   it('reads token, object, module-path and pin-source, percent-decoded', () => {
@@ -33,27 +33,15 @@ describe('PKCS#11 URIs (RFC 7512)', () => {
 
 describe.skipIf(SOFTHSM_MISSING)(`PKCS#11 token on SoftHSM2${SOFTHSM_MISSING ? ` (skipped: ${SOFTHSM_MISSING})` : ''}`, () => {
   let hsm: SoftHsm;
-  let pulled = false;
+  let pull: (pulled: boolean) => void = () => {};
   let custody: Pkcs11Custody;
   const clock = new FakeClock(Date.now());
 
   beforeAll(async () => {
     hsm = createSoftHsm(['meshca-test']);
-    // The real module, wrapped so a test can pull the token out and put it back.
-    const { createRequire } = await import('node:module');
-    const pkcs11js = createRequire(import.meta.url)('pkcs11js') as { PKCS11: new () => Pkcs11Api };
-    const real = new pkcs11js.PKCS11();
-    real.load(hsm.modulePath);
-    const api = new Proxy(real, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          if (pulled && prop !== 'C_CloseSession' && prop !== 'C_Initialize') throw Object.assign(new Error('CKR_DEVICE_REMOVED'), { code: 0x32 });
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+    const module = pullableModule(hsm.modulePath);
+    pull = module.pull;
+    const api = module.api;
     custody = openPkcs11Custody(hsm.signerUri('meshca-test'), { clock, api });
   });
   afterAll(() => {
@@ -83,11 +71,11 @@ describe.skipIf(SOFTHSM_MISSING)(`PKCS#11 token on SoftHSM2${SOFTHSM_MISSING ? `
   it('fails closed while the token is pulled (SIGNER_UNAVAILABLE, readiness false) and signs again once it is back', async () => {
     const { key, publicKey } = await custody.generate('ec-p256');
     const signer = custody.signerFor(key);
-    pulled = true;
+    pull(true);
     const err = await signer.sign(Buffer.from('x')).catch((e: unknown) => e);
     expect(isMeshcaError(err, 'SIGNER_UNAVAILABLE')).toBe(true);
     expect(custody.readiness()).toMatchObject({ ok: false, reason: expect.stringMatching(/signing token is unavailable/) });
-    pulled = false;
+    pull(false);
     // Reopening waits REOPEN_INTERVAL_MS after the last attempt.
     expect(custody.readiness().ok).toBe(false);
     await clock.advance(1_000);
