@@ -26,6 +26,9 @@ import {
 } from '../sds/index.ts';
 import type { Clock } from '../time/index.ts';
 
+/** SDS resource name prefix of a federated trust domain's bundle: `federated/<td>`. */
+export const FEDERATED_SECRET_PREFIX = 'federated/';
+
 /** How often the shared ROOTCA is compared with the CA's bundle (docs/architecture.md: key store changes reach every serve within 5 s). */
 export const BUNDLE_REFRESH_MS = 5_000;
 
@@ -40,6 +43,10 @@ export interface CaDirectSdsDeps {
   readonly authorize?: (caller: Caller) => void;
   /** The CA's current trust bundle, one PEM per root. */
   readonly bundlePem: () => readonly string[];
+  /** Federated trust domains' roots (--federate-with): served as `federated/<td>` secrets. */
+  readonly federatedBundles?: () => ReadonlyMap<string, readonly string[]>;
+  /** Also put the federated roots in ROOTCA (--federated-in-rootca), for validators that know no SPIFFE. */
+  readonly federatedInRootca?: boolean;
   readonly clock: Clock;
   readonly log: Logger;
   readonly ttlMs: number;
@@ -86,7 +93,7 @@ class CallerSource implements SecretSource {
   }
 
   get(name: string): SdsSecret | undefined {
-    if (name === ROOTCA_SECRET_NAME) return this.#bundle.get(name);
+    if (name === ROOTCA_SECRET_NAME || name.startsWith(FEDERATED_SECRET_PREFIX)) return this.#bundle.get(name);
     if (name !== DEFAULT_SECRET_NAME) return undefined;
     const held = this.#own.get(name);
     // The key is made only when a proxy asks for it; a ROOTCA-only stream never gets one.
@@ -95,7 +102,7 @@ class CallerSource implements SecretSource {
   }
 
   names(): readonly string[] {
-    return [DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME];
+    return [DEFAULT_SECRET_NAME, ...this.#bundle.names()];
   }
 
   subscribe(listener: (change: SecretChange) => void): () => void {
@@ -181,7 +188,10 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
   const bundle = new SecretStore();
   const refreshBundle = () => {
     try {
-      bundle.set(trustedCaSecret(ROOTCA_SECRET_NAME, deps.bundlePem().join('')));
+      const federated = deps.federatedBundles?.() ?? new Map<string, readonly string[]>();
+      const extra = deps.federatedInRootca ? [...federated.values()].flat() : [];
+      bundle.set(trustedCaSecret(ROOTCA_SECRET_NAME, [...deps.bundlePem(), ...extra].join('')));
+      for (const [td, roots] of federated) bundle.set(trustedCaSecret(`${FEDERATED_SECRET_PREFIX}${td}`, roots.join('')));
     } catch (err) {
       deps.log.error({ reason: describeError(err) }, 'could not read the trust bundle for SDS');
     }

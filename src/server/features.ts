@@ -75,7 +75,7 @@ export function auditFeature(ctx: CaContext): Feature {
 }
 
 /** CA-direct SDS (--sds): proxies without an agent get a CA-made key over SDS. */
-export function caDirectSdsFeature(ctx: CaContext): Feature {
+export function caDirectSdsFeature(ctx: CaContext, federatedBundles?: () => ReadonlyMap<string, readonly string[]>): Feature & { readonly refreshBundle?: () => void } {
   if (!ctx.config.sds) return {};
   const { state, log } = ctx;
   const sds = createCaDirectSds({
@@ -83,6 +83,7 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
     authenticate: (_md, call) => authenticateCall(call as never, ctx),
     authorize: (caller) => authorizeCaller(caller, ctx.policy, log),
     bundlePem: () => state.bundlePem,
+    ...(federatedBundles ? { federatedBundles, federatedInRootca: ctx.config.federation.inRootca } : {}),
     clock: ctx.clock,
     log,
     ttlMs: ctx.config.ttl.defaultTtlMs,
@@ -94,6 +95,7 @@ export function caDirectSdsFeature(ctx: CaContext): Feature {
   log.warn('CA-direct SDS is on (--sds): the CA makes and holds private keys for proxies that use it; prefer meshca agent, which keeps keys in the pod');
   return {
     services: [(server) => void sds.register(server)],
+    refreshBundle: () => sds.refreshBundle(),
     stop: () => {
       unsubscribe();
       unsubscribeDeny();

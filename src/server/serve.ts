@@ -78,13 +78,18 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     await start(createCertificateFeature(ctx, nodeAuthorization.authorizer, federatedRoots));
     const serving = await start(servingIdentityFeature(ctx));
     await start(auditFeature(ctx));
-    await start(caDirectSdsFeature(ctx));
+    const caDirectSds = await start(caDirectSdsFeature(ctx, () => federation?.bundles() ?? new Map()));
     const leader = await start(leadershipFeature(ctx));
     const rotation = await start(rotationFeature(ctx, leader.leadership));
     await start(ledgerFeature(ctx));
     await start(bundleFeature(ctx, rotation.runtime));
     const federating = await start(federationFeature(ctx, rotation.runtime));
     federation = federating.federation;
+    // A peer's new bundle reaches CA-direct SDS streams at once (federated/<td>, and ROOTCA with --federated-in-rootca).
+    if (federation && caDirectSds.refreshBundle) {
+      federation.subscribe(caDirectSds.refreshBundle);
+      caDirectSds.refreshBundle();
+    }
     const injector = await start(injectorFeature(ctx, serving.identity, leader.leadership));
     await start(hooksFeature(ctx, deps));
 

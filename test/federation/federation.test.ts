@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDevIssuer } from '../../src/authn/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { fetchBundle, parseBundleDocument, parseFederationPeer } from '../../src/federation/index.ts';
+import * as grpc from '@grpc/grpc-js';
 import { CaClient } from '../helpers/ca_client.ts';
+import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
 import { opensslCsr } from '../helpers/csr.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { FakeClock } from '../fakes/clock.ts';
@@ -126,6 +128,7 @@ describe('two meshca CAs federated over https_spiffe', () => {
         '--federate-with', `${peer}.example=https://127.0.0.1:${ports[peer]}/bundle`,
         '--federate-bundle', `${peer}.example=${join(keys[peer], 'root-cert.pem')}`,
         '--federated-in-rootca',
+        '--sds',
       ];
       cas[side] = await startTestCa(flags, { clock, keysDir: keys[side] });
     }
@@ -158,6 +161,21 @@ describe('two meshca CAs federated over https_spiffe', () => {
     const stored = JSON.parse(readFileSync(join(cas.a!.keysDir, 'federation', 'b.example.json'), 'utf8')) as { refreshHintSeconds: number; rootsPem: string[] };
     expect(stored.refreshHintSeconds).toBeGreaterThan(0);
     expect(stored.rootsPem.join('')).toContain(cas.b!.rootPem.trim());
+    // CA-direct SDS serves the peer's bundle as federated/<td>, and in ROOTCA with --federated-in-rootca.
+    const md = new grpc.Metadata();
+    const dev = await loadDevIssuer(cas.a!.keysDir, false);
+    md.set('authorization', `Bearer ${await dev.mint({ namespace: 'edge', serviceAccount: 'gw', audience: 'meshca', ttlMs: 3_600_000, nowMs: clock.now() })}`);
+    const sds = sdsClient(cas.a!.server.grpcAddress, grpc.credentials.createSsl(Buffer.from(cas.a!.rootPem)));
+    const stream = new EnvoyLikeStream(sds, { names: ['ROOTCA', 'federated/b.example'], metadata: md });
+    try {
+      const r = await stream.responses.waitForSecret('federated/b.example');
+      expect(r.secrets.get('federated/b.example')!.bundlePem).toBe(cas.b!.rootPem);
+      expect(r.secrets.get('ROOTCA')!.bundlePem).toContain(cas.b!.rootPem.trim());
+      expect(r.secrets.get('ROOTCA')!.bundlePem).toContain(cas.a!.rootPem.trim());
+    } finally {
+      stream.close();
+      sds.close();
+    }
     // https_spiffe authenticates the endpoint by its SPIFFE ID, not by its name or address.
     const url = `https://127.0.0.1:${ports.b}/bundle`;
     const doc = parseBundleDocument(await fetchBundle(parseFederationPeer(`b.example=${url}`), [cas.b!.rootPem]), 'b.example', 0);
