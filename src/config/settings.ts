@@ -153,7 +153,7 @@ export const SETTINGS = {
   'output-dir': s('string', 'also write tls.crt, tls.key and ca.crt here on every renewal'),
   'bundle-poll': s('duration', 'how often the agent re-reads --root-cert for trust bundle changes', { default: MINUTE_MS }),
   // Injection (meshca inject, serve --injector)
-  file: s('string', 'manifest to inject the agent into (- reads stdin)', { short: 'f' }),
+  file: s('string', 'manifest to inject the agent into (- reads stdin)', { short: 'f', flagOnly: true }),
   'agent-image': s('string', 'image of the injected agent', { default: 'meshca/meshca:0.1.0' }),
   // Audit
   since: s('string', 'from this time (ISO 8601 or a duration ago, e.g. 24h)', { flagOnly: true }),
