@@ -127,6 +127,7 @@ export const SETTINGS = {
   'root-expiry-warning': s('duration', 'warn (log and metric) when the active root expires within this long'),
   'ca-expiry-warning': s('duration', 'warn (log and metric) when the active intermediate expires within this long'),
   'leader-election': s('enum', 'elect one replica (the meshca-leader Lease) for the singleton duties: intermediate auto-rotation and the injection webhook caBundle (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),
+  'leader-lease': s('duration', 'how long the meshca-leader Lease lasts without renewal (renewed every third of it); a dead leader is replaced within it'),
   injector: s('bool', 'also answer the agent-injection webhook (AdmissionReview over HTTPS) on --injector-listen', { default: false }),
   'injector-listen': s('address', 'HTTPS listen address of the agent-injection webhook', { default: { host: '0.0.0.0', port: 15017 } }),
   'distribute-bundle': s('enum', 'keep the meshca-root-cert ConfigMap in every namespace (auto: when running in a Kubernetes pod)', { default: 'auto', choices: ['auto', 'on', 'off'] }),

@@ -7,6 +7,7 @@ import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
 import type { CommandOptions, Settings } from '../config/index.ts';
 import { describeError, MeshcaError } from '../errors/index.ts';
+import { DEFAULT_LEASE_DURATION_MS } from '../distribution/index.ts';
 import { isSecretKeyStore } from '../keystore/index.ts';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor } from '../ledger/index.ts';
 import type { KeyType } from '../pki/index.ts';
@@ -61,6 +62,7 @@ export interface ServeConfig {
   readonly injector?: { readonly listen: ListenAddress; readonly agentImage: string };
   /** Elect one replica (a Lease) for the singleton duties; `auto`: when running in a pod. */
   readonly leaderElection: 'auto' | 'on' | 'off';
+  readonly leaderLeaseMs: number;
   /** SPIFFE federation: our bundle endpoint, and the peers we trust. */
   readonly federation: {
     readonly endpoint?: ListenAddress;
@@ -104,9 +106,10 @@ export const SERVE_OPTIONS = {
     'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'max-connections', 'max-connections-per-peer', 'max-streams-per-connection', 'tls-handshake-timeout', 'log-level', 'key-type', 'org', 'signer', 'bundle-endpoint', 'federate-with', 'federate-bundle', 'federated-in-rootca',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
-    'injector', 'injector-listen', 'agent-image', 'leader-election',
+    'injector', 'injector-listen', 'agent-image', 'leader-election', 'leader-lease',
   ],
   defaults: {
+    'leader-lease': DEFAULT_LEASE_DURATION_MS,
     'checkpoint-every': DEFAULT_CHECKPOINT_EVERY,
     'checkpoint-interval': DEFAULT_CHECKPOINT_INTERVAL_MS,
     'keys-poll': DEFAULT_KEYS_POLL_MS,
@@ -191,6 +194,7 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     logLevel: v['log-level'],
     ...(v.injector ? { injector: { listen: v['injector-listen'], agentImage: v['agent-image'] } } : {}),
     leaderElection: v['leader-election'],
+    leaderLeaseMs: v['leader-lease'],
     ...(v.signer !== undefined ? { signer: v.signer } : {}),
     rotation: {
       keysPollMs: v['keys-poll'],

@@ -107,7 +107,9 @@ export function caDirectSdsFeature(ctx: CaContext, federatedBundles?: () => Read
 /** The meshca-leader Lease (--leader-election): undefined when this replica does the singleton duties alone. */
 export async function leadershipFeature(ctx: CaContext): Promise<Feature & { readonly leadership?: Leadership }> {
   const { config } = ctx;
-  const leadership = await startLeadership(config.leaderElection, config.kubernetes.kubeconfigPath, { namespace: config.namespace, clock: ctx.clock, log: ctx.log, registry: ctx.registry });
+  const leadership = await startLeadership(config.leaderElection, config.kubernetes.kubeconfigPath, {
+    namespace: config.namespace, clock: ctx.clock, log: ctx.log, registry: ctx.registry, leaseDurationMs: config.leaderLeaseMs,
+  });
   return leadership ? { leadership, stop: () => leadership.stop() } : {};
 }
 
