@@ -28,7 +28,8 @@ function message<T>(child: ChildProcess, key: string): Promise<T> {
   });
 }
 
-async function freshSchemaUrl(base: string, name: string): Promise<string> {
+/** A ledger URL on an empty schema of its own (dropped and made again), so runs never meet another CA's ledger. */
+export async function freshSchemaUrl(base: string, name: string): Promise<string> {
   const client = new pg.Client({ connectionString: base });
   await client.connect();
   await client.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
