@@ -59,7 +59,7 @@ function errorsText(errors: Record<string, number>): string {
 }
 
 /** Runs `measured` requests after a warm-up against a server process; CPU and memory from /proc. */
-async function measure(name: string, pid: number, setup: LoadSetup, range: { warm: [number, number]; measured: [number, number] }): Promise<Row> {
+async function measure(name: string, pid: number, setup: LoadSetup, range: { warm: [number, number]; measured: [number, number]; wrap?: number }): Promise<Row> {
   const client = await startLoadClient(setup);
   try {
     process.stdout.write(`  ${name}: warm-up ${fmt(range.warm[1] - range.warm[0])} requests… `);
@@ -67,7 +67,7 @@ async function measure(name: string, pid: number, setup: LoadSetup, range: { war
     const before = procStats(pid);
     const load = loadAverage();
     process.stdout.write(`measuring ${fmt(range.measured[1] - range.measured[0])}… `);
-    const r = await client.phase({ from: range.measured[0], to: range.measured[1], concurrency: CONCURRENCY });
+    const r = await client.phase({ from: range.measured[0], to: range.measured[1], concurrency: CONCURRENCY, ...(range.wrap ? { wrap: range.wrap } : {}) });
     const after = procStats(pid);
     process.stdout.write(`${fmt(r.ok / r.seconds)}/s (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
     return rowOf(name, r, after.cpuSeconds - before.cpuSeconds, after.peakRssMb, (load + loadAverage()) / 2);
@@ -176,7 +176,7 @@ export async function run(): Promise<void> {
     }
     if (PATHS.has('tokenreview')) rows.push(
       await withServe([...common('tokenreview'), '--authn', 'tokenreview', '--kube-qps', '1000', '--kube-burst', '1000', '--db', sqlite('tokenreview')], (serve) =>
-        measure('meshca, `--authn tokenreview`, warm cache, SQLite ledger', serve.child.pid!, grpc(serve.grpcAddress), { warm: [0, REVIEWED], measured: [0, Math.max(REVIEWED, PODS - WARMUP)] }),
+        measure('meshca, `--authn tokenreview`, warm cache, SQLite ledger', serve.child.pid!, grpc(serve.grpcAddress), { warm: [0, REVIEWED], measured: [0, Math.max(REVIEWED, PODS - WARMUP)], wrap: REVIEWED }),
       ),
     );
     if (PATHS.has('mtls')) rows.push(

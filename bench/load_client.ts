@@ -29,6 +29,8 @@ export interface LoadPhase {
   /** Retry UNAVAILABLE after the hint in its message (the agent's behaviour), until this long has passed. */
   readonly retryForMs?: number;
   readonly deadlineMs?: number;
+  /** Index modulo this many pairs (default: all of them), to present a warmed set of tokens again. */
+  readonly wrap?: number;
 }
 
 export interface PhaseResult {
@@ -141,7 +143,8 @@ async function runPhase(call: Call, data: { tokens: string[]; csrs: string[] }, 
         const t0 = performance.now();
         for (;;) {
           try {
-            await call(data.tokens[n % data.tokens.length]!, data.csrs[n % data.csrs.length]!, worker, deadlineMs);
+            const k = n % (phase.wrap ?? data.tokens.length);
+            await call(data.tokens[k]!, data.csrs[k]!, worker, deadlineMs);
             latencies.push(performance.now() - t0);
             break;
           } catch (err) {
