@@ -69,7 +69,7 @@ async function measure(name: string, pid: number, setup: LoadSetup, range: { war
     process.stdout.write(`measuring ${fmt(range.measured[1] - range.measured[0])}… `);
     const r = await client.phase({ from: range.measured[0], to: range.measured[1], concurrency: CONCURRENCY, ...(range.wrap ? { wrap: range.wrap } : {}) });
     const after = procStats(pid);
-    process.stdout.write(`${fmt(r.ok / r.seconds)}/s (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
+    process.stdout.write(`${fmt(r.ok / r.seconds)}/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, server ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} CPU-s, client ${fmt(r.clientCpuSeconds, 1)} CPU-s, peak RSS ${fmt(after.peakRssMb)} MB, errors ${errorsText(r.errors)} (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
     return rowOf(name, r, after.cpuSeconds - before.cpuSeconds, after.peakRssMb, (load + loadAverage()) / 2);
   } finally {
     await client.close();
@@ -210,7 +210,9 @@ export async function run(): Promise<void> {
             const perSecond = fake.callsPerSecond('tokenreviews');
             process.stdout.write(`${fmt(r.seconds, 1)} s\n`);
             const spread = mode === 'tokenreview' ? `${fmt(reviews)} TokenReviews, ${fmt(Math.max(0, ...perSecond))}/s at peak over ${perSecond.length} s` : `${fmt(fake.callCount('GET'))} GETs (discovery + JWKS)`;
-            return `| \`--authn ${mode}\` | ${fmt(PODS)} | ${fmt(r.seconds, 2)} s | ${fmt(r.ok)} | ${errorsText(r.errors)} | ${fmt(r.retries)} | ${fmt(r.p50, 0)} / ${fmt(r.p99, 0)} / ${fmt(r.max, 0)} ms | ${spread} | ${fmt(load, 1)} |`;
+            const row = `| \`--authn ${mode}\` | ${fmt(PODS)} | ${fmt(r.seconds, 2)} s | ${fmt(r.ok)} | ${errorsText(r.errors)} | ${fmt(r.retries)} | ${fmt(r.p50, 0)} / ${fmt(r.p99, 0)} / ${fmt(r.max, 0)} ms | ${spread} | ${fmt(load, 1)} |`;
+            process.stdout.write(`  ${row}\n`);
+            return row;
           } finally {
             await client.close();
           }

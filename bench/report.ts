@@ -41,6 +41,8 @@ export function percentile(sortedMs: readonly number[], p: number): number {
   return sortedMs[Math.min(sortedMs.length - 1, Math.floor((p / 100) * sortedMs.length))]!;
 }
 
-export function fmt(n: number, digits = 0): string {
+export function fmt(n: number | null | undefined, digits = 0): string {
+  // NaN crosses IPC as null (JSON): a percentile of nothing.
+  if (n === null || n === undefined || Number.isNaN(n)) return '—';
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
