@@ -24,9 +24,10 @@ const WARMUP = 500;
 const REVIEWED = Math.min(PODS, 2000);
 const STORM_RETRY_MS = 120_000;
 /** BENCH_PATHS=jwks,cfssl runs only those parts (all by default). */
-const PATHS = new Set((process.env.BENCH_PATHS ?? 'jwks,postgres,tokenreview,mtls,cfssl,storm').split(','));
+const PATHS = new Set((process.env.BENCH_PATHS ?? 'jwks,noledger,postgres,tokenreview,mtls,cfssl,storm').split(','));
 
 const JWKS_ROW = 'meshca, `--authn jwks`, SQLite ledger';
+const NO_LEDGER_ROW = 'meshca, `--authn jwks`, ledger off (`memory:`)';
 
 interface Row {
   readonly name: string;
@@ -51,6 +52,14 @@ function clientCpuPer1000(x: Row): number {
  */
 function ceiling(x: Row): number {
   return (os.cpus().length * 1000) / (x.serverCpuPer1000 + clientCpuPer1000(x));
+}
+
+/** Issue 8's figure: how much of the JWKS path's server CPU per issuance the SQLite ledger adds. */
+function ledgerCost(rows: readonly Row[]): string {
+  const on = rows.find((r) => r.name === JWKS_ROW);
+  const off = rows.find((r) => r.name === NO_LEDGER_ROW);
+  if (!on || !off) return '';
+  return `Ledger cost (SQLite vs \`memory:\`, JWKS path): ${fmt((1 - off.serverCpuPer1000 / on.serverCpuPer1000) * 100, 1)}% of the server\u2019s CPU per issuance, ${fmt((1 - (on.r.ok / on.r.seconds) / (off.r.ok / off.r.seconds)) * 100, 1)}% of requests/s (target: under 15%).`;
 }
 
 function errorsText(errors: Record<string, number>): string {
@@ -170,6 +179,10 @@ export async function run(): Promise<void> {
         }),
       );
     }
+    // The ledger's share of an issuance as a user sees it (issue 8's target: under 15%).
+    if (PATHS.has('noledger')) {
+      rows.push(await withServe([...common('noledger'), '--authn', 'jwks', '--db', 'memory:'], (serve) => measure(NO_LEDGER_ROW, serve.child.pid!, grpc(serve.grpcAddress), full)));
+    }
     const postgres = process.env.MESHCA_TEST_POSTGRES_URL && (await freshSchemaUrl(process.env.MESHCA_TEST_POSTGRES_URL, 'bench_e2e'));
     if (postgres && PATHS.has('postgres')) {
       rows.push(await withServe([...common('postgres'), '--authn', 'jwks', '--db', postgres], (serve) => measure('meshca, `--authn jwks`, PostgreSQL ledger', serve.child.pid!, grpc(serve.grpcAddress), full)));
@@ -243,6 +256,7 @@ export async function run(): Promise<void> {
           : 'cfssl could not be installed; no ratio.',
         'CPU-bound ceiling: the cores divided by the server\u2019s and the load generator\u2019s CPU per request, what the run would reach if it had the machine to itself.',
         restAfterStart ? `\`serve\` RSS just after start (before load): ${fmt(restAfterStart.rssMb)} MB.` : '',
+        ledgerCost(rows),
         '',
         `### Restart storm: ${fmt(PODS)} pods at once`,
         '',
