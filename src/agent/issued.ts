@@ -75,3 +75,25 @@ export function canonicalBundle(text: string, what: string): string {
     .map((der) => toPem(der, 'CERTIFICATE'))
     .join('');
 }
+
+/**
+ * The roots the CA sent, by trust domain (each meshca root names its own in a spiffe:// URI SAN):
+ * those of `ownTrustDomain` (and any naming none) are the workload's own bundle; the others are
+ * federated trust domains' roots, which the CA appends with --federated-in-rootca.
+ */
+export function splitFederatedRoots(bundlePem: string, ownTrustDomain: string): { readonly own: string; readonly federated: ReadonlyMap<string, string> } {
+  let own = '';
+  const federated = new Map<string, string>();
+  for (const der of decodeCertificates(bundlePem, 'the trust bundle')) {
+    const pem = toPem(der, 'CERTIFICATE');
+    let td: string | undefined;
+    try {
+      td = readSigningCertificateId(new X509Certificate(der))?.trustDomain;
+    } catch {
+      td = undefined;
+    }
+    if (td === undefined || td === ownTrustDomain) own += pem;
+    else federated.set(td, (federated.get(td) ?? '') + pem);
+  }
+  return { own, federated };
+}

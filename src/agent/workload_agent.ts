@@ -9,9 +9,12 @@ import { createCsrPem, generateKeyPair, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, wri
 import { DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME, tlsCertificateSecret, trustedCaSecret, type SecretStore } from '../sds/index.ts';
 import { formatDuration, type Clock, type Timer } from '../time/index.ts';
 import type { CaCredential, CaClient } from './ca_client.ts';
-import { acceptIssuedChain, canonicalBundle, type HeldSvid } from './issued.ts';
+import { acceptIssuedChain, canonicalBundle, splitFederatedRoots, type HeldSvid } from './issued.ts';
 import { RenewalEngine, type FailureKind } from '../ca/index.ts';
 import { tokenExpiryMs } from './token.ts';
+
+/** SDS resource name prefix of a federated trust domain's bundle (SPIFFE federation). */
+const FEDERATED_PREFIX = 'federated/';
 
 export interface AgentMetricsHooks {
   renewed(svid: HeldSvid): void;
@@ -192,9 +195,16 @@ export class WorkloadAgent {
     this.#lastError = undefined;
     this.#permanentError = undefined;
     this.#bundlePem = svid.bundlePem;
+    // ROOTCA is every root the CA sent (federated ones too when the CA runs --federated-in-rootca);
+    // roots of other trust domains are also served per domain as federated/<td>.
+    const split = splitFederatedRoots(svid.bundlePem, svid.spiffeId.slice('spiffe://'.length).split('/')[0]!);
+    for (const name of this.#o.store.names()) {
+      if (name.startsWith(FEDERATED_PREFIX) && !split.federated.has(name.slice(FEDERATED_PREFIX.length))) this.#o.store.remove(name);
+    }
     this.#o.store.set(
       tlsCertificateSecret(DEFAULT_SECRET_NAME, svid.chainPem, svid.privateKeyPem, svid.notAfterMs),
       trustedCaSecret(ROOTCA_SECRET_NAME, svid.bundlePem),
+      ...[...split.federated].map(([td, pem]) => trustedCaSecret(`${FEDERATED_PREFIX}${td}`, pem)),
     );
     this.#writeFiles(svid);
     this.#o.metrics?.renewed(svid);

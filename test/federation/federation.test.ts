@@ -4,7 +4,7 @@
 // root, the other picks the new bundle up by its refresh hint, and the handshake still works.
 
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
@@ -15,6 +15,7 @@ import { fetchBundle, parseBundleDocument, parseFederationPeer } from '../../src
 import * as grpc from '@grpc/grpc-js';
 import { CaClient } from '../helpers/ca_client.ts';
 import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
+import { runTestAgent } from '../agent/harness.ts';
 import { opensslCsr } from '../helpers/csr.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { FakeClock } from '../fakes/clock.ts';
@@ -175,6 +176,20 @@ describe('two meshca CAs federated over https_spiffe', () => {
     } finally {
       stream.close();
       sds.close();
+    }
+    // meshca agent serves the peer's roots as federated/b.example too (and in ROOTCA, as a's CA sends them).
+    const agentDir = join(work.path, 'agent-a');
+    mkdirSync(agentDir, { recursive: true });
+    writeFileSync(join(agentDir, 'token'), await dev.mint({ namespace: 'shop', serviceAccount: 'agent', audience: 'meshca', ttlMs: 3_600_000, nowMs: clock.now() }));
+    // The agent keeps real time: its calls' deadlines are on its clock, and this test's runs behind.
+    const agent = await runTestAgent({ caAddress: cas.a!.server.grpcAddress, dir: agentDir, rootCertPath: join(cas.a!.keysDir, 'root-cert.pem'), ttlMs: 3_600_000 });
+    try {
+      await agent.running.agent.firstCertificate();
+      expect(agent.running.store.get('federated/b.example')).toMatchObject({ kind: 'trusted-ca', bundlePem: cas.b!.rootPem });
+      expect(agent.running.store.get('ROOTCA')).toMatchObject({ bundlePem: cas.a!.rootPem + cas.b!.rootPem });
+      expect(agent.running.store.get('federated/a.example')).toBeUndefined();
+    } finally {
+      await agent.stop();
     }
     // https_spiffe authenticates the endpoint by its SPIFFE ID, not by its name or address.
     const url = `https://127.0.0.1:${ports.b}/bundle`;
