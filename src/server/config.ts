@@ -12,7 +12,7 @@ import { isSecretKeyStore } from '../keystore/index.ts';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, ledgerUrlFor } from '../ledger/index.ts';
 import type { KeyType } from '../pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../rotation/index.ts';
-import { validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
+import { isKubernetesNamespace, isKubernetesServiceAccount, validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
 import { parseListenAddress, type ConnectionLimits, type ListenAddress } from '../transport/index.ts';
 import { parseFederationPeer, type FederationPeer } from '../federation/index.ts';
 
@@ -210,7 +210,6 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
 }
 
 const CLUSTER_ID = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/;
-const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /**
  * `--cluster <id>=<kubeconfig>`, or `--cluster <directory>`: every file in it is a kubeconfig named
@@ -247,7 +246,7 @@ function clustersInDirectory(dir: string): { id: string; kubeconfigPath: string;
 
 function parseNodeAccount(entry: string): NodeAccount {
   const [namespace, serviceAccount, ...rest] = entry.split('/');
-  if (!namespace || !serviceAccount || rest.length > 0 || !K8S_NAME.test(namespace) || !K8S_NAME.test(serviceAccount)) {
+  if (!namespace || !serviceAccount || rest.length > 0 || !isKubernetesNamespace(namespace) || !isKubernetesServiceAccount(serviceAccount)) {
     throw new MeshcaError('BAD_CONFIG', `--trusted-node-accounts: "${entry}" is not <namespace>/<service account>`);
   }
   return { namespace, serviceAccount };

@@ -6,5 +6,6 @@ export {
   kubernetesSpiffeId,
   kubernetesIdentityOf,
   isKubernetesNamespace,
+  isKubernetesServiceAccount,
   validateTrustDomain,
 } from './spiffe_id.ts';

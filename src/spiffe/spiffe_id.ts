@@ -90,6 +90,11 @@ export function isKubernetesNamespace(name: string): boolean {
   return K8S_NAMESPACE.test(name);
 }
 
+/** Whether `name` can be a Kubernetes service account (a DNS-1123 subdomain). */
+export function isKubernetesServiceAccount(name: string): boolean {
+  return name.length <= MAX_SUBDOMAIN_LENGTH && K8S_SERVICE_ACCOUNT.test(name);
+}
+
 /**
  * The Kubernetes workload form: spiffe://<td>/ns/<namespace>/sa/<service-account>. Names must be
  * valid Kubernetes names, so one can never smuggle extra path segments ("a/sa/admin").
@@ -98,7 +103,7 @@ export function kubernetesSpiffeId(trustDomain: string, namespace: string, servi
   if (!K8S_NAMESPACE.test(namespace)) {
     throw new MeshcaError('BAD_SPIFFE_ID', `namespace "${namespace.slice(0, 80)}" is not a valid Kubernetes namespace name (DNS-1123 label)`);
   }
-  if (serviceAccount.length > MAX_SUBDOMAIN_LENGTH || !K8S_SERVICE_ACCOUNT.test(serviceAccount)) {
+  if (!isKubernetesServiceAccount(serviceAccount)) {
     throw new MeshcaError('BAD_SPIFFE_ID', `service account "${serviceAccount.slice(0, 80)}" is not a valid Kubernetes name (DNS-1123 subdomain)`);
   }
   return formatSpiffeId(trustDomain, 'ns', namespace, 'sa', serviceAccount);

@@ -39,6 +39,13 @@ describe('serve refuses unsafe settings at start-up', () => {
     expect(await refusedAtStartUp(args)).toMatch(message);
   });
 
+  it.each(['a..b/sa', 'ns/a..b'])('refuses --trusted-node-accounts %s (the Kubernetes name rules the SPIFFE ID uses)', async (entry) => {
+    const jwks = ['--authn', 'jwks', '--jwks-url', 'https://issuer.example/keys', '--issuer', 'https://issuer.example'];
+    expect(await refusedAtStartUp([...jwks, '--trusted-node-accounts', `istio-system/ztunnel,${entry}`])).toMatch(
+      new RegExp(`--trusted-node-accounts: "${entry.replace(/\./g, '\\.')}" is not <namespace>/<service account>`),
+    );
+  });
+
   it('refuses a bad namespace from the environment too', async () => {
     expect(await refusedAtStartUp([], { MESHCA_DENY_NAMESPACES: 'kube-system, ns/with/slash' })).toMatch(/MESHCA_DENY_NAMESPACES: "ns\/with\/slash" is not a Kubernetes namespace name/);
   });
