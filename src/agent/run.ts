@@ -74,8 +74,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     throw new MeshcaError('BAD_CONFIG', code ? `--root-cert ${config.rootCertPath}: cannot read the file (${code})` : (err as Error).message, { cause: err });
   }
   const registry = createRegistry();
-  const sdsMetrics = createSdsMetrics(registry);
-  const store = new SecretStore();
+  const sdsMetrics = createSdsMetrics(registry, config.clock);
+  const store = new SecretStore(config.clock);
   let agent: WorkloadAgent | undefined;
   const ca = createCaClient({
     address: config.caAddress,

@@ -274,6 +274,14 @@ export class ChainedLedger implements Ledger {
     }
   }
 
+  async newestCheckpointTimeMs(): Promise<number | undefined> {
+    try {
+      return (await this.#store.newestCheckpoint())?.timeMs;
+    } catch (err) {
+      throw ledgerUnavailable(this.#store.where, 'read the newest checkpoint', err);
+    }
+  }
+
   async prune(beforeMs: number): Promise<PruneResult> {
     // Sign the head first so the newest old-enough records have a checkpoint to prune up to.
     if (this.#opts.ledgerKey) await this.#commit.submit({ kind: 'checkpoint', force: true });

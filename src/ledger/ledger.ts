@@ -84,6 +84,8 @@ export interface Ledger extends LedgerWriter {
   verify(anchor?: AnchorCheck): Promise<VerifyReport>;
   /** Why the ledger cannot be written now (e.g. its SQLite file was deleted under it), or undefined; cheap. */
   health(): string | undefined;
+  /** When the newest signed checkpoint was made (any replica's), or undefined when none is yet. */
+  newestCheckpointTimeMs(): Promise<number | undefined>;
   /** Removes records older than `beforeMs` up to the newest signed checkpoint among them. */
   prune(beforeMs: number): Promise<PruneResult>;
   close(): Promise<void>;

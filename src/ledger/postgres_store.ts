@@ -28,6 +28,7 @@ import {
   INIT_META_SQL,
   META_SQL,
   metaFromRows,
+  NEWEST_CHECKPOINT_SQL,
 } from './store.ts';
 
 export const DEFAULT_POOL_SIZE = 4;
@@ -194,6 +195,11 @@ export class PostgresStore implements LedgerStore {
   async checkpoints(): Promise<StoredCheckpoint[]> {
     const res = await this.#pool.query('SELECT seq, head_hash, time_ms, key_id, signature FROM meshca_ledger_checkpoints ORDER BY seq ASC');
     return res.rows.map(checkpointFromRow);
+  }
+
+  async newestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const row = (await this.#pool.query(NEWEST_CHECKPOINT_SQL)).rows[0];
+    return row ? checkpointFromRow(row) : undefined;
   }
 
   async anchor(): Promise<ChainAnchor> {

@@ -30,6 +30,7 @@ import {
   INIT_META_SQL,
   META_SQL,
   metaFromRows,
+  NEWEST_CHECKPOINT_SQL,
 } from './store.ts';
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -211,6 +212,11 @@ export class SqliteStore implements LedgerStore {
   async checkpoints(): Promise<StoredCheckpoint[]> {
     const rows = this.#db.prepare('SELECT seq, head_hash, time_ms, key_id, signature FROM meshca_ledger_checkpoints ORDER BY seq ASC').all() as Row[];
     return rows.map(checkpointFromRow);
+  }
+
+  async newestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const row = this.#db.prepare(NEWEST_CHECKPOINT_SQL).get() as Row | undefined;
+    return row ? checkpointFromRow(row) : undefined;
   }
 
   async anchor(): Promise<ChainAnchor> {

@@ -75,6 +75,8 @@ export interface LedgerStore {
   /** Records in ascending seq after `afterSeq`, for verification. */
   scan(afterSeq: number, limit: number): Promise<StoredRecord[]>;
   checkpoints(): Promise<StoredCheckpoint[]>;
+  /** The checkpoint with the highest seq, or undefined when none is signed yet. */
+  newestCheckpoint(): Promise<StoredCheckpoint | undefined>;
   anchor(): Promise<ChainAnchor>;
   /**
    * Under the write lock: picks the newest checkpoint whose record is older than `beforeMs` (and
@@ -93,6 +95,7 @@ export interface LedgerStore {
   close(): Promise<void>;
 }
 
+export const NEWEST_CHECKPOINT_SQL = 'SELECT seq, head_hash, time_ms, key_id, signature FROM meshca_ledger_checkpoints ORDER BY seq DESC LIMIT 1';
 export const META_SQL = 'SELECT key, value FROM meshca_ledger_meta';
 export const INIT_META_SQL = (p1: string, p2: string): string => `INSERT INTO meshca_ledger_meta (key, value) VALUES (${p1}, ${p2}) ON CONFLICT (key) DO NOTHING`;
 

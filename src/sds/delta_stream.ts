@@ -67,8 +67,8 @@ export class DeltaStream implements Subscriber {
     this.#sendChanges();
   }
 
-  onChange(_change: SecretChange): void {
-    this.#sendChanges();
+  onChange(change: SecretChange): void {
+    this.#sendChanges(change.atMs);
   }
 
   close(): void {
@@ -83,7 +83,8 @@ export class DeltaStream implements Subscriber {
     this.#index.watchAll(this, on);
   }
 
-  #sendChanges(): void {
+  /** `changeAtMs`: when the secret change that calls this happened (none when a request does). */
+  #sendChanges(changeAtMs?: number): void {
     if (this.#closed || !this.#started) return;
     const wanted = this.#wildcard ? new Set([...this.#source.names(), ...this.#names]) : this.#names;
     const changed: SdsSecret[] = [];
@@ -100,6 +101,6 @@ export class DeltaStream implements Subscriber {
     for (const name of removed) this.#held.delete(name);
     this.#lastNonce = response.nonce;
     this.#call.write(response.bytes);
-    this.#metrics.pushed();
+    this.#metrics.pushed(changeAtMs);
   }
 }

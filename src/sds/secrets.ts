@@ -3,6 +3,7 @@
 // A secret holds a private key in memory: never log one, never put one in an error.
 
 import { createHash } from 'node:crypto';
+import { systemClock, type Clock } from '../time/index.ts';
 
 /** Envoy's resource type for secrets (envoy.extensions.transport_sockets.tls.v3.Secret). */
 export const SECRET_TYPE_URL = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
@@ -36,6 +37,8 @@ export interface SecretChange {
   readonly changed: readonly string[];
   /** Names whose secret no longer exists. */
   readonly removed: readonly string[];
+  /** When the store made the change (its Clock), for the push latency metric. */
+  readonly atMs?: number;
 }
 
 /** What the SDS service reads: the current secrets, and a way to hear about changes. */
@@ -63,6 +66,11 @@ export function trustedCaSecret(name: string, bundlePem: string): SdsSecret {
 export class SecretStore implements SecretSource {
   readonly #secrets = new Map<string, SdsSecret>();
   readonly #listeners = new Set<(change: SecretChange) => void>();
+  readonly #clock: Clock;
+
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
 
   get(name: string): SdsSecret | undefined {
     return this.#secrets.get(name);
@@ -85,11 +93,11 @@ export class SecretStore implements SecretSource {
       this.#secrets.set(secret.name, secret);
       changed.push(secret.name);
     }
-    if (changed.length > 0) this.#notify({ changed, removed: [] });
+    if (changed.length > 0) this.#notify({ changed, removed: [], atMs: this.#clock.now() });
   }
 
   remove(name: string): void {
-    if (this.#secrets.delete(name)) this.#notify({ changed: [], removed: [name] });
+    if (this.#secrets.delete(name)) this.#notify({ changed: [], removed: [name], atMs: this.#clock.now() });
   }
 
   #notify(change: SecretChange): void {

@@ -49,8 +49,8 @@ export class SotwStream implements Subscriber {
     this.#sendIfChanged();
   }
 
-  onChange(_change: SecretChange): void {
-    this.#sendIfChanged();
+  onChange(change: SecretChange): void {
+    this.#sendIfChanged(change.atMs);
   }
 
   close(): void {
@@ -84,7 +84,8 @@ export class SotwStream implements Subscriber {
     return secrets;
   }
 
-  #sendIfChanged(): void {
+  /** `changeAtMs`: when the secret change that calls this happened (none when a request does). */
+  #sendIfChanged(changeAtMs?: number): void {
     if (this.#closed || this.#names === undefined) return;
     const secrets = this.#currentSecrets();
     // Warming: a requested secret that does not exist yet is sent when it appears, not refused.
@@ -93,7 +94,7 @@ export class SotwStream implements Subscriber {
     if (!response) return;
     this.#last = response;
     this.#call.write(response.bytes);
-    this.#metrics.pushed();
+    this.#metrics.pushed(changeAtMs);
   }
 }
 

@@ -67,7 +67,7 @@ export interface CaDirectSds {
 
 /** One stream's secrets: its own `default`, issued on first request, and the shared ROOTCA. */
 class CallerSource implements SecretSource {
-  readonly #own = new SecretStore();
+  readonly #own: SecretStore;
   readonly #bundle: SecretStore;
   readonly #caller: Caller;
   readonly #peer: string;
@@ -78,6 +78,7 @@ class CallerSource implements SecretSource {
   #ended = false;
 
   constructor(caller: Caller, peer: string, bundle: SecretStore, deps: CaDirectSdsDeps, revoke: (err: MeshcaError) => void) {
+    this.#own = new SecretStore(deps.clock);
     this.#caller = caller;
     this.#peer = peer;
     this.#bundle = bundle;
@@ -185,7 +186,7 @@ class CallerSource implements SecretSource {
 
 
 export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
-  const bundle = new SecretStore();
+  const bundle = new SecretStore(deps.clock);
   const refreshBundle = () => {
     try {
       const federated = deps.federatedBundles?.() ?? new Map<string, readonly string[]>();
@@ -221,7 +222,7 @@ export function createCaDirectSds(deps: CaDirectSdsDeps): CaDirectSds {
   };
   return {
     register(server) {
-      return addSdsService(server, { source: open, log: deps.log, metrics: deps.metrics ?? createSdsMetrics() });
+      return addSdsService(server, { source: open, log: deps.log, metrics: deps.metrics ?? createSdsMetrics(undefined, deps.clock) });
     },
     refreshBundle,
     async closeDenied() {

@@ -11,7 +11,7 @@ import { LOCAL_KEY_CUSTODY, type KeyCustody } from '../pki/index.ts';
 import type { Pkcs11Api } from '../pkcs11/index.ts';
 import type { Clock } from '../time/index.ts';
 import { buildAuthenticators, ensureCa, watchLedger } from './bootstrap.ts';
-import { ledgerAppendObserver } from './metrics.ts';
+import { ledgerAppendObserver, ledgerCheckpointAgeGauge } from './metrics.ts';
 import { CaState } from './ca_state.ts';
 import { DenyListFollower } from './deny_list.ts';
 import type { ServeConfig } from './config.ts';
@@ -127,6 +127,7 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   const registry = createRegistry();
   const recorder = watchLedger(ledger, () => fullLedger?.health(), ledgerAppendObserver(registry));
+  ledgerCheckpointAgeGauge(registry, clock, async () => fullLedger?.newestCheckpointTimeMs());
   // Anyone can be refused before authenticating: count those, so a flood cannot fill the ledger.
   const refusals = aggregateRefusals({ ledger: recorder, clock, onError: (message) => log.warn(message) });
   try {

@@ -13,6 +13,7 @@ import { authenticateCall, authorizeCaller, createCaServiceHandlers } from './ca
 import type { CaContext } from './context.ts';
 import { FederatedBundleStore, Federation, readBootstrapBundle, startBundleEndpoint, type BundleEndpoint } from '../federation/index.ts';
 import { createCsrPem, generateKeyPair } from '../pki/index.ts';
+import { createSdsMetrics } from '../sds/index.ts';
 import { kubernetesSpiffeId } from '../spiffe/index.ts';
 import type { NodeAuthorizer } from '../authn/index.ts';
 import { servingDnsNames, servingIpAddresses, ServingIdentity } from './serving_identity.ts';
@@ -87,6 +88,7 @@ export function caDirectSdsFeature(ctx: CaContext, federatedBundles?: () => Read
     clock: ctx.clock,
     log,
     ttlMs: ctx.config.ttl.defaultTtlMs,
+    metrics: createSdsMetrics(ctx.registry, ctx.clock),
   });
   // Push a rotated bundle at once rather than at the next periodic refresh.
   const unsubscribe = state.subscribe(() => sds.refreshBundle());

@@ -1,6 +1,7 @@
 // The CA server's Prometheus metrics. Label values are bounded (outcome codes, cert roles).
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Clock } from '../time/index.ts';
 
 export interface CaMetrics {
   readonly issuances: Counter<'outcome'>;
@@ -49,4 +50,21 @@ export function ledgerAppendObserver(registry: Registry): (seconds: number, ok: 
     registers: [registry],
   });
   return (seconds, ok) => appends.observe({ result: ok ? 'ok' : 'error' }, seconds);
+}
+
+/**
+ * Age of the ledger's newest signed checkpoint (any replica's), read at scrape time. Absent until
+ * one exists or while the ledger cannot be read (the append metric's errors alert on that).
+ */
+export function ledgerCheckpointAgeGauge(registry: Registry, clock: Clock, newestCheckpointTimeMs: () => Promise<number | undefined>): void {
+  new Gauge({
+    name: 'meshca_ledger_checkpoint_age_seconds',
+    help: "Seconds since the ledger's newest signed checkpoint; it should stay under 2 x --checkpoint-interval while records are appended",
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const timeMs = await newestCheckpointTimeMs().catch(() => undefined);
+      if (timeMs !== undefined) this.set(Math.max(0, clock.now() - timeMs) / 1000);
+    },
+  });
 }

@@ -64,18 +64,20 @@ describe('deploy/monitoring', () => {
       spec: { groups: { rules: { alert: string; expr: string; annotations: { summary: string; description: string } }[] }[] };
     };
     const alerts = rule.spec.groups.flatMap((g) => g.rules);
-    expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining(['MeshcaIntermediateExpiringSoon', 'MeshcaRootExpiringSoon', 'MeshcaIssuanceErrors', 'MeshcaLedgerUnavailable', 'MeshcaNoLeader', 'MeshcaAgentsFailingToRenew']));
+    expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining(['MeshcaIntermediateExpiringSoon', 'MeshcaRootExpiringSoon', 'MeshcaIssuanceErrors', 'MeshcaLedgerUnavailable', 'MeshcaLedgerCheckpointOverdue', 'MeshcaNoLeader', 'MeshcaAgentsFailingToRenew']));
     for (const a of alerts) {
       expect(a.annotations.summary && a.annotations.description, a.alert).toBeTruthy();
       for (const name of metricNamesIn(a.expr)) expect(exported.has(name) || exported.has(name.replace(HISTOGRAM_SUFFIX, '')), `${a.alert}: ${name}`).toBe(true);
     }
   });
 
-  it('the metrics the alerts need carry values: the leader holds its Lease, the ledger recorded an append', async () => {
+  it('the metrics the alerts need carry values: the leader holds its Lease, the ledger recorded an append and a checkpoint', async () => {
     // The first Lease attempt runs as serve starts; its answer may come just after.
     await vi.waitFor(async () => expect(await (await fetch(`http://${ca.server.httpAddress}/metrics`)).text()).toMatch(/^meshca_leader 1$/m), { timeout: 5000, interval: 100 });
     const page = await (await fetch(`http://${ca.server.httpAddress}/metrics`)).text();
     expect(page).toMatch(/^meshca_ledger_append_duration_seconds_count\{result="ok"\} [1-9]/m);
+    // The ledger checkpoints as it binds; its age is read from the ledger at scrape time.
+    expect(page).toMatch(/^meshca_ledger_checkpoint_age_seconds \d/m);
     expect(page).toMatch(/^meshca_ca_cert_expiry_timestamp_seconds\{cert="intermediate"\} \d+/m);
   });
 });
