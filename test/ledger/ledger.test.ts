@@ -309,9 +309,11 @@ for (const backend of BACKENDS) {
       await ledger.append(issuance(1));
       await ledger.append(issuance(2));
       expect(await ledger.verify()).toMatchObject({ checkpoints: 0, uncoveredRecords: 2 });
+      expect(await ledger.newestCheckpointTimeMs()).toBeUndefined();
       clock.advance(120_000);
       await ledger.append(issuance(3));
       expect(await ledger.verify()).toMatchObject({ checkpoints: 1, uncoveredRecords: 0 });
+      expect(await ledger.newestCheckpointTimeMs()).toBe(clock.now());
       await ledger.append(issuance(4));
       await ledger.close();
       expect((await db.sql.exec('SELECT seq FROM meshca_ledger_checkpoints ORDER BY seq')).map((r) => Number(r.seq))).toEqual([3, 4]);

@@ -35,13 +35,10 @@ function delayed(inner: SecretStore): SecretSource {
 }
 
 async function pushHistogram(): Promise<{ count: number; sum: number; buckets: Map<string, number> }> {
-  const values = (await registry.getSingleMetric('meshca_sds_push_duration_seconds')!.get()).values;
-  const buckets = new Map(values.filter((v) => v.metricName?.endsWith('_bucket')).map((v) => [String(v.labels.le), v.value]));
-  return {
-    count: values.find((v) => v.metricName?.endsWith('_count'))!.value,
-    sum: values.find((v) => v.metricName?.endsWith('_sum'))!.value,
-    buckets,
-  };
+  const text = await registry.getSingleMetricAsString('meshca_sds_push_duration_seconds');
+  const sample = (name: string) => Number(new RegExp(`^meshca_sds_push_duration_seconds_${name} (\\S+)$`, 'm').exec(text)![1]);
+  const buckets = new Map([...text.matchAll(/^meshca_sds_push_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  return { count: sample('count'), sum: sample('sum'), buckets };
 }
 
 async function serve(source: SecretSource): Promise<void> {
