@@ -100,8 +100,9 @@ done
 echo "/readyz: 200"
 
 log "one CreateCertificate from the host"
-# The container made the development-token key beside the CA; the host mints with it.
-node bin/meshca.js token mint --keys "$WORK/keys" --ns default --sa image-test > "$WORK/token"
+# Minted in the container, as its user: the key directory belongs to that user, and meshca refuses
+# a key directory owned by anyone else (the host's uid here) as one another user could change.
+"${RUN[@]}" --rm "$IMAGE" token mint --ns default --sa image-test --token-ttl 10m > "$WORK/token"
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" -out "$WORK/csr.pem" -subj /CN=image-test 2>/dev/null
 node bin/meshca.js request --ca-addr "127.0.0.1:$GRPC_PORT" --root-cert "$WORK/keys/root-cert.pem" --token-file "$WORK/token" --csr "$WORK/csr.pem" > "$WORK/chain.pem"
 openssl x509 -in "$WORK/chain.pem" -noout -ext subjectAltName | grep -q 'URI:spiffe://cluster.local/ns/default/sa/image-test' || { echo "image: the issued certificate lacks the SPIFFE ID"; exit 1; }
