@@ -1,14 +1,16 @@
 // meshca's SPIFFE bundle endpoint for federating peers (Bundle spec §5, profile https_spiffe):
 // HTTPS presenting meshca's own X509-SVID (the endpoint SPIFFE ID), serving the bundle document
 // with spiffe_sequence and spiffe_refresh_hint. The SVID is re-issued at half its lifetime on the
-// injected clock. Serves public data only; never a key.
+// injected clock. Serves public data only; never a key. Behind the same connection gate and limits
+// as the gRPC port (--max-connections, --max-connections-per-peer, --tls-handshake-timeout); a
+// request is one GET with small headers and no body.
 
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock, Timer } from '../time/index.ts';
-import { closeHttp, listenHttp, type ListenAddress } from '../transport/index.ts';
+import { listenGated, type ConnectionLimits, type ListenAddress, type RefusalReason } from '../transport/index.ts';
 
 export interface EndpointCredential {
   /** Leaf then intermediates. */
@@ -25,6 +27,9 @@ export interface BundleEndpointOptions {
   readonly route: (req: IncomingMessage, res: ServerResponse) => void;
   readonly clock: Clock;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** The gRPC port's limits (--max-connections, --max-connections-per-peer, --tls-handshake-timeout). */
+  readonly limits: ConnectionLimits;
+  readonly onRefused?: (peer: string, reason: RefusalReason) => void;
 }
 
 export interface BundleEndpoint {
@@ -33,13 +38,27 @@ export interface BundleEndpoint {
 }
 
 const RETRY_MS = 10_000;
+/** A GET of one document needs a few hundred bytes of headers. */
+const MAX_HEADER_BYTES = 8 * 1024;
+/** Connections still open this long after stop() are dropped. */
+const STOP_GRACE_MS = 1_000;
 
 export async function startBundleEndpoint(o: BundleEndpointOptions): Promise<BundleEndpoint> {
   const first = await o.issue();
-  const server: Server = createServer({ cert: first.certChainPem, key: first.keyPem }, (req, res) => {
+  const bounds = {
+    handshakeTimeout: o.limits.handshakeTimeoutMs,
+    maxHeaderSize: MAX_HEADER_BYTES,
+    headersTimeout: o.limits.handshakeTimeoutMs,
+    requestTimeout: o.limits.handshakeTimeoutMs,
+  };
+  const server: Server = createServer({ cert: first.certChainPem, key: first.keyPem, ...bounds }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405).end();
+      res.writeHead(405, { connection: 'close' }).end();
+      return;
+    }
+    if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0') {
+      res.writeHead(413, { connection: 'close' }).end();
       return;
     }
     if (path !== '/' && path !== '/bundle') {
@@ -66,14 +85,17 @@ export async function startBundleEndpoint(o: BundleEndpointOptions): Promise<Bun
     }
   };
   schedule(first);
-  const address = await listenHttp(server as unknown as import('node:http').Server, o.address, '--bundle-endpoint');
+  const gate = await listenGated(o.address, '--bundle-endpoint', o.limits, (socket) => server.emit('connection', socket), o.onRefused);
+  const address = gate.address;
   o.log.info({ address }, 'serving the SPIFFE bundle endpoint (https_spiffe)');
   return {
     address,
     async stop() {
       stopped = true;
       timer?.cancel();
-      await closeHttp(server as unknown as import('node:http').Server);
+      gate.stopAccepting();
+      server.closeIdleConnections();
+      await gate.drain(STOP_GRACE_MS);
     },
   };
 }

@@ -212,6 +212,11 @@ export async function federationFeature(ctx: CaContext, rotation: Pick<RotationR
       address: f.endpoint,
       clock,
       log,
+      limits: config.connections,
+      onRefused: (peer, reason) => {
+        ctx.metrics.connectionsRefused.inc({ reason });
+        log.debug({ peer, reason }, 'bundle endpoint connection refused: at the connection cap');
+      },
       route: createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version })),
       issue: async () => {
         const { privateKey } = generateKeyPair('ec-p256');

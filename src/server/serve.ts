@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
-import { closeHttp, createHttpServer, listenGrpcGated, listenHttp, shutdownGrpc, type GatedGrpcListener } from '../transport/index.ts';
+import { closeHttp, createHttpServer, listenGrpcGated, listenHttp, shutdownGrpc, type GatedListener } from '../transport/index.ts';
 import type { ServeConfig } from './config.ts';
 import type { Federation } from '../federation/index.ts';
 import { injectorFeature } from './injector.ts';
@@ -57,7 +57,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     'grpc-node.max_session_memory': MAX_SESSION_MEMORY_MB,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  let listener: GatedGrpcListener | undefined;
+  let listener: GatedListener | undefined;
   let http: HttpServer | undefined;
   let started = false;
   const instance = randomBytes(8).toString('hex');

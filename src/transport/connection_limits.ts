@@ -1,7 +1,8 @@
-// The CA's gRPC port behind a connection gate: a plain net.Server accepts each TCP connection,
-// refuses it when the total or the peer's count is at its cap, and hands the rest to grpc-js
-// (its connection injector). Idle floods then cannot exhaust file descriptors, and a handshake
-// that never finishes is dropped after a short timeout instead of Node's 120 s default.
+// The CA's TLS ports (gRPC, the SPIFFE bundle endpoint) behind a connection gate: a plain net.Server
+// accepts each TCP connection, refuses it when the total or the peer's count is at its cap, and hands
+// the rest to the TLS server behind it (grpc-js's connection injector, or an https.Server). Idle
+// floods then cannot exhaust file descriptors, and a handshake that never finishes is dropped after a
+// short timeout instead of Node's 120 s default.
 
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
@@ -28,12 +29,12 @@ export interface ConnectionLimits {
 
 export type RefusalReason = 'total' | 'per-peer';
 
-export interface GatedGrpcListener {
+export interface GatedListener {
   /** host:port actually bound. */
   readonly address: string;
   /** Open connections now, in total and for one peer. */
   connections(peer?: string): number;
-  /** Stops accepting; connections already handed to grpc-js stay until it closes them. */
+  /** Stops accepting; connections already handed on stay until the server behind closes them. */
   stopAccepting(): void;
   /**
    * Resolves once every connection has closed (grpc-js closes its sessions as their calls finish),
@@ -56,17 +57,18 @@ function setHandshakeTimeout(credentials: grpc.ServerCredentials, timeoutMs: num
   options.handshakeTimeout = timeoutMs;
 }
 
-/** Binds the gate to `address` (the value of `setting`) and serves gRPC over `credentials` behind it. */
-export async function listenGrpcGated(
-  server: grpc.Server,
+/**
+ * Binds the gate to `address` (the value of `setting`): each TCP connection under the caps goes to
+ * `hand` (the TLS server behind it), the rest are closed on accept. The TLS handshake timeout is the
+ * caller's to set on that server.
+ */
+export async function listenGated(
   address: ListenAddress,
   setting: string,
-  credentials: grpc.ServerCredentials,
   limits: ConnectionLimits,
+  hand: (socket: Socket) => void,
   onRefused: (peer: string, reason: RefusalReason) => void = () => undefined,
-): Promise<GatedGrpcListener> {
-  setHandshakeTimeout(credentials, limits.handshakeTimeoutMs);
-  const injector = server.createConnectionInjector(credentials);
+): Promise<GatedListener> {
   const perPeer = new Map<string, number>();
   const open = new Set<Socket>();
   const gate: NetServer = createServer({ noDelay: true }, (socket) => {
@@ -86,7 +88,7 @@ export async function listenGrpcGated(
       if (left > 0) perPeer.set(peer, left);
       else perPeer.delete(peer);
     });
-    injector.injectConnection(socket);
+    hand(socket);
   });
   const text = listenUrl(address.host, address.port);
   await new Promise<void>((resolve, reject) => {
@@ -98,8 +100,8 @@ export async function listenGrpcGated(
   return {
     address: listenUrl(address.host, port),
     connections: (peer) => (peer === undefined ? open.size : (perPeer.get(peer) ?? 0)),
-    // net.Server.close calls back only once every accepted socket has closed; grpc-js's shutdown closes
-    // them, so do not wait here.
+    // net.Server.close calls back only once every accepted socket has closed; the server behind the
+    // gate closes them, so do not wait here.
     stopAccepting: () => void (gate.listening && gate.close()),
     async drain(graceMs) {
       if (open.size === 0) return true;
@@ -117,8 +119,28 @@ export async function listenGrpcGated(
       return inTime;
     },
     destroyAll() {
-      injector.destroy();
       for (const socket of open) socket.destroy();
+    },
+  };
+}
+
+/** Binds the gate to `address` (the value of `setting`) and serves gRPC over `credentials` behind it. */
+export async function listenGrpcGated(
+  server: grpc.Server,
+  address: ListenAddress,
+  setting: string,
+  credentials: grpc.ServerCredentials,
+  limits: ConnectionLimits,
+  onRefused: (peer: string, reason: RefusalReason) => void = () => undefined,
+): Promise<GatedListener> {
+  setHandshakeTimeout(credentials, limits.handshakeTimeoutMs);
+  const injector = server.createConnectionInjector(credentials);
+  const listener = await listenGated(address, setting, limits, (socket) => injector.injectConnection(socket), onRefused);
+  return {
+    ...listener,
+    destroyAll() {
+      injector.destroy();
+      listener.destroyAll();
     },
   };
 }

@@ -6,10 +6,11 @@ export { peerAddressOf } from './peer.ts';
 export { createHttpServer, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
 export { parseListenAddress, listenUrl, listenHttp, closeHttp, shutdownGrpc, type ListenAddress } from './listen.ts';
 export {
+  listenGated,
   listenGrpcGated,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_PEER,
   DEFAULT_MAX_STREAMS_PER_CONNECTION,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-  type ConnectionLimits, type GatedGrpcListener, type RefusalReason } from './connection_limits.ts';
+  type ConnectionLimits, type GatedListener, type RefusalReason } from './connection_limits.ts';
 export { createTlsClient, hostOf, tlsFailureOf, type TlsClientOptions } from './tls_client.ts';

@@ -5,7 +5,6 @@
 
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { CaClient } from '../helpers/ca_client.ts';
 import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
 import { runTestAgent } from '../agent/harness.ts';
 import { opensslCsr } from '../helpers/csr.ts';
+import { freePort } from '../helpers/net.ts';
 import { startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
@@ -31,15 +31,6 @@ async function cli(args: string[]) {
   let stderr = '';
   const code = await main(args, { env: {}, stdout: () => undefined, stderr: (t) => (stderr += t), clock });
   if (code !== 0) throw new Error(`meshca ${args.join(' ')}: ${stderr}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface Workload {

@@ -1,10 +1,10 @@
 // The total connection cap (--max-connections): once that many connections are open, from any
 // addresses, a new one is closed on accept; when they go, the CA serves again. In-process, loopback.
 
-import { connect as netConnect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaClient } from '../helpers/ca_client.ts';
 import { opensslCsr } from '../helpers/csr.ts';
+import { closedByServer, openIdle } from '../helpers/net.ts';
 import { startTestCa, type TestCa } from '../helpers/serve.ts';
 import { mintToken } from './cli.ts';
 
@@ -19,19 +19,10 @@ afterAll(async () => {
   await ca.stop();
 });
 
-function open(localAddress: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host: '127.0.0.1', port, localAddress }, () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-const closedByServer = (s: Socket) => new Promise<void>((resolve) => s.once('close', () => resolve()));
-
 describe('--max-connections', () => {
   it('closes a connection from any address once the total is reached, and serves again when they go', async () => {
-    const held = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map(open));
-    const extra = await open('127.0.0.6');
+    const held = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => openIdle(port, a)));
+    const extra = await openIdle(port, '127.0.0.6');
     await closedByServer(extra);
     const metrics = await (await fetch(`http://${ca.server.httpAddress}/metrics`)).text();
     expect(metrics).toMatch(/meshca_connections_refused_total\{reason="total"\} [1-9]/);
