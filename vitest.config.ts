@@ -2,7 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
     pool: 'forks',
     // vitest's default is one worker per core minus one: on a 2-core machine that runs the files
@@ -14,6 +13,12 @@ export default defineConfig({
     // hold no module-level state that another file could see: time is an injected Clock, and
     // registries, ledgers and servers are made per test.
     isolate: false,
+    projects: [
+      { extends: true, test: { name: 'meshca', include: ['test/**/*.test.ts'], exclude: ['test/pkcs11/**'] } },
+      // SoftHSM reads SOFTHSM2_CONF once per process (at the first C_Initialize), and each PKCS#11
+      // test file makes its own token directory: these files need a process each.
+      { extends: true, test: { name: 'pkcs11', include: ['test/pkcs11/**/*.test.ts'], isolate: true } },
+    ],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     reporters: process.env.MESHCA_TEST_JSON ? ['default', ['json', { outputFile: process.env.MESHCA_TEST_JSON }]] : ['default'],
