@@ -2,6 +2,12 @@
 // updates docs/performance.md. Each benchmark is a module in bench/ exporting run().
 
 import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+// The benchmarks run `node bin/meshca.js`, which uses dist/ only while it is newer than src/: build
+// it first, so a bench on an edited tree measures what `npm install` ships, not the type stripper.
+execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build.js', import.meta.url))], { stdio: 'inherit' });
 
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   issuance: () => import('./issuance.ts'),
