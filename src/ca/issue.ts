@@ -24,7 +24,8 @@ import type { SpiffeId } from '../spiffe/index.ts';
 import type { Clock } from '../time/index.ts';
 import { trustDomainOfAuthority } from './trust_domain.ts';
 import { GRANTED_AT_DETAIL, grantTimeOf, type GrantLedger } from './renewal_bound.ts';
-import { boundRenewalTtl, DEFAULT_MAX_RENEWAL_AGE_MS, resolveTtl, type TtlPolicy } from './ttl.ts';
+import { DEFAULT_MAX_RENEWAL_AGE_MS } from './settings/index.ts';
+import { boundRenewalTtl, resolveTtl, type TtlPolicy } from './ttl.ts';
 
 export interface IssuerDeps {
   /** The authority signing right now; read per request so rotation takes effect at once. */

@@ -1,15 +1,8 @@
 // Lifetime rules for issued leaves: pure functions with named limits.
 
 import { MeshcaError } from '../errors/index.ts';
-import { formatDuration, HOUR_MS } from '../time/index.ts';
-
-export const DEFAULT_LEAF_TTL_MS = HOUR_MS;
-export const MAX_LEAF_TTL_MS = 24 * HOUR_MS;
-/** Shortest lifetime worth issuing; below it a renewal loop would spin. */
-export const MIN_LEAF_TTL_MS = 10_000;
-
-/** How long renewals over mTLS may keep an identity alive after its last token grant (--max-renewal-age). */
-export const DEFAULT_MAX_RENEWAL_AGE_MS = 24 * HOUR_MS;
+import { formatDuration } from '../time/index.ts';
+import { DEFAULT_LEAF_TTL_MS, DEFAULT_MAX_RENEWAL_AGE_MS, MAX_LEAF_TTL_MS, MIN_LEAF_TTL_MS } from './settings/index.ts';
 
 /**
  * A renewal over mTLS may not extend the identity past `grantedAtMs + maxRenewalAgeMs`: the new leaf

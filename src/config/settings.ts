@@ -3,8 +3,10 @@
 // A default is the owning module's named constant, never a second literal of it; a setting whose
 // owner config must not load (the ledger, rotation) takes its default from the command's options.
 
-import { DEFAULT_LEAF_TTL_MS, DEFAULT_MAX_RENEWAL_AGE_MS, MAX_LEAF_TTL_MS } from '../ca/index.ts';
-import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, KEY_TYPES } from '../pki/index.ts';
+// The owners' constants come from their folders' settings/ faces, which load no gRPC or ASN.1
+// library: every command, `meshca version` included, loads this table (test/architecture).
+import { DEFAULT_LEAF_TTL_MS, DEFAULT_MAX_RENEWAL_AGE_MS, MAX_LEAF_TTL_MS } from '../ca/settings/index.ts';
+import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, KEY_TYPES } from '../pki/settings/index.ts';
 import type { SpiffeId } from '../spiffe/index.ts';
 import {
   DEFAULT_MAX_CONNECTIONS,
@@ -12,7 +14,7 @@ import {
   DEFAULT_MAX_STREAMS_PER_CONNECTION,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type ListenAddress,
-} from '../transport/index.ts';
+} from '../transport/settings/index.ts';
 import { MINUTE_MS, SECOND_MS } from '../time/index.ts';
 
 /** What a setting's text becomes once parsed (durations are whole milliseconds). */

@@ -4,16 +4,14 @@
 
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { DAY_MS } from '../time/index.ts';
 import { makeIssuerTemplate, makeSelfIssuerTemplate, signCertificate } from './certificate_builder.ts';
-import { generateKeyPair, type KeyType } from './key_types.ts';
+import { generateKeyPair } from './key_types.ts';
+import type { KeyType } from './settings/index.ts';
 import { caExtensions, distinguishedName } from './profiles.ts';
 import { randomSerial, type SerialSource } from './serial.ts';
 import { LOCAL_KEY_CUSTODY, type CaPrivateKey, type KeyCustody } from './key_custody.ts';
 import { createLocalSigner, type Signer } from './signer.ts';
 
-export const DEFAULT_ROOT_TTL_MS = 3650 * DAY_MS;
-export const DEFAULT_CA_TTL_MS = 365 * DAY_MS;
 /** CA certificates are backdated a little too, so freshly made ones verify on skewed clocks. */
 const CA_BACKDATE_MS = 5 * 60_000;
 

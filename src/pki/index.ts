@@ -1,6 +1,7 @@
 // Public face of src/pki: keys, CSRs, certificate profiles, issuance and chain checks.
 // Knows ASN.1 and keys; never gRPC, never the network.
-export { type KeyType, type KeyAlgorithm, KEY_TYPES, DEFAULT_KEY_TYPE, parseKeyType, generateKeyPair, keyAlgorithmOf } from './key_types.ts';
+export { type KeyType, KEY_TYPES, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './settings/index.ts';
+export { type KeyAlgorithm, parseKeyType, generateKeyPair, keyAlgorithmOf } from './key_types.ts';
 export { type Signer, type SignatureAlgorithm, createLocalSigner, signatureAlgorithmFor, ECDSA_WITH_SHA256, ECDSA_WITH_SHA384, SHA256_WITH_RSA } from './signer.ts';
 export { type KeyCustody, type KeyReference, type CaPrivateKey, LOCAL_KEY_CUSTODY, isKeyReference, formatKeyReference, parseKeyReference } from './key_custody.ts';
 export { type SerialSource } from './serial.ts';
@@ -10,7 +11,7 @@ export { createCsrPem, createIntermediateCsrPem } from './csr_request.ts';
 export { acceptIssuedIntermediate, type IssuedIntermediate } from './issued_intermediate.ts';
 export { keyIdOf, certificateFields, encodeTbsCertificate, readIssuedFields, type IssuerTemplate, type IssuedFields } from './certificate_builder.ts';
 export { leafValidity } from './profiles.ts';
-export { type MadeCa, type MadeIntermediate, createRootCa, createIntermediateCa, DEFAULT_ROOT_TTL_MS, DEFAULT_CA_TTL_MS } from './ca_certificates.ts';
+export { type MadeCa, type MadeIntermediate, createRootCa, createIntermediateCa } from './ca_certificates.ts';
 export { type SigningAuthority, type AuthorityMaterial, loadSigningAuthority } from './authority.ts';
 export { type IssuedCertificate, type LeafRequest, issueSvid, issueServingCertificate, chainWithBundle } from './leaf.ts';
 export { sha256Hex } from './digest.ts';

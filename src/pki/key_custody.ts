@@ -5,7 +5,8 @@
 
 import type { KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
-import { generateKeyPair, type KeyType } from './key_types.ts';
+import { generateKeyPair } from './key_types.ts';
+import type { KeyType } from './settings/index.ts';
 import { createLocalSigner, type Signer } from './signer.ts';
 
 /** A key kept in a token: the PKCS#11 URI of its private key object (token, object label, id). */

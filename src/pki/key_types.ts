@@ -2,10 +2,7 @@
 
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { MeshcaError } from '../errors/index.ts';
-
-export const KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
-export const DEFAULT_KEY_TYPE: KeyType = 'ec-p256';
+import { DEFAULT_KEY_TYPE, KEY_TYPES, type KeyType } from './settings/index.ts';
 
 export const MIN_RSA_BITS = 2048;
 export const MAX_RSA_BITS = 4096;

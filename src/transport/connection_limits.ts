@@ -7,16 +7,8 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { MeshcaError } from '../errors/index.ts';
-import { listenUrl, type ListenAddress } from './listen.ts';
+import { listenUrl, type ListenAddress } from './settings/index.ts';
 
-/** File descriptors are the resource: well under common container limits (65,536 and up). */
-export const DEFAULT_MAX_CONNECTIONS = 4096;
-/** A pod or a node needs a handful; raise it when a load balancer hides client addresses. */
-export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64;
-/** An agent or Envoy uses a few streams per connection; each may buffer up to the request limit. */
-export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 100;
-/** Node's default is 120 s, long enough to hold a descriptor per silent connection. */
-export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface ConnectionLimits {
   /** Open connections accepted at once, from everyone (file descriptors are the resource). */

@@ -4,13 +4,15 @@
 export { protoDefinition, serviceDefinition, serviceClient, ISTIO_CA_SERVICE, ADMIN_SERVICE, DENY_LIST_SERVICE, AUDIT_SERVICE, SDS_SERVICE, type ServiceName } from './protos.ts';
 export { peerAddressOf } from './peer.ts';
 export { createHttpServer, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
-export { parseListenAddress, listenUrl, listenHttp, closeHttp, shutdownGrpc, type ListenAddress } from './listen.ts';
+export { listenHttp, closeHttp, shutdownGrpc } from './listen.ts';
 export {
-  listenGated,
-  listenGrpcGated,
+  parseListenAddress,
+  listenUrl,
+  type ListenAddress,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_PEER,
   DEFAULT_MAX_STREAMS_PER_CONNECTION,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-  type ConnectionLimits, type GatedListener, type RefusalReason } from './connection_limits.ts';
+} from './settings/index.ts';
+export { listenGated, listenGrpcGated, type ConnectionLimits, type GatedListener, type RefusalReason } from './connection_limits.ts';
 export { createTlsClient, hostOf, tlsFailureOf, type TlsClientOptions } from './tls_client.ts';

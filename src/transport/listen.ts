@@ -1,4 +1,4 @@
-// Listening: parse a host:port setting (once, when settings load), listen with an HTTP server (gRPC: connection_limits.ts), and close an
+// Listening: listen with an HTTP server on a parsed host:port setting (gRPC: connection_limits.ts), and close an
 // HTTP server. A bind failure is a BAD_CONFIG error that names the setting.
 
 import type { Server as HttpServer } from 'node:http';
@@ -6,23 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { MeshcaError } from '../errors/index.ts';
 
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** host:port, [v6]:port; port 0 picks a free one. */
-export function parseListenAddress(text: string, setting: string): ListenAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new MeshcaError('BAD_CONFIG', `${setting} "${text}" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** host:port, with an IPv6 host in brackets. */
-export function listenUrl(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
+import { listenUrl, type ListenAddress } from './settings/index.ts';
 
 /** Starts `server` listening on `address`, the value of `setting`; returns the bound host:port. */
 export async function listenHttp(server: HttpServer, address: ListenAddress, setting: string): Promise<string> {

@@ -1,6 +1,8 @@
 // The rules between src/ modules, measured rather than read from comments: the import graph has
-// no cycle, src/agent imports nothing from src/server, and loading the agent (which runs in every
-// pod) loads no ledger, no pg, no node:sqlite and no Kubernetes client.
+// no cycle, src/agent imports nothing from src/server, loading the agent (which runs in every
+// pod) loads no ledger, no pg, no node:sqlite and no Kubernetes client, and the command line
+// itself (`meshca version`, the settings every command reads) loads no gRPC, protobuf, ASN.1,
+// YAML or logging library.
 //
 // The graph is the one Node itself links: a child process imports every module under src/ with a
 // resolve hook that records each (importer → imported) pair, so type-only imports, which Node
@@ -25,6 +27,20 @@ const NOT_FOR_THE_AGENT: ReadonlyArray<[string, RegExp]> = [
   ['pg', /\/node_modules\/pg(-[a-z-]+)?\//],
   ['node:sqlite', /^node:sqlite$/],
   ['@kubernetes/client-node', /\/node_modules\/@kubernetes\/client-node\//],
+];
+
+/** What `meshca version` loads: the command line, its settings table and the command. */
+const VERSION_PROCESS = ['src/cli/main.ts', 'src/cli/commands/version.ts'];
+/** Libraries only the commands that use them may load: not the command line, not the settings. */
+const NOT_FOR_THE_COMMAND_LINE: ReadonlyArray<[string, RegExp]> = [
+  ['@grpc/grpc-js', /\/node_modules\/@grpc\/grpc-js\//],
+  ['@grpc/proto-loader', /\/node_modules\/@grpc\/proto-loader\//],
+  ['protobufjs', /\/node_modules\/protobufjs\//],
+  ['@peculiar/asn1-*', /\/node_modules\/@peculiar\/asn1-[a-z0-9-]+\//],
+  ['asn1js', /\/node_modules\/asn1js\//],
+  ['yaml', /\/node_modules\/yaml\//],
+  ['pino', /\/node_modules\/pino\//],
+  ['prom-client', /\/node_modules\/prom-client\//],
 ];
 
 const HOOK = `
@@ -108,10 +124,10 @@ function reachable(graph: Map<string, Set<string>>, from: readonly string[]): Se
   return seen;
 }
 
-/** Which of NOT_FOR_THE_AGENT a set of loaded URLs contains, with the first URL that matched. */
-function forbiddenIn(urls: Iterable<string>): string[] {
+/** Which of `rules` (NOT_FOR_THE_AGENT by default) a set of loaded URLs contains, with the first URL that matched. */
+function forbiddenIn(urls: Iterable<string>, rules: ReadonlyArray<[string, RegExp]> = NOT_FOR_THE_AGENT): string[] {
   const list = [...urls];
-  return NOT_FOR_THE_AGENT.flatMap(([name, pattern]) => {
+  return rules.flatMap(([name, pattern]) => {
     const hit = list.find((u) => pattern.test(u));
     return hit ? [`${name} (${hit})`] : [];
   });
@@ -161,5 +177,17 @@ describe('loading the agent', () => {
 
   it('would notice if it did: each pattern matches what loading all of src/ really loads', () => {
     expect(forbiddenIn(loadedBySrc).map((f) => f.split(' ')[0])).toEqual(NOT_FOR_THE_AGENT.map(([name]) => name));
+  });
+});
+
+describe('loading the command line', () => {
+  it('runs `meshca version` without gRPC, protobuf, ASN.1, YAML or logging libraries', () => {
+    const loaded = loadEdges(VERSION_PROCESS).map(([, url]) => url);
+    expect(loaded.some((u) => u.endsWith('/src/config/settings.ts'))).toBe(true);
+    expect(forbiddenIn(loaded, NOT_FOR_THE_COMMAND_LINE)).toEqual([]);
+  });
+
+  it('would notice if it did: each pattern matches what loading all of src/ really loads', () => {
+    expect(forbiddenIn(loadedBySrc, NOT_FOR_THE_COMMAND_LINE).map((f) => f.split(' ')[0])).toEqual(NOT_FOR_THE_COMMAND_LINE.map(([name]) => name));
   });
 });
