@@ -42,7 +42,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
   const api = o.kubeConfig.makeApiClient(CoreV1Api);
   const log = o.log.child({ component: 'bundle-configmaps' });
   const writes = new Counter({ name: 'meshca_bundle_configmap_writes_total', help: 'trust bundle ConfigMap writes by op (create | update) and result', labelNames: ['op', 'result'], registers: o.registry ? [o.registry] : [] });
-  const leaderGauge = new Gauge({ name: 'meshca_bundle_distributor_leader', help: '1 while this replica holds the bundle distributor lease', registers: o.registry ? [o.registry] : [] });
+  const leaderGauge = new Gauge({ name: 'meshca_bundle_distributor_leader', help: '1 while this replica holds the bundle distributor lease', registers: o.registry ? [o.registry] : [], aggregator: 'max' });
   let watches: AbortController[] = [];
   let resyncTimer: Timer | undefined;
   let leading = false;

@@ -32,7 +32,7 @@ export interface LeaderElectionOptions {
 
 export function startLeaderElection(o: LeaderElectionOptions): Leadership {
   const listeners = new Set<(leading: boolean) => void>();
-  const gauge = new Gauge({ name: 'meshca_leader', help: '1 while this replica holds the meshca-leader Lease (singleton duties: intermediate rotation, webhook caBundle)', registers: o.registry ? [o.registry] : [] });
+  const gauge = new Gauge({ name: 'meshca_leader', help: '1 while this replica holds the meshca-leader Lease (singleton duties: intermediate rotation, webhook caBundle)', registers: o.registry ? [o.registry] : [], aggregator: 'max' });
   gauge.set(0);
   const leaseDurationMs = o.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
   const changed = (leading: boolean) => {

@@ -51,6 +51,11 @@ const CATALOGUE = {
 
 export type ErrorCode = keyof typeof CATALOGUE;
 
+/** A code that came from elsewhere (another process) names an entry of the catalogue. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(CATALOGUE, code);
+}
+
 export class MeshcaError extends Error {
   readonly code: ErrorCode;
   readonly grpcCode: GrpcCode;

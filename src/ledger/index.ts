@@ -4,6 +4,7 @@ export type { Ledger, LedgerQuery, LedgerRecord, VerifyReport, VerifyProblem, Ve
 export { openLedger, openLedgerWriter, memoryLedger, defaultLedgerUrl, ledgerUrlFor, DEFAULT_LEDGER_FILE, type ClosableLedgerWriter, type OpenLedgerOptions } from './open.ts';
 export { LEDGER_HEAD_FILE, headAnchorPath, readHeadAnchor, type HeadAnchor } from './binding.ts';
 export type { AnchorCheck } from './verify.ts';
+export { RemoteLedger, answerLedgerRequest, type LedgerChannel, type LedgerRequest, type LedgerReply } from './remote.ts';
 export { canonicalJson, recordHash, checkpointMessage, GENESIS_HASH } from './canonical.ts';
 export { LEDGER_KEY_FILE, LEDGER_PUBLIC_KEY_FILE, loadOrCreateLedgerKey, readLedgerPublicKey, ledgerKeyFrom, type LedgerKey } from './ledger_key.ts';
 export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from './chained_ledger.ts';

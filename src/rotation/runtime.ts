@@ -72,13 +72,14 @@ function sameAuthority(a: SigningAuthority, b: SigningAuthority): boolean {
 
 export function startRotationRuntime(o: RotationRuntimeOptions): RotationRuntime {
   const reloads = new Counter({ name: 'meshca_key_store_reloads_total', help: 'key store changes picked up by this serve (result = ok | error)', labelNames: ['result'], registers: [o.registry] });
-  const versionGauge = new Gauge({ name: 'meshca_key_store_version', help: 'rotation state version being served', registers: [o.registry] });
-  const bundleRoots = new Gauge({ name: 'meshca_trust_bundle_roots', help: 'roots in the trust bundle being distributed', registers: [o.registry] });
+  const versionGauge = new Gauge({ name: 'meshca_key_store_version', help: 'rotation state version being served', registers: [o.registry], aggregator: 'min' });
+  const bundleRoots = new Gauge({ name: 'meshca_trust_bundle_roots', help: 'roots in the trust bundle being distributed', registers: [o.registry], aggregator: 'max' });
   const expiring = new Gauge({
     name: 'meshca_ca_cert_expiring',
     help: '1 when the CA certificate is within its warning threshold of expiry (cert = root | intermediate)',
     labelNames: ['cert'],
     registers: [o.registry],
+    aggregator: 'max',
   });
   const rootWarnMs = o.rootExpiryWarningMs ?? DEFAULT_ROOT_EXPIRY_WARNING_MS;
   const caWarnMs = o.caExpiryWarningMs ?? DEFAULT_CA_EXPIRY_WARNING_MS;

@@ -2,6 +2,7 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
@@ -57,6 +58,8 @@ export interface ServeConfig {
   readonly checkpointEvery: number;
   readonly checkpointIntervalMs: number;
   readonly shutdownGraceMs: number;
+  /** --workers: processes serving the gRPC port; 1 is one process with no cluster. */
+  readonly workers: number;
   readonly logLevel: ServeSettings['log-level'];
   /** --injector: the agent-injection webhook's listen address and what it injects. */
   readonly injector?: { readonly listen: ListenAddress; readonly agentImage: string };
@@ -103,7 +106,7 @@ export const SERVE_OPTIONS = {
     'keys', 'trust-domain', 'db', 'new-ledger', 'listen', 'http-listen', 'audience', 'namespace', 'cluster-domain', 'san', 'default-ttl', 'max-ttl', 'max-renewal-age',
     'dev-tokens', 'jwks-file', 'jwks-url', 'issuer', 'authn', 'kubeconfig', 'oidc-issuer', 'allow-legacy-tokens',
     'token-cache-ttl', 'token-cache-size', 'kube-qps', 'kube-burst', 'allow-namespaces', 'deny-namespaces', 'deny-ids',
-    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'max-connections', 'max-connections-per-peer', 'max-streams-per-connection', 'tls-handshake-timeout', 'log-level', 'key-type', 'org', 'signer', 'bundle-endpoint', 'federate-with', 'federate-bundle', 'federated-in-rootca',
+    'sds', 'auditors', 'admins', 'retain', 'shutdown-grace', 'workers', 'max-connections', 'max-connections-per-peer', 'max-streams-per-connection', 'tls-handshake-timeout', 'log-level', 'key-type', 'org', 'signer', 'bundle-endpoint', 'federate-with', 'federate-bundle', 'federated-in-rootca',
     'keys-poll', 'root-expiry-warning', 'ca-expiry-warning', 'distribute-bundle', 'root-ttl', 'ca-ttl',
     'checkpoint-every', 'checkpoint-interval', 'cluster-id', 'cluster', 'trust-domain-aliases', 'trusted-node-accounts',
     'injector', 'injector-listen', 'agent-image', 'leader-election', 'leader-lease',
@@ -191,6 +194,7 @@ export function serveConfigFrom(v: ServeSettings): ServeConfig {
     checkpointEvery: v['checkpoint-every'],
     checkpointIntervalMs: v['checkpoint-interval'],
     shutdownGraceMs: v['shutdown-grace'],
+    workers: parseWorkers(v.workers),
     logLevel: v['log-level'],
     ...(v.injector ? { injector: { listen: v['injector-listen'], agentImage: v['agent-image'] } } : {}),
     leaderElection: v['leader-election'],
@@ -250,6 +254,17 @@ function parseNodeAccount(entry: string): NodeAccount {
     throw new MeshcaError('BAD_CONFIG', `--trusted-node-accounts: "${entry}" is not <namespace>/<service account>`);
   }
   return { namespace, serviceAccount };
+}
+
+/** More processes than this is a typo, not a machine. */
+export const MAX_WORKERS = 256;
+
+/** --workers: a whole number from 1 to MAX_WORKERS, or `auto` (the cores this process may use). */
+function parseWorkers(text: string): number {
+  if (text === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
+  const n = /^[1-9][0-9]{0,2}$/.test(text) ? Number(text) : NaN;
+  if (!(n <= MAX_WORKERS)) throw new MeshcaError('BAD_CONFIG', `--workers "${text}": give a whole number from 1 to ${MAX_WORKERS}, or auto (one per core)`);
+  return n;
 }
 
 /** A limit of 0 would refuse everyone: always a mistake. */

@@ -34,6 +34,21 @@ export interface ServerContext {
   readonly denyList: DenyListFollower;
   readonly clock: Clock;
   readonly log: Logger;
+  /** Set in a cluster worker (--workers N > 1): its rank, and the ledger the primary writes. */
+  readonly worker?: WorkerRole;
+}
+
+/** A cluster worker's part: rank 0 does the singleton duties; every worker's records go to the primary's ledger. */
+export interface WorkerRole {
+  /** 0 … N-1; a restarted worker keeps its rank. */
+  readonly rank: number;
+  /** The primary's ledger (appends, queries and verification go over the cluster's IPC channel). */
+  readonly ledger: Ledger;
+}
+
+/** True where the singleton duties run: a single process, or worker 0 of a cluster. */
+export function doesSingletonDuties(ctx: Pick<ServerContext, 'worker'>): boolean {
+  return ctx.worker === undefined || ctx.worker.rank === 0;
 }
 
 /** The context as serve's own features see it. */
@@ -69,6 +84,8 @@ export interface ContextDeps {
   readonly signerPin?: string;
   /** The PKCS#11 module to use instead of loading the library (tests pull the token out through it). */
   readonly pkcs11Api?: Pkcs11Api;
+  /** This process is a cluster worker (see WorkerRole). */
+  readonly worker?: WorkerRole;
 }
 
 /** The token --signer names (loaded only then), or keys in memory from the key store. */
@@ -113,21 +130,15 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
   const loaded = authorityFromSnapshot(keyStore.snapshot(clock.now()), clock.now(), signer.custody);
   const trustDomain = bindTrustDomain(loaded.authority, config.trustDomain, opened.location);
   const state = new CaState(loaded.authority, loaded.extraIssuers);
-  // `memory:` keeps nothing and cannot be audited: for benchmarks only.
-  const fullLedger = config.db === 'memory:' ? undefined : await openLedger(config.db, {
-        clock,
-        keysDir: config.keysDir,
-        rootKeyId: loaded.authority.rootKeyId,
-        newLedger: config.newLedger,
-        checkpointEvery: config.checkpointEvery,
-        checkpointIntervalMs: config.checkpointIntervalMs,
-      });
+  // `memory:` keeps nothing and cannot be audited: for benchmarks only (each cluster worker keeps its own).
+  const fullLedger = config.db === 'memory:' ? undefined : (deps.worker?.ledger ?? (await openServeLedger(config, clock, loaded.authority.rootKeyId)));
   // Renewals over mTLS look their chain's grant up in the ledger (--max-renewal-age).
   const { ledger, grants } = fullLedger ? { ledger: fullLedger, grants: fullLedger } : inMemoryLedger();
   if (!fullLedger) log.warn('--db memory: issuance records are kept in memory only and lost on exit; use sqlite: or postgres:// in any real deployment');
   const registry = createRegistry();
   const recorder = watchLedger(ledger, () => fullLedger?.health(), ledgerAppendObserver(registry));
-  ledgerCheckpointAgeGauge(registry, clock, async () => fullLedger?.newestCheckpointTimeMs());
+  // In a cluster the primary, which writes the ledger, reports its checkpoint age.
+  if (!deps.worker) ledgerCheckpointAgeGauge(registry, clock, async () => fullLedger?.newestCheckpointTimeMs());
   // Anyone can be refused before authenticating: count those, so a flood cannot fill the ledger.
   const refusals = aggregateRefusals({ ledger: recorder, clock, onError: (message) => log.warn(message) });
   try {
@@ -138,6 +149,7 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
     const ctx: CaContext = {
       config, trustDomain, state, issuer, ledger, ...(fullLedger ? { fullLedger } : {}), registry, metrics: createCaMetrics(registry), clock, log,
       policy: identityPolicy, denyList, authenticators: () => chain, keyStore, closeKeyStore: () => opened.close(), keysVersion: loaded.version, recorder, refusals, signer,
+      ...(deps.worker ? { worker: deps.worker } : {}),
     };
     if (deps.extraAuthenticators) chain.push(...deps.extraAuthenticators(ctx));
     return Object.freeze(ctx);
@@ -145,6 +157,43 @@ async function openWithKeys(config: ServeConfig, deps: ContextDeps, opened: Open
     await refusals.stop();
     await ledger.close();
     throw err;
+  }
+}
+
+/** The ledger serve writes (--db), bound to the CA in the key directory. */
+export function openServeLedger(config: ServeConfig, clock: Clock, rootKeyId: string): Promise<Ledger> {
+  return openLedger(config.db, {
+    clock,
+    keysDir: config.keysDir,
+    rootKeyId,
+    newLedger: config.newLedger,
+    checkpointEvery: config.checkpointEvery,
+    checkpointIntervalMs: config.checkpointIntervalMs,
+  });
+}
+
+/**
+ * What a cluster's primary holds instead of a whole context: the shared key files settled (a first
+ * CA, the ledger key) before any worker starts, and the one ledger (undefined for `memory:`).
+ */
+export async function openPrimaryLedger(config: ServeConfig, deps: ContextDeps): Promise<{ readonly ledger?: Ledger; readonly close: () => Promise<void> }> {
+  const { clock } = deps;
+  const signer = await openSignerCustody(config, deps);
+  let opened: OpenedKeyStore | undefined;
+  try {
+    opened = await openKeyStore(config.keysDir, { ...(config.kubernetes.kubeconfigPath ? { kubeconfig: config.kubernetes.kubeconfigPath } : {}), clock, log: deps.log });
+    const keysConfig = { ...config, keysDir: opened.dir };
+    await settleSharedFiles(keysConfig, deps, opened, signer.custody);
+    opened.follow();
+    const { rootKeyId } = authorityFromSnapshot(opened.store.snapshot(clock.now()), clock.now(), signer.custody).authority;
+    const ledger = config.db === 'memory:' ? undefined : await openServeLedger(keysConfig, clock, rootKeyId);
+    const keys = opened;
+    return { ...(ledger ? { ledger } : {}), close: () => keys.close() };
+  } catch (err) {
+    await opened?.close();
+    throw err;
+  } finally {
+    signer.close();
   }
 }
 

@@ -10,7 +10,7 @@ import { rotationPolicy, startRotationRuntime, type RotationContext, type Rotati
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
 import { authenticateCall, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
-import type { CaContext } from './context.ts';
+import { doesSingletonDuties, type CaContext } from './context.ts';
 import { FederatedBundleStore, Federation, readBootstrapBundle, startBundleEndpoint, type BundleEndpoint } from '../federation/index.ts';
 import { createCsrPem, generateKeyPair } from '../pki/index.ts';
 import { createSdsMetrics } from '../sds/index.ts';
@@ -109,6 +109,8 @@ export function caDirectSdsFeature(ctx: CaContext, federatedBundles?: () => Read
 /** The meshca-leader Lease (--leader-election): undefined when this replica does the singleton duties alone. */
 export async function leadershipFeature(ctx: CaContext): Promise<Feature & { readonly leadership?: Leadership }> {
   const { config } = ctx;
+  // In a cluster, worker 0 stands for the whole process tree (the others never rotate on schedule).
+  if (!doesSingletonDuties(ctx)) return {};
   const leadership = await startLeadership(config.leaderElection, config.kubernetes.kubeconfigPath, {
     namespace: config.namespace, clock: ctx.clock, log: ctx.log, registry: ctx.registry, leaseDurationMs: config.leaderLeaseMs,
   });
@@ -128,7 +130,8 @@ export function rotationFeature(ctx: CaContext, leadership?: Leadership): Featur
   };
   const runtime = startRotationRuntime({
     ...rotation, state: ctx.state, startVersion: ctx.keysVersion, log, registry: ctx.registry, keyType,
-    autoRotateIntermediates: leadership ? () => leadership.isLeader : true,
+    // Other cluster workers follow worker 0's rotations through the key store poll.
+    autoRotateIntermediates: leadership ? () => leadership.isLeader : doesSingletonDuties(ctx),
     pollMs: config.rotation.keysPollMs, onPoll: () => void ctx.denyList.reload(), rootExpiryWarningMs: config.rotation.rootExpiryWarningMs, caExpiryWarningMs: config.rotation.caExpiryWarningMs,
   });
   const admin = createAdminService({
@@ -157,10 +160,10 @@ export function rotationFeature(ctx: CaContext, leadership?: Leadership): Featur
   };
 }
 
-/** The ledger's health for /readyz, and retention (--retain). */
+/** The ledger's health for /readyz, and retention (--retain; in a cluster, the primary prunes its ledger). */
 export function ledgerFeature(ctx: CaContext): Feature {
   const { recorder } = ctx;
-  const retention = ctx.fullLedger ? startRetention(ctx.fullLedger, ctx.config.retainMs, ctx.clock, ctx.log) : undefined;
+  const retention = ctx.fullLedger && !ctx.worker ? startRetention(ctx.fullLedger, ctx.config.retainMs, ctx.clock, ctx.log) : undefined;
   return {
     readiness: {
       ledger: () => {
@@ -179,7 +182,7 @@ export function ledgerFeature(ctx: CaContext): Feature {
 /** The trust bundle for everyone who must trust it: /bundle, and the ConfigMaps (--distribute-bundle). */
 export async function bundleFeature(ctx: CaContext, rotation: Pick<RotationRuntime, 'version'>): Promise<Feature> {
   const { config, state } = ctx;
-  const distributor = await startBundleDistribution(config.rotation.distributeBundle, config.kubernetes.kubeconfigPath, {
+  const distributor = await startBundleDistribution(doesSingletonDuties(ctx) ? config.rotation.distributeBundle : 'off', config.kubernetes.kubeconfigPath, {
     namespace: config.namespace, bundlePem: () => state.bundlePem.join(''), onBundleChange: (l) => state.subscribe(() => l()), clock: ctx.clock, log: ctx.log, registry: ctx.registry,
   });
   return {

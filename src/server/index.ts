@@ -8,3 +8,6 @@ export { CaState } from './ca_state.ts';
 export { authRequestOf } from './call_identity.ts';
 export { servingDnsNames, servingIpAddresses, SERVING_IP_ADDRESSES } from './serving_identity.ts';
 export { createCaDirectSds, BUNDLE_REFRESH_MS, type CaDirectSds, type CaDirectSdsDeps } from './ca_direct_sds.ts';
+export { startClusterPrimary, type RunningCluster } from './cluster_primary.ts';
+export { runClusterWorker, processChannel } from './cluster_worker.ts';
+export { WORKER_RANK_ENV } from './cluster_protocol.ts';

@@ -30,6 +30,8 @@ export function createCaMetrics(registry: Registry): CaMetrics {
       help: 'notAfter of the CA certificates in use (cert = root | intermediate | serving)',
       labelNames: ['cert'],
       registers: [registry],
+      // --workers: each worker has its own serving certificate; the soonest expiry is the one to watch.
+      aggregator: 'min',
     }),
     connectionsRefused: new Counter({
       name: 'meshca_connections_refused_total',

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
-import { closeHttp, createHttpServer, listenGrpcGated, listenHttp, shutdownGrpc, type GatedListener } from '../transport/index.ts';
+import { closeHttp, createHttpServer, failingChecks, listenGrpcGated, listenHttp, shutdownGrpc, type FailingCheck, type GatedListener, type ReadinessCheck } from '../transport/index.ts';
 import type { ServeConfig } from './config.ts';
 import type { Federation } from '../federation/index.ts';
 import { injectorFeature } from './injector.ts';
@@ -30,10 +30,15 @@ export interface ServeDeps extends ContextDeps {
 
 export interface RunningCaServer {
   readonly grpcAddress: string;
+  /** The HTTP side port; empty in a cluster worker (the primary serves it). */
   readonly httpAddress: string;
   /** The injection webhook's host:port, with --injector. */
   readonly injectorAddress?: string;
   readonly context: ServerContext;
+  /** The readiness checks failing now (what /readyz reports). */
+  failing(): FailingCheck[];
+  /** The trust bundle being served at /bundle, and its sequence. */
+  bundle(): { readonly rootsPem: readonly string[]; readonly sequence: number };
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -65,7 +70,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const closeRest = async () => {
     if (http) await closeHttp(http);
     for (const feature of [...features].reverse()) await feature.stop?.();
-    if (started) await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: { instance } }).catch(() => undefined);
+    if (started && !ctx.worker) await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: { instance } }).catch(() => undefined);
     await ctx.recorder.close();
     await ctx.closeKeyStore();
   };
@@ -99,20 +104,21 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
       log.debug({ peer, reason }, 'connection refused: at the connection cap');
     });
     const grpcAddress = listener.address;
-    http = createHttpServer({
-      registry: ctx.registry,
-      readiness: Object.assign({}, ...features.map((f) => f.readiness)),
-      routes: Object.assign({}, ...features.map((f) => f.routes)),
-      // /readyz is unauthenticated: it names the failing checks; why they fail goes to the log only.
-      onNotReady: (failing) => log.warn({ failing }, `not ready: ${failing.map((f) => f.check).join(', ')}`),
-    });
-    const httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
-    signal?.throwIfAborted();
-    await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: {
-        grpc: grpcAddress, http: httpAddress, issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId,
-        // Root rotation waits out the longest TTL any running CA grants: this one's until its server-stop.
-        instance, maxTtlSeconds: Math.ceil(config.ttl.maxTtlMs / 1000),
-      } });
+    const readiness: Record<string, ReadinessCheck> = Object.assign({}, ...features.map((f) => f.readiness));
+    let httpAddress = '';
+    // A cluster's primary serves the side port and records the server's start and stop for all workers.
+    if (!ctx.worker) {
+      http = createHttpServer({
+        registry: ctx.registry,
+        readiness,
+        routes: Object.assign({}, ...features.map((f) => f.routes)),
+        // /readyz is unauthenticated: it names the failing checks; why they fail goes to the log only.
+        onNotReady: (failing) => log.warn({ failing }, `not ready: ${failing.map((f) => f.check).join(', ')}`),
+      });
+      httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
+      signal?.throwIfAborted();
+      await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: serverStartDetail(config, { issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId }, { grpc: grpcAddress, http: httpAddress, instance }) });
+    }
     started = true;
     logListening(ctx, grpcAddress, httpAddress);
 
@@ -122,6 +128,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
       httpAddress,
       ...(injector.address ? { injectorAddress: injector.address } : {}),
       context: ctx,
+      failing: () => failingChecks(readiness),
+      bundle: () => ({ rootsPem: ctx.state.bundlePem, sequence: rotation.runtime.version }),
       close(graceMs = config.shutdownGraceMs) {
         closing ??= (async () => {
           log.info({ graceMs }, 'shutting down: no new requests; finishing those in flight');
@@ -150,17 +158,32 @@ function hooksFeature(ctx: ServerContext, deps: ServeDeps): Feature {
   return registerServices ? { services: [(server) => registerServices(server, ctx)] } : {};
 }
 
+/** The server-start record's facts (a cluster's primary adds how many workers it runs). */
+export function serverStartDetail(
+  config: ServeConfig,
+  keys: { readonly issuerKeyId: string; readonly rootKeyId: string },
+  where: { readonly grpc: string; readonly http: string; readonly instance: string; readonly workers?: number },
+): Record<string, string | number> {
+  return {
+    grpc: where.grpc, http: where.http, issuerKeyId: keys.issuerKeyId, rootKeyId: keys.rootKeyId,
+    // Root rotation waits out the longest TTL any running CA grants: this one's until its server-stop.
+    instance: where.instance, maxTtlSeconds: Math.ceil(config.ttl.maxTtlMs / 1000),
+    ...(where.workers !== undefined ? { workers: where.workers } : {}),
+  };
+}
+
 function logListening(ctx: CaContext, grpcAddress: string, httpAddress: string): void {
   const { config, state } = ctx;
   ctx.log.info(
     {
       grpc: grpcAddress,
-      http: httpAddress,
+      ...(httpAddress ? { http: httpAddress } : {}),
       trustDomain: ctx.trustDomain,
       issuerKeyId: state.authority.keyId,
       rootKeyId: state.authority.rootKeyId,
       defaultTtlSeconds: (config.ttl.defaultTtlMs ?? DEFAULT_LEAF_TTL_MS) / 1000,
     },
-    'meshca serve listening',
+    // A cluster's primary logs "meshca serve listening" once every worker is.
+    ctx.worker ? 'meshca serve worker listening' : 'meshca serve listening',
   );
 }

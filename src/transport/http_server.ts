@@ -7,9 +7,25 @@ import type { Registry } from 'prom-client';
 export type ReadinessCheck = () => { ok: true } | { ok: false; reason: string };
 export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
+export interface FailingCheck {
+  readonly check: string;
+  readonly reason: string;
+}
+
+/** The readiness checks that fail now, with their reasons. */
+export function failingChecks(readiness: Readonly<Record<string, ReadinessCheck>>): FailingCheck[] {
+  return Object.entries(readiness).flatMap(([check, run]) => {
+    const result = run();
+    return result.ok ? [] : [{ check, reason: result.reason }];
+  });
+}
+
 export interface HttpServerOptions {
-  readonly registry: Registry;
+  /** What /metrics answers: a registry, or anything that renders one (a cluster's aggregate). */
+  readonly registry: Pick<Registry, 'metrics' | 'contentType'>;
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
+  /** Checks answered elsewhere (a cluster's workers), asked on each /readyz after `readiness`. */
+  readonly moreFailing?: () => Promise<readonly FailingCheck[]>;
   readonly routes?: Readonly<Record<string, Route>>;
   /**
    * Where the reasons of failing readiness checks go when /readyz must not say them (the CA's port
@@ -17,7 +33,7 @@ export interface HttpServerOptions {
    * failing checks, and this is told the reasons each time they change. Without it, /readyz says
    * the reasons (the agent's port is local to the pod).
    */
-  readonly onNotReady?: (failing: ReadonlyArray<{ readonly check: string; readonly reason: string }>) => void;
+  readonly onNotReady?: (failing: readonly FailingCheck[]) => void;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -35,9 +51,7 @@ export function createHttpServer(opts: HttpServerOptions): Server {
         case '/healthz':
           return send(res, 200, 'ok\n');
         case '/readyz': {
-          const failing = Object.entries(opts.readiness)
-            .map(([check, run]) => ({ check, result: run() }))
-            .flatMap(({ check, result }) => (result.ok ? [] : [{ check, reason: result.reason }]));
+          const failing = [...failingChecks(opts.readiness), ...((await opts.moreFailing?.()) ?? [])];
           const reported = JSON.stringify(failing);
           if (opts.onNotReady && reported !== lastReported && failing.length > 0) opts.onNotReady(failing);
           lastReported = reported;

@@ -3,7 +3,7 @@
 // ledger, no authentication; loading it must stay cheap for the agent that runs in every pod.
 export { protoDefinition, serviceDefinition, serviceClient, ISTIO_CA_SERVICE, ADMIN_SERVICE, DENY_LIST_SERVICE, AUDIT_SERVICE, SDS_SERVICE, type ServiceName } from './protos.ts';
 export { peerAddressOf } from './peer.ts';
-export { createHttpServer, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
+export { createHttpServer, failingChecks, type FailingCheck, type HttpServerOptions, type ReadinessCheck, type Route } from './http_server.ts';
 export { listenHttp, closeHttp, shutdownGrpc } from './listen.ts';
 export {
   parseListenAddress,

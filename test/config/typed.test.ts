@@ -2,6 +2,7 @@
 // takes it from the owning module), and a command's values are typed so that what has a default
 // or is required is never undefined.
 
+import { availableParallelism } from 'node:os';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { DEFAULT_LEAF_TTL_MS, MAX_LEAF_TTL_MS } from '../../src/ca/index.ts';
 import { formatHelp, loadSettings, type Settings } from '../../src/config/index.ts';
@@ -46,6 +47,17 @@ describe('typed settings', () => {
     expect(serve(['--listen', '[::1]:0']).listen).toEqual({ host: '::1', port: 0 });
     expect(serve([], { MESHCA_HTTP_LISTEN: '127.0.0.1:9000' }).httpListen).toEqual({ host: '127.0.0.1', port: 9000 });
     expect(badConfigMessage(() => serve(['--http-listen', '127.0.0.1:99999']))).toBe('--http-listen "127.0.0.1:99999" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)');
+  });
+
+  it('--workers: 1 by default (one process), a whole number up to 256, or auto (one per core); anything else refused', () => {
+    const workers = (argv: string[], env: Record<string, string> = {}) => serveConfigFrom(loadSettings(SERVE_OPTIONS, argv, env).values).workers;
+    expect(workers([])).toBe(1);
+    expect(workers(['--workers', '4'])).toBe(4);
+    expect(workers([], { MESHCA_WORKERS: '2' })).toBe(2);
+    expect(workers(['--workers', 'auto'])).toBe(Math.min(availableParallelism(), 256));
+    for (const bad of ['0', '1.5', 'two', '', '01', '257', '1e2', ' 2', '0x2']) {
+      expect(badConfigMessage(() => workers([`--workers=${bad}`]))).toBe(`--workers "${bad}": give a whole number from 1 to 256, or auto (one per core)`);
+    }
   });
 
   it('refuses a bad value at start-up, naming the setting', () => {

@@ -10,6 +10,8 @@ export interface CaClientOptions {
   /** Override the expected server name (default: the host of `address`). */
   serverName?: string;
   clientCert?: { certPem: string; keyPem: string };
+  /** A distinct value gives this client its own connection (grpc-js shares one between identical clients). */
+  connection?: number;
 }
 
 export interface CreateCertificateResult {
@@ -28,6 +30,7 @@ export class CaClient {
     const Ctor = serviceClient(ISTIO_CA_SERVICE);
     this.#client = new Ctor(opts.address, creds, {
       ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName } : {}),
+      ...(opts.connection !== undefined ? { 'grpc.test_connection': opts.connection } : {}),
     }) as grpc.Client & Record<string, Function>;
   }
 

@@ -1,0 +1,165 @@
+// `meshca serve --workers 2` as real processes: issuances spread over both workers, every record in
+// the primary's one chain (which `audit verify` accepts), /readyz ready only while every worker is,
+// a killed worker restarted while issuance goes on, the ledger's failure refused as UNAVAILABLE,
+// SIGTERM draining the workers before the ledger closes, and a worker that cannot start failing
+// the whole start.
+
+import { readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { loadDevIssuer } from '../../src/authn/index.ts';
+import { openLedger, type IssuanceEvent } from '../../src/ledger/index.ts';
+import { createCsrPem, generateKeyPair } from '../../src/pki/index.ts';
+import { CaClient } from '../helpers/ca_client.ts';
+import { closeNet, listenOn, runMeshca, startServeProcess, tempDir, type ServeProcess } from '../helpers/serve.ts';
+
+const dir = tempDir();
+const keysDir = join(dir.path, 'keys');
+const dbPath = join(dir.path, 'ledger.db');
+afterAll(() => dir.cleanup());
+
+const CONNECTIONS = 8;
+
+async function readyz(serve: ServeProcess): Promise<{ status: number; text: string }> {
+  const res = await fetch(`http://${serve.httpAddress}/readyz`);
+  return { status: res.status, text: await res.text() };
+}
+
+/** Records the primary wrote for each worker, from the aggregated /metrics. */
+async function recordsByWorker(serve: ServeProcess): Promise<number[]> {
+  const text = await (await fetch(`http://${serve.httpAddress}/metrics`)).text();
+  return [0, 1].map((rank) => Number(new RegExp(`^meshca_cluster_ledger_records_total\\{worker="${rank}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0));
+}
+
+/** The pid each "worker N ready" line named, newest last. */
+function readyPids(serve: ServeProcess, rank: number): number[] {
+  return serve.output().split('\n').filter((l) => l.includes(`"msg":"worker ${rank} ready"`)).map((l) => (JSON.parse(l) as { pid: number }).pid);
+}
+
+describe('meshca serve --workers 2', () => {
+  it('spreads issuances over both workers into one verifiable chain, restarts a killed worker, and drains on SIGTERM', async () => {
+    const serve = await startServeProcess(['--keys', keysDir, '--db', `sqlite:${dbPath}`, '--workers', '2', '--shutdown-grace', '5s']);
+    const rootPem = readFileSync(join(keysDir, 'root-cert.pem'), 'utf8');
+    const dev = await loadDevIssuer(keysDir, false);
+    const token = await dev.mint({ namespace: 'default', serviceAccount: 'web', audience: 'meshca', ttlMs: 600_000, nowMs: Date.now() });
+    const csr = createCsrPem(generateKeyPair('ec-p256').privateKey);
+    let clients: CaClient[] = [];
+    const connect = (from: number) => {
+      for (const c of clients) c.close();
+      clients = Array.from({ length: CONNECTIONS }, (_, i) => new CaClient({ address: serve.grpcAddress, rootPem, serverName: 'localhost', connection: from + i }));
+    };
+    const burst = (n: number) => Promise.allSettled(Array.from({ length: n }, (_, i) => clients[i % CONNECTIONS]!.createCertificate({ csr, token })));
+    try {
+      const listening = JSON.parse(serve.output().split('\n').find((l) => l.includes('meshca serve listening'))!) as { pids: number[]; workers: number };
+      expect(listening.workers).toBe(2);
+      expect(new Set(listening.pids).size).toBe(2);
+      expect(await readyz(serve)).toEqual({ status: 200, text: 'ready\n' });
+
+      // Connections are dealt to the workers in turn: both issue, and the primary records for both.
+      connect(0);
+      const before = await recordsByWorker(serve);
+      const first = await burst(80);
+      expect(first.filter((r) => r.status === 'rejected')).toEqual([]);
+      const after = await recordsByWorker(serve);
+      expect(after[0]! - before[0]!).toBeGreaterThan(0);
+      expect(after[1]! - before[1]!).toBeGreaterThan(0);
+      expect(after[0]! - before[0]! + (after[1]! - before[1]!)).toBe(80);
+      // Counters are summed over the workers, not one worker's sample.
+      const metrics = await (await fetch(`http://${serve.httpAddress}/metrics`)).text();
+      expect(Number(/^meshca_issuances_total\{outcome="OK"\} (\d+)$/m.exec(metrics)?.[1])).toBe(80);
+
+      // A worker that does not answer makes the whole server not ready, by name; it recovers with it.
+      const [pid0, pid1] = listening.pids as [number, number];
+      process.kill(pid1, 'SIGSTOP');
+      try {
+        const stalled = await readyz(serve);
+        expect(stalled.status).toBe(503);
+        expect(stalled.text).toBe('not ready\nworker-1\n');
+      } finally {
+        process.kill(pid1, 'SIGCONT');
+      }
+      expect((await readyz(serve)).status).toBe(200);
+
+      // Killed: restarted with a new pid, and both workers issue again.
+      process.kill(pid1, 'SIGKILL');
+      await vi.waitFor(() => expect(readyPids(serve, 1).at(-1)).not.toBe(pid1), { timeout: 8_000, interval: 50 });
+      expect(serve.output()).toMatch(/"msg":"worker 1 exited; restarting it in 100 ms"/);
+      expect(readyPids(serve, 0)).toEqual([pid0]);
+      expect(await readyz(serve)).toEqual({ status: 200, text: 'ready\n' });
+      connect(100);
+      const beforeRestart = await recordsByWorker(serve);
+      const second = await burst(40);
+      expect(second.filter((r) => r.status === 'rejected')).toEqual([]);
+      const afterRestart = await recordsByWorker(serve);
+      expect(afterRestart[1]! - beforeRestart[1]!).toBeGreaterThan(0);
+      expect(afterRestart[0]! - beforeRestart[0]!).toBeGreaterThan(0);
+
+      // The primary's ledger cannot record: the workers refuse issuance (UNAVAILABLE) and /readyz says so.
+      renameSync(dbPath, `${dbPath}.away`);
+      try {
+        await expect(clients[0]!.createCertificate({ csr, token })).rejects.toMatchObject({ code: status.UNAVAILABLE });
+        const notReady = await readyz(serve);
+        expect(notReady.status).toBe(503);
+        expect(notReady.text).toMatch(/^not ready\nledger\n/);
+      } finally {
+        renameSync(`${dbPath}.away`, dbPath);
+      }
+      expect(await readyz(serve)).toEqual({ status: 200, text: 'ready\n' });
+      await clients[1]!.createCertificate({ csr, token });
+
+      // SIGTERM with requests in flight: each is answered with its record or refused, never lost.
+      const inFlight = Array.from({ length: 200 }, (_, i) => clients[i % CONNECTIONS]!.createCertificate({ csr, token }));
+      await Promise.any(inFlight);
+      serve.child.kill('SIGTERM');
+      const results = await Promise.allSettled(inFlight);
+      expect(await serve.exited).toBe(0);
+      const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as ServiceError).code] : []));
+      expect(failed.filter((code) => code !== status.UNAVAILABLE)).toEqual([]);
+      expect(results.length - failed.length).toBeGreaterThan(0);
+      expect(serve.output()).toMatch(/"worker":0,.*"msg":"stopped"/);
+      expect(serve.output()).toMatch(/"worker":1,.*"msg":"stopped"/);
+
+      // One chain with every record, from both workers, verified as `audit verify` does; the primary's stop record last.
+      const ledger = await openLedger(`sqlite:${dbPath}`, { bindTo: keysDir, mustExist: true });
+      try {
+        const report = await ledger.verify();
+        expect(report.ok).toBe(true);
+        expect(report.problems).toEqual([]);
+        const records = await ledger.query({ order: 'asc', limit: 10_000 });
+        expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+        const issued = records.filter((r) => r.event.type === 'issuance' && (r.event as IssuanceEvent).channel === 'CreateCertificate' && r.event.decision === 'granted');
+        // 80 + 40 + 1 before SIGTERM, then every one answered while draining: none answered without its record.
+        expect(issued).toHaveLength(80 + 40 + 1 + (results.length - failed.length));
+        const starts = records.filter((r) => r.event.type === 'ca' && r.event.event === 'server-start');
+        expect(starts).toHaveLength(1);
+        expect(starts[0]!.event).toMatchObject({ detail: { workers: 2 } });
+        expect(records.at(-1)!.event).toMatchObject({ type: 'ca', event: 'server-stop' });
+      } finally {
+        await ledger.close();
+      }
+      const verify = await runMeshca(['audit', 'verify', '--db', `sqlite:${dbPath}`, '--keys', keysDir]);
+      expect(verify.code).toBe(0);
+    } finally {
+      for (const c of clients) c.close();
+      serve.child.kill('SIGKILL');
+    }
+  });
+
+  it('fails the whole start when a worker cannot bind the gRPC port, leaving nothing listening', async () => {
+    const taken = await listenOn(0);
+    const httpProbe = await listenOn(0);
+    const httpPort = (httpProbe.address() as { port: number }).port;
+    await closeNet(httpProbe);
+    try {
+      const r = await runMeshca(['serve', '--keys', keysDir, '--db', `sqlite:${join(dir.path, 'other.db')}`, '--new-ledger', '--workers', '2', '--listen', `127.0.0.1:${(taken.address() as { port: number }).port}`, '--http-listen', `127.0.0.1:${httpPort}`]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/\nmeshca serve: --listen 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)\n$/);
+      expect(r.stderr).not.toContain('meshca serve listening');
+      // The side port the primary had bound is free again.
+      await closeNet(await listenOn(httpPort));
+    } finally {
+      await closeNet(taken);
+    }
+  });
+});
