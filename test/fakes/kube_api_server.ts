@@ -111,6 +111,8 @@ export class FakeKubeApiServer {
   /** Artificial delay before every answer. */
   latencyMs = 0;
   readonly calls: RecordedCall[] = [];
+  /** TLS connections accepted (handshakes completed) since start: a client that reuses connections keeps it low. */
+  tlsConnections = 0;
   private readonly server: Server;
   private readonly now: () => number;
   private readonly sockets = new Set<Socket>();
@@ -139,6 +141,7 @@ export class FakeKubeApiServer {
       self!.sockets.add(socket);
       socket.on('close', () => self!.sockets.delete(socket));
     });
+    server.on('secureConnection', () => self!.tlsConnections++);
     await self.listen(0);
     // The issuer is the server's own URL, as with --service-account-issuer=https://<apiserver>.
     self.tokens.issuer = self.url;

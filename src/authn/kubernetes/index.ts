@@ -15,6 +15,7 @@ import { createTokenReviewClient } from './review_client.ts';
 import { createTokenReviewAuthenticator } from './tokenreview.ts';
 import { startPodIndex, type PodIndex } from './pod_index.ts';
 
+export { API_POOL_MAX_AGE_MS, createApiConnectionPool, MAX_API_CONNECTIONS, type ApiConnectionPool } from './api_pool.ts';
 export { type JwksVerdict, type JwksVerifier } from './jwks.ts';
 export { type RateLimiter } from './rate_limit.ts';
 export { ReviewCache } from './token_cache.ts';

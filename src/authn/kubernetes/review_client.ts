@@ -2,9 +2,10 @@
 // caller's deadline as its timeout, 429/5xx/unreachable retried with backoff (Retry-After honoured)
 // while the deadline allows. It never sends a token anywhere but the configured API server.
 
-import { ApiException, AuthenticationV1Api, Observable, type KubeConfig, type V1TokenReviewStatus } from '@kubernetes/client-node';
+import { ApiException, AuthenticationV1Api, Observable, type KubeConfig, type RequestContext, type V1TokenReviewStatus } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/index.ts';
 import { sleep, type Clock } from '../../time/index.ts';
+import { createApiConnectionPool, type ApiConnectionPool } from './api_pool.ts';
 import type { KubeAuthMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate_limit.ts';
 
@@ -53,9 +54,19 @@ export function createTokenReviewClient(opts: {
   clock: Clock;
   log: Logger;
   metrics: KubeAuthMetrics;
+  /** Default: one shared keep-alive pool for this client (tests count its connections). */
+  pool?: ApiConnectionPool;
 }): TokenReviewClient {
   const api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
   const { clock, log, metrics, limiter } = opts;
+  const pool = opts.pool ?? createApiConnectionPool({ kubeConfig: opts.kubeConfig, clock });
+  // Runs after client-node has applied the kubeconfig's authentication to the request.
+  const prepare = async (ctx: RequestContext, signal: AbortSignal): Promise<RequestContext> => {
+    ctx.setSignal(signal);
+    const dispatcher = await pool.dispatcher();
+    if (dispatcher) ctx.setDispatcher(dispatcher);
+    return ctx;
+  };
   return {
     async review(token, audiences, deadlineMs, logId) {
       for (let attempt = 0; ; attempt++) {
@@ -72,7 +83,7 @@ export function createTokenReviewClient(opts: {
           const review = await api.createTokenReview(
             { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences.length > 0 ? { audiences: [...audiences] } : {}) } } },
             {
-              middleware: [{ pre: (ctx) => (ctx.setSignal(signal), new Observable(Promise.resolve(ctx))), post: (rsp) => new Observable(Promise.resolve(rsp)) }],
+              middleware: [{ pre: (ctx) => new Observable(prepare(ctx, signal)), post: (rsp) => new Observable(Promise.resolve(rsp)) }],
               middlewareMergeStrategy: 'append',
             },
           );

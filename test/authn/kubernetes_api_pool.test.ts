@@ -1,0 +1,49 @@
+// The TokenReview client's connection pool to the API server: one shared pool, rebuilt from the
+// kubeconfig every API_POOL_MAX_AGE_MS (so rotated TLS files are read again), the old one closed.
+
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_POOL_MAX_AGE_MS, createApiConnectionPool } from '../../src/authn/kubernetes/index.ts';
+import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
+import { FakeClock } from '../fakes/clock.ts';
+
+let fake: FakeKubeApiServer;
+
+beforeAll(async () => {
+  fake = await FakeKubeApiServer.start();
+});
+
+afterAll(async () => {
+  await fake.close();
+});
+
+describe('API server connection pool', () => {
+  it('hands out one pool until it is API_POOL_MAX_AGE_MS old, then a new one, closing the old', async () => {
+    const clock = new FakeClock();
+    const pool = createApiConnectionPool({ kubeConfig: fake.kubeConfig(), clock });
+    const first = await pool.dispatcher();
+    expect(first).toBeDefined();
+    await clock.advance(API_POOL_MAX_AGE_MS - 1);
+    expect(await pool.dispatcher()).toBe(first);
+    await clock.advance(1);
+    const second = await pool.dispatcher();
+    expect(second).toBeDefined();
+    expect(second).not.toBe(first);
+    expect(first!.closed).toBe(true);
+    expect(second!.closed).toBe(false);
+    await pool.close();
+    expect(second!.closed).toBe(true);
+  });
+
+  it('leaves a proxied cluster to client-node’s own dispatcher', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'proxied', server: fake.url, caData: Buffer.from(fake.caPem).toString('base64'), proxyUrl: 'http://127.0.0.1:3128', skipTLSVerify: false }],
+      users: [{ name: 'meshca', token: 'x' }],
+      contexts: [{ name: 'proxied', cluster: 'proxied', user: 'meshca' }],
+      currentContext: 'proxied',
+    });
+    const pool = createApiConnectionPool({ kubeConfig: kc, clock: new FakeClock() });
+    expect(await pool.dispatcher()).toBeUndefined();
+  });
+});
