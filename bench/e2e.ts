@@ -13,6 +13,7 @@ import { startServeProcess, type ServeProcess } from '../test/helpers/serve.ts';
 import type { LoadSetup, PhaseResult } from './load_client.ts';
 import { loadAverage, procStats, startLoadClient } from './procs.ts';
 import { fmt, writeSection } from './report.ts';
+import { describeMemory, sampleServeMemory } from './serve_memory.ts';
 import { freshSchemaUrl } from './scaling.ts';
 
 const CONCURRENCY = 64;
@@ -68,7 +69,7 @@ function errorsText(errors: Record<string, number>): string {
 }
 
 /** Runs `measured` requests after a warm-up against a server process; CPU and memory from /proc. */
-async function measure(name: string, pid: number, setup: LoadSetup, range: { warm: [number, number]; measured: [number, number]; wrap?: number }): Promise<Row> {
+async function measure(name: string, pid: number, setup: LoadSetup, range: { warm: [number, number]; measured: [number, number]; wrap?: number }, httpAddress?: string): Promise<Row> {
   const client = await startLoadClient(setup);
   try {
     process.stdout.write(`  ${name}: warm-up ${fmt(range.warm[1] - range.warm[0])} requests… `);
@@ -76,17 +77,24 @@ async function measure(name: string, pid: number, setup: LoadSetup, range: { war
     const before = procStats(pid);
     const load = loadAverage();
     process.stdout.write(`measuring ${fmt(range.measured[1] - range.measured[0])}… `);
+    const memory = httpAddress ? sampleServeMemory(httpAddress) : undefined;
     const r = await client.phase({ from: range.measured[0], to: range.measured[1], concurrency: CONCURRENCY, ...(range.wrap ? { wrap: range.wrap } : {}) });
     const after = procStats(pid);
+    const peak = await memory?.stop();
     process.stdout.write(`${fmt(r.ok / r.seconds)}/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, server ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} CPU-s, client ${fmt(r.clientCpuSeconds, 1)} CPU-s, peak RSS ${fmt(after.peakRssMb)} MB, errors ${errorsText(r.errors)} (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
+    if (peak) process.stdout.write(`    at peak: ${describeMemory(peak)}\n`);
     return rowOf(name, r, after.cpuSeconds - before.cpuSeconds, after.peakRssMb, (load + loadAverage()) / 2);
   } finally {
     await client.close();
   }
 }
 
-/** BENCH_CPU_PROF=<dir>: every serve writes a V8 CPU profile there (summarise with bench/profile.ts). */
-const PROFILE_ENV: Record<string, string> = process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {};
+/**
+ * BENCH_CPU_PROF=<dir>: every serve writes a V8 CPU profile there (summarise with bench/profile.ts).
+ * BENCH_SERVE_NODE_OPTIONS: more Node options for every serve (e.g. to try a V8 flag).
+ */
+const SERVE_NODE_OPTIONS = [process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '', process.env.BENCH_SERVE_NODE_OPTIONS ?? ''].join(' ').trim();
+const PROFILE_ENV: Record<string, string> = SERVE_NODE_OPTIONS ? { NODE_OPTIONS: SERVE_NODE_OPTIONS } : {};
 
 async function withServe<T>(args: string[], fn: (serve: ServeProcess) => Promise<T>): Promise<T> {
   const serve = await startServeProcess(args, PROFILE_ENV);
@@ -175,26 +183,26 @@ export async function run(): Promise<void> {
       rows.push(
         await withServe([...common('jwks'), '--authn', 'jwks', '--db', sqlite('jwks')], async (serve) => {
           restAfterStart = { rssMb: procStats(serve.child.pid!).rssMb };
-          return measure(JWKS_ROW, serve.child.pid!, grpc(serve.grpcAddress), full);
+          return measure(JWKS_ROW, serve.child.pid!, grpc(serve.grpcAddress), full, serve.httpAddress);
         }),
       );
     }
     // The ledger's share of an issuance as a user sees it (issue 8's target: under 15%).
     if (PATHS.has('noledger')) {
-      rows.push(await withServe([...common('noledger'), '--authn', 'jwks', '--db', 'memory:'], (serve) => measure(NO_LEDGER_ROW, serve.child.pid!, grpc(serve.grpcAddress), full)));
+      rows.push(await withServe([...common('noledger'), '--authn', 'jwks', '--db', 'memory:'], (serve) => measure(NO_LEDGER_ROW, serve.child.pid!, grpc(serve.grpcAddress), full, serve.httpAddress)));
     }
     const postgres = process.env.MESHCA_TEST_POSTGRES_URL && (await freshSchemaUrl(process.env.MESHCA_TEST_POSTGRES_URL, 'bench_e2e'));
     if (postgres && PATHS.has('postgres')) {
-      rows.push(await withServe([...common('postgres'), '--authn', 'jwks', '--db', postgres], (serve) => measure('meshca, `--authn jwks`, PostgreSQL ledger', serve.child.pid!, grpc(serve.grpcAddress), full)));
+      rows.push(await withServe([...common('postgres'), '--authn', 'jwks', '--db', postgres], (serve) => measure('meshca, `--authn jwks`, PostgreSQL ledger', serve.child.pid!, grpc(serve.grpcAddress), full, serve.httpAddress)));
     }
     if (PATHS.has('tokenreview')) rows.push(
       await withServe([...common('tokenreview'), '--authn', 'tokenreview', '--kube-qps', '1000', '--kube-burst', '1000', '--db', sqlite('tokenreview')], (serve) =>
-        measure('meshca, `--authn tokenreview`, warm cache, SQLite ledger', serve.child.pid!, grpc(serve.grpcAddress), { warm: [0, REVIEWED], measured: [0, Math.max(REVIEWED, PODS - WARMUP)], wrap: REVIEWED }),
+        measure('meshca, `--authn tokenreview`, warm cache, SQLite ledger', serve.child.pid!, grpc(serve.grpcAddress), { warm: [0, REVIEWED], measured: [0, Math.max(REVIEWED, PODS - WARMUP)], wrap: REVIEWED }, serve.httpAddress),
       ),
     );
     if (PATHS.has('mtls')) rows.push(
       await withServe([...common('mtls'), '--authn', 'jwks', '--db', sqlite('mtls')], (serve) =>
-        measure('meshca, mutual-TLS renewal (64 workloads, one connection each), SQLite ledger', serve.child.pid!, grpc(serve.grpcAddress, { mtls: true, channels: CONCURRENCY }), full),
+        measure('meshca, mutual-TLS renewal (64 workloads, one connection each), SQLite ledger', serve.child.pid!, grpc(serve.grpcAddress, { mtls: true, channels: CONCURRENCY }), full, serve.httpAddress),
       ),
     );
     const cfssl = PATHS.has('cfssl') ? await measureCfssl(dir, keys, dataFile) : undefined;
@@ -216,14 +224,16 @@ export async function run(): Promise<void> {
           try {
             fake.resetCalls();
             const load = loadAverage();
+            const before = procStats(serve.child.pid!);
             process.stdout.write(`  restart storm, --authn ${mode}: ${fmt(PODS)} pods at once… `);
             t0 = performance.now();
             const r = await client.phase({ from: 0, to: PODS, concurrency: PODS, retryForMs: STORM_RETRY_MS, deadlineMs: 60_000 });
+            const after = procStats(serve.child.pid!);
             const reviews = fake.tokenReviewCount();
             const perSecond = fake.callsPerSecond('tokenreviews');
             process.stdout.write(`${fmt(r.seconds, 1)} s\n`);
             const spread = mode === 'tokenreview' ? `${fmt(reviews)} TokenReviews, ${fmt(Math.max(0, ...perSecond))}/s at peak over ${perSecond.length} s` : `${fmt(fake.callCount('GET'))} GETs (discovery + JWKS)`;
-            const row = `| \`--authn ${mode}\` | ${fmt(PODS)} | ${fmt(r.seconds, 2)} s | ${fmt(r.ok)} | ${errorsText(r.errors)} | ${fmt(r.retries)} | ${fmt(r.p50, 0)} / ${fmt(r.p99, 0)} / ${fmt(r.max, 0)} ms | ${spread} | ${fmt(load, 1)} |`;
+            const row = `| \`--authn ${mode}\` | ${fmt(PODS)} | ${fmt(r.seconds, 2)} s | ${fmt(r.ok)} | ${errorsText(r.errors)} | ${fmt(r.retries)} | ${fmt(r.p50, 0)} / ${fmt(r.p99, 0)} / ${fmt(r.max, 0)} ms | ${spread} | ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} s | ${fmt(after.peakRssMb)} MB | ${fmt(load, 1)} |`;
             process.stdout.write(`  ${row}\n`);
             return row;
           } finally {
@@ -263,8 +273,8 @@ export async function run(): Promise<void> {
         `Every pod's request sent at once over 50 connections (a fresh \`serve\`, SQLite ledger); a request answered UNAVAILABLE is retried after the hint in its message (\"retry in Ns\") with ±50% jitter, as an agent backs off, for up to ${STORM_RETRY_MS / 1000} s. ` +
           'TokenReview: --kube-qps 200 --kube-burst 400 (the defaults, 50/100, would take 100 s for 5,000 new pods by design).',
         '',
-        '| authentication | pods | all answered after | certificates | errors | retries | latency p50 / p99 / max | API server | load avg |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+        '| authentication | pods | all answered after | certificates | errors | retries | latency p50 / p99 / max | API server | server CPU | peak RSS | load avg |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
         ...storms,
       ].join('\n'),
     );
