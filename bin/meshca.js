@@ -35,6 +35,12 @@ function distIsCurrent() {
 }
 
 const useDist = distIsCurrent();
+if (!useDist && typeof WebAssembly === 'undefined') {
+  // Node strips types with a WebAssembly module; --jitless and --lite-mode (the agent's
+  // NODE_OPTIONS in a pod) turn WebAssembly off, so only dist/ can run here.
+  process.stderr.write('meshca: dist/ is missing or older than src/, and this Node runs without WebAssembly (--jitless or --lite-mode), which running src/ needs; run "npm run build"\n');
+  process.exit(1);
+}
 if (!useDist && !process.features.typescript) {
   const r = spawnSync(process.execPath, ['--experimental-strip-types', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);

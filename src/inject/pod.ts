@@ -32,6 +32,16 @@ export const AGENT_UID = 10001;
  * resident once it serves a certificate (most of it Node 24 itself); a renewal costs a few ms of
  * CPU per half-lifetime, so the CPU request is small.
  */
+/**
+ * V8 flags for the agent, set through NODE_OPTIONS so they apply to whatever command the image
+ * runs. An agent is idle nearly always and runs little code, so it gives up the compilers for
+ * memory: --jitless runs bytecode only (no JIT code pages; V8's compilers are never paged in from
+ * the node binary), and --max-semi-space-size=1 keeps the young generation at 1 MB per semi-space
+ * instead of letting it grow to 16. Together ~17 MB less resident memory (docs/performance.md,
+ * Footprint). --lite-mode saves the same but is not allowed in NODE_OPTIONS. Nothing the agent
+ * loads uses WebAssembly, which --jitless turns off.
+ */
+export const AGENT_NODE_OPTIONS = '--jitless --max-semi-space-size=1';
 export const AGENT_RESOURCES = { requests: { cpu: '10m', memory: '128Mi' }, limits: { memory: '256Mi' } } as const;
 
 export interface InjectOptions {
@@ -87,6 +97,7 @@ export function agentContainer(o: InjectOptions): Container {
       `--sds-socket=${SDS_DIR}/socket`,
       `--http-listen=0.0.0.0:${AGENT_HTTP_PORT}`,
     ],
+    env: [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }],
     ports: [{ name: AGENT_HTTP_PORT_NAME, containerPort: AGENT_HTTP_PORT, protocol: 'TCP' }],
     // A native sidecar's startup probe holds the app's containers back until it passes: the app
     // starts only once the agent holds a certificate to serve on the socket.

@@ -1,11 +1,13 @@
 // End to end through the real command line: `meshca serve`, `meshca token mint` and `meshca agent`
 // as separate processes, an Envoy-like SDS client on the agent's socket, and a clean SIGTERM.
 
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { MESHCA_BIN, runMeshca, startServeProcess } from '../helpers/serve.ts';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { AGENT_NODE_OPTIONS } from '../../src/inject/index.ts';
+import { MESHCA_BIN, REPO_ROOT, runMeshca, startServeProcess } from '../helpers/serve.ts';
 import { EnvoyLikeStream, sdsClient } from '../sds/envoy_client.ts';
 import { keyMatchesLeaf, opensslVerifyServed, pemBlocks, scratchDir, spiffeIdOf } from './harness.ts';
 
@@ -14,8 +16,34 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** Starts `meshca <args>` in its own process. */
+type Launch = (args: string[]) => ChildProcessWithoutNullStreams;
+
+/** As a user runs it: bin/meshca.js (dist/ when current, src/ otherwise). */
+const throughBin: Launch = (args) => spawn(process.execPath, [MESHCA_BIN, ...args]);
+
+const BUILD_DIR = `.tmp-build-agent-${process.pid}`;
+afterAll(() => rmSync(join(REPO_ROOT, BUILD_DIR), { recursive: true, force: true }));
+
+/**
+ * As in a pod: the JavaScript build (fresh, so an edited src/ is what runs) under the NODE_OPTIONS
+ * the injector sets. --jitless leaves no WebAssembly, so the type stripper cannot run there.
+ */
+const asInjected: Launch = (args) => {
+  if (!existsSync(join(REPO_ROOT, BUILD_DIR, '.built'))) {
+    const build = spawnSync(process.execPath, ['scripts/build.js', BUILD_DIR], { cwd: REPO_ROOT, encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`build failed: ${build.stderr}`);
+  }
+  const main = pathToFileURL(join(REPO_ROOT, BUILD_DIR, 'cli/main.js')).href;
+  const script = `const { main } = await import(${JSON.stringify(main)}); const stop = new AbortController(); process.once('SIGTERM', () => stop.abort()); process.exitCode = await main(process.argv.slice(1), { signal: stop.signal });`;
+  return spawn(process.execPath, ['--input-type=module', '-e', script, ...args], { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${AGENT_NODE_OPTIONS}` } });
+};
+
 describe('meshca agent (command line)', () => {
-  it('gets a certificate from meshca serve with a minted token and serves it over SDS until SIGTERM', async () => {
+  it.each([
+    ['through bin/meshca.js', throughBin],
+    ['from the JavaScript build under the injected NODE_OPTIONS (no JIT, small young generation)', asInjected],
+  ])('gets a certificate from meshca serve with a minted token and serves it over SDS until SIGTERM (%s)', async (_how, launch) => {
     const scratch = scratchDir();
     cleanups.push(scratch.cleanup);
     const keys = join(scratch.path, 'keys');
@@ -26,11 +54,7 @@ describe('meshca agent (command line)', () => {
     writeFileSync(join(scratch.path, 'token'), minted.stdout.trim());
 
     const socket = join(scratch.path, 'run', 'sds.sock');
-    const agent = spawn(
-      process.execPath,
-      [MESHCA_BIN, 'agent', '--ca-addr', ca.grpcAddress, '--root-cert', join(keys, 'root-cert.pem'), '--token-file', join(scratch.path, 'token'), '--sds-socket', socket, '--http-listen', '127.0.0.1:0', '--ttl', '1h'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const agent = launch(['agent', '--ca-addr', ca.grpcAddress, '--root-cert', join(keys, 'root-cert.pem'), '--token-file', join(scratch.path, 'token'), '--sds-socket', socket, '--http-listen', '127.0.0.1:0', '--ttl', '1h']);
     let out = '';
     agent.stdout.on('data', (d) => (out += d));
     agent.stderr.on('data', (d) => (out += d));

@@ -2,7 +2,8 @@
 // the type stripper, with its relative imports pointing at .js files.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/serve.ts';
@@ -28,5 +29,20 @@ describe('the JavaScript build', () => {
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^meshca \d+\.\d+\.\d+/);
+  });
+
+  it('refuses, naming the fix, to run src/ where Node has no WebAssembly for the type stripper (--jitless, as the agent in a pod)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'meshca-bin-'));
+    try {
+      mkdirSync(join(root, 'bin'));
+      mkdirSync(join(root, 'src', 'cli'), { recursive: true });
+      copyFileSync(join(REPO_ROOT, 'bin/meshca.js'), join(root, 'bin/meshca.js'));
+      writeFileSync(join(root, 'src/cli/main.ts'), 'export async function main(): Promise<number> { return 0; }\n');
+      const run = spawnSync(process.execPath, ['--jitless', join(root, 'bin/meshca.js'), 'version'], { encoding: 'utf8' });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain('run "npm run build"');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -58,6 +58,8 @@ function expectAgentIn(pod: PodLike, sdsContainers: string[]): void {
   const agent = pod.spec.initContainers[0]!;
   expect(agent).toMatchObject({ name: 'meshca-agent', image: 'meshca/meshca:test', restartPolicy: 'Always' });
   expect(agent.args).toEqual(expect.arrayContaining(['agent', '--token-file=/var/run/secrets/tokens/meshca-token', '--sds-socket=/var/run/secrets/workload-spiffe-uds/socket']));
+  // The agent's V8 flags (test/agent/agent_command.test.ts runs the agent under them).
+  expect(agent.env).toEqual([{ name: 'NODE_OPTIONS', value: '--jitless --max-semi-space-size=1' }]);
   expect(pod.spec.initContainers.map((c) => c.name)).toEqual(['meshca-agent', 'migrate']);
   const token = pod.spec.volumes.find((v) => v.name === 'meshca-token')!;
   expect(token.projected).toEqual({ sources: [{ serviceAccountToken: { audience: 'meshca', expirationSeconds: 3600, path: 'meshca-token' } }] });
