@@ -26,6 +26,27 @@ export function procStats(pid: number): ProcStats {
   return { cpuSeconds, rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024 };
 }
 
+export interface SmapsRollup {
+  readonly rssMb: number;
+  /** Proportional set: each shared page divided among the processes mapping it. */
+  readonly pssMb: number;
+  /** Unique set (USS): pages no other process maps, what one more such process costs. */
+  readonly privateMb: number;
+  /** Pages shared with other processes (mostly the node binary's text, shared by every pod on a node using the same image). */
+  readonly sharedMb: number;
+}
+
+export function smapsRollup(pid: number | 'self'): SmapsRollup {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    rssMb: kb('Rss') / 1024,
+    pssMb: kb('Pss') / 1024,
+    privateMb: (kb('Private_Clean') + kb('Private_Dirty')) / 1024,
+    sharedMb: (kb('Shared_Clean') + kb('Shared_Dirty')) / 1024,
+  };
+}
+
 /** One-minute load average, to print beside every figure measured on this shared machine. */
 export function loadAverage(): number {
   return os.loadavg()[0]!;
