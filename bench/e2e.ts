@@ -1,14 +1,18 @@
 // End-to-end CreateCertificate: `meshca serve` in its own process, the load generator
 // (bench/load_client.ts) in another, 64 requests in flight over TLS with distinct pods' tokens and
 // distinct CSRs, on three authentication paths (JWKS, TokenReview with a warm cache, mutual-TLS
-// renewal), ledger on; cfssl's sign API on the same CSRs in the same run; then the restart storms.
+// renewal), ledger on; JWKS again with --workers 2; the transport floor (bench/floor_server.ts: a
+// no-op grpc-js TLS server, 1 and 2 processes); cfssl's sign API on the same CSRs in the same run;
+// then the restart storms.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createCsrPem, generateKeyPair } from '../src/pki/index.ts';
 import { FakeKubeApiServer } from '../test/fakes/kube_api_server.ts';
+import { CaClient } from '../test/helpers/ca_client.ts';
 import { startServeProcess, type ServeProcess } from '../test/helpers/serve.ts';
 import type { LoadSetup, PhaseResult } from './load_client.ts';
 import { loadAverage, procStats, startLoadClient } from './procs.ts';
@@ -25,10 +29,15 @@ const WARMUP = 500;
 const REVIEWED = Math.min(PODS, 2000);
 const STORM_RETRY_MS = 120_000;
 /** BENCH_PATHS=jwks,cfssl runs only those parts (all by default). */
-const PATHS = new Set((process.env.BENCH_PATHS ?? 'jwks,noledger,postgres,tokenreview,mtls,cfssl,storm').split(','));
+const PATHS = new Set((process.env.BENCH_PATHS ?? 'jwks,workers,floor,noledger,postgres,tokenreview,mtls,cfssl,storm').split(','));
+/** The --workers row and the floor's multi-process row use this many processes. */
+const WORKERS = 2;
 
 const JWKS_ROW = 'meshca, `--authn jwks`, SQLite ledger';
 const NO_LEDGER_ROW = 'meshca, `--authn jwks`, ledger off (`memory:`)';
+const WORKERS_ROW = `meshca, \`--authn jwks\`, SQLite ledger, \`--workers ${WORKERS}\``;
+const FLOOR_ROW = 'transport floor: grpc-js over TLS, no-op CreateCertificate (same response size), 1 process';
+const FLOOR_WORKERS_ROW = `transport floor, ${WORKERS} processes (node:cluster)`;
 
 interface Row {
   readonly name: string;
@@ -63,23 +72,43 @@ function ledgerCost(rows: readonly Row[]): string {
   return `Ledger cost (SQLite vs \`memory:\`, JWKS path): ${fmt((1 - off.serverCpuPer1000 / on.serverCpuPer1000) * 100, 1)}% of the server\u2019s CPU per issuance, ${fmt((1 - (on.r.ok / on.r.seconds) / (off.r.ok / off.r.seconds)) * 100, 1)}% of requests/s (target: under 15%).`;
 }
 
+/** meshca beside the transport floor (same process count) and cfssl: as measured, and by CPU per request. */
+function floorRatios(rows: readonly Row[], cfssl: Row | undefined): string[] {
+  const rate = (x: Row) => x.r.ok / x.r.seconds;
+  const pair = (label: string, meshca: Row | undefined, floor: Row | undefined): string[] => {
+    if (!meshca) return [];
+    const toFloor = floor ? `meshca / floor = **${fmt(rate(meshca) / rate(floor), 2)}** as measured, ${fmt(ceiling(meshca) / ceiling(floor), 2)} by CPU` : 'no floor measured';
+    const toCfssl = cfssl ? `meshca / cfssl = ${fmt(rate(meshca) / rate(cfssl), 2)} as measured, ${fmt(ceiling(meshca) / ceiling(cfssl), 2)} by CPU` : 'no cfssl';
+    return [`${label}: ${toFloor}; ${toCfssl}.`];
+  };
+  const find = (name: string) => rows.find((r) => r.name === name);
+  return [...pair('JWKS, 1 process', find(JWKS_ROW), find(FLOOR_ROW)), ...pair(`JWKS, \`--workers ${WORKERS}\``, find(WORKERS_ROW), find(FLOOR_WORKERS_ROW))];
+}
+
 function errorsText(errors: Record<string, number>): string {
   const entries = Object.entries(errors);
   return entries.length === 0 ? '0' : entries.map(([code, n]) => `${fmt(n)} (${code})`).join(', ');
 }
 
-/** Runs `measured` requests after a warm-up against a server process; CPU and memory from /proc. */
-async function measure(name: string, pid: number, setup: LoadSetup, range: { warm: [number, number]; measured: [number, number]; wrap?: number }, httpAddress?: string): Promise<Row> {
+/** CPU seconds and peak RSS summed over a server's processes (a cluster's primary and workers). */
+function sumStats(pids: readonly number[]): { cpuSeconds: number; peakRssMb: number } {
+  const stats = pids.map(procStats);
+  return { cpuSeconds: stats.reduce((a, x) => a + x.cpuSeconds, 0), peakRssMb: stats.reduce((a, x) => a + x.peakRssMb, 0) };
+}
+
+/** Runs `measured` requests after a warm-up against a server's processes; CPU and memory from /proc, summed. */
+async function measure(name: string, pid: number | readonly number[], setup: LoadSetup, range: { warm: [number, number]; measured: [number, number]; wrap?: number }, httpAddress?: string): Promise<Row> {
+  const pids = typeof pid === 'number' ? [pid] : pid;
   const client = await startLoadClient(setup);
   try {
     process.stdout.write(`  ${name}: warm-up ${fmt(range.warm[1] - range.warm[0])} requests… `);
     const warm = await client.phase({ from: range.warm[0], to: range.warm[1], concurrency: CONCURRENCY, retryForMs: 60_000 });
-    const before = procStats(pid);
+    const before = sumStats(pids);
     const load = loadAverage();
     process.stdout.write(`measuring ${fmt(range.measured[1] - range.measured[0])}… `);
     const memory = httpAddress ? sampleServeMemory(httpAddress) : undefined;
     const r = await client.phase({ from: range.measured[0], to: range.measured[1], concurrency: CONCURRENCY, ...(range.wrap ? { wrap: range.wrap } : {}) });
-    const after = procStats(pid);
+    const after = sumStats(pids);
     const peak = await memory?.stop();
     process.stdout.write(`${fmt(r.ok / r.seconds)}/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, server ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} CPU-s, client ${fmt(r.clientCpuSeconds, 1)} CPU-s, peak RSS ${fmt(after.peakRssMb)} MB, errors ${errorsText(r.errors)} (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
     if (peak) process.stdout.write(`    at peak: ${describeMemory(peak)}\n`);
@@ -95,6 +124,44 @@ async function measure(name: string, pid: number, setup: LoadSetup, range: { war
  */
 const SERVE_NODE_OPTIONS = [process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '', process.env.BENCH_SERVE_NODE_OPTIONS ?? ''].join(' ').trim();
 const PROFILE_ENV: Record<string, string> = SERVE_NODE_OPTIONS ? { NODE_OPTIONS: SERVE_NODE_OPTIONS } : {};
+
+/** The primary's and the workers' pids, from the "meshca serve listening" line of `--workers N`. */
+function servePids(serve: ServeProcess): number[] {
+  const line = serve.output().split('\n').find((l) => l.includes('"msg":"meshca serve listening"'));
+  const { pids } = JSON.parse(line!) as { pids?: number[] };
+  return [serve.child.pid!, ...(pids ?? [])];
+}
+
+/** The floor's TLS identity: a self-signed P-256 certificate for localhost (meshca's serving key type). */
+function floorIdentity(dir: string): { certFile: string; keyFile: string; rootPem: string } {
+  const certFile = join(dir, 'floor-cert.pem');
+  const keyFile = join(dir, 'floor-key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl could not make the floor's certificate: ${r.stderr}`);
+  return { certFile, keyFile, rootPem: readFileSync(certFile, 'utf8') };
+}
+
+/** Runs bench/floor_server.ts with `workers` processes until `fn` is done. */
+async function withFloor<T>(env: Record<string, string>, workers: number, fn: (address: string, pids: number[]) => Promise<T>): Promise<T> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./floor_server.ts', import.meta.url))], { env: { ...process.env, ...env, ...PROFILE_ENV, FLOOR_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d;
+        const m = /floor listening (.*)\n/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      void exited.then(() => reject(new Error(`the floor server exited before listening: ${out}`)));
+    });
+    const [address, ...pids] = line.split(' ');
+    return await fn(address!, pids.map(Number));
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
 
 async function withServe<T>(args: string[], fn: (serve: ServeProcess) => Promise<T>): Promise<T> {
   const serve = await startServeProcess(args, PROFILE_ENV);
@@ -179,13 +246,50 @@ export async function run(): Promise<void> {
     const rows: Row[] = [];
     let restAfterStart: { rssMb: number } | undefined;
 
+    // The floor answers what meshca answers: one real CreateCertificate response, kept from the first meshca row.
+    const responseFile = join(dir, 'floor-response.json');
+    const keepResponse = async (serve: ServeProcess) => {
+      if (existsSync(responseFile)) return;
+      const client = new CaClient({ address: serve.grpcAddress, rootPem, serverName: 'localhost' });
+      try {
+        writeFileSync(responseFile, JSON.stringify((await client.createCertificate({ csr: csrs[0]!, token: tokens[0]! })).certChain));
+      } finally {
+        client.close();
+      }
+    };
     if (PATHS.has('jwks')) {
       rows.push(
         await withServe([...common('jwks'), '--authn', 'jwks', '--db', sqlite('jwks')], async (serve) => {
           restAfterStart = { rssMb: procStats(serve.child.pid!).rssMb };
+          await keepResponse(serve);
           return measure(JWKS_ROW, serve.child.pid!, grpc(serve.grpcAddress), full, serve.httpAddress);
         }),
       );
+    }
+    // More than one core: the same path with node:cluster workers; CPU and RSS summed over the primary and the workers.
+    let workersRest: { rssMb: number } | undefined;
+    let primaryShare: number | undefined;
+    if (PATHS.has('workers')) {
+      rows.push(
+        await withServe([...common('workers'), '--authn', 'jwks', '--db', sqlite('workers'), '--workers', String(WORKERS)], async (serve) => {
+          const pids = servePids(serve);
+          workersRest = { rssMb: pids.map((p) => procStats(p).rssMb).reduce((a, b) => a + b, 0) };
+          await keepResponse(serve);
+          const primaryBefore = procStats(pids[0]!).cpuSeconds;
+          const row = await measure(WORKERS_ROW, pids, grpc(serve.grpcAddress), full);
+          // The primary's own share (the ledger's one writer, IPC, connection hand-off), warm-up included.
+          primaryShare = (procStats(pids[0]!).cpuSeconds - primaryBefore) / (row.serverCpuPer1000 * (row.r.ok + WARMUP) / 1000);
+          return row;
+        }),
+      );
+    }
+    // The physical ceiling on this machine: the same load against a server that does no CA work.
+    if (PATHS.has('floor') && existsSync(responseFile)) {
+      const identity = floorIdentity(dir);
+      const env = { FLOOR_CERT: identity.certFile, FLOOR_KEY: identity.keyFile, FLOOR_RESPONSE: responseFile };
+      const floorSetup = (address: string) => grpc(address, { rootPem: identity.rootPem });
+      rows.push(await withFloor(env, 1, (address, pids) => measure(FLOOR_ROW, pids, floorSetup(address), full)));
+      rows.push(await withFloor(env, WORKERS, (address, pids) => measure(FLOOR_WORKERS_ROW, pids, floorSetup(address), full)));
     }
     // The ledger's share of an issuance as a user sees it (issue 8's target: under 15%).
     if (PATHS.has('noledger')) {
@@ -208,6 +312,8 @@ export async function run(): Promise<void> {
     const cfssl = PATHS.has('cfssl') ? await measureCfssl(dir, keys, dataFile) : undefined;
 
     const jwks = rows.find((r) => r.name === JWKS_ROW);
+    const floorLines = floorRatios(rows, cfssl);
+    for (const l of floorLines) process.stdout.write(`  ${l}\n`);
     const line = (x: Row) =>
       `| ${x.name} | ${fmt(x.r.ok / x.r.seconds)} | ${fmt(x.r.p50, 1)} ms | ${fmt(x.r.p99, 1)} ms | ${fmt(x.serverCpuPer1000, 2)} s | ${fmt(clientCpuPer1000(x), 2)} s | ${fmt(ceiling(x))} | ${fmt(x.peakRssMb)} MB | ${errorsText(x.r.errors)} | ${fmt(x.load, 1)} |`;
     const ratio = cfssl && jwks ? (jwks.r.ok / jwks.r.seconds) / (cfssl.r.ok / cfssl.r.seconds) : undefined;
@@ -266,6 +372,8 @@ export async function run(): Promise<void> {
           : 'cfssl could not be installed; no ratio.',
         'CPU-bound ceiling: the cores divided by the server\u2019s and the load generator\u2019s CPU per request, what the run would reach if it had the machine to itself.',
         restAfterStart ? `\`serve\` RSS just after start (before load): ${fmt(restAfterStart.rssMb)} MB.` : '',
+        workersRest ? `\`serve --workers ${WORKERS}\` RSS just after start, summed over the primary and the workers: ${fmt(workersRest.rssMb)} MB. Its CPU per 1,000 and peak RSS are summed over its ${WORKERS + 1} processes, as are the ${WORKERS}-process floor's${primaryShare !== undefined ? `; the primary (the ledger's one writer) spent ${fmt(primaryShare * 100, 1)}% of that CPU` : ''}.` : '',
+        ...floorLines,
         ledgerCost(rows),
         '',
         `### Restart storm: ${fmt(PODS)} pods at once`,
