@@ -4,7 +4,7 @@
 
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { describeError, MeshcaError } from '../errors/index.ts';
-import { decodeCertificates, isSelfSigned, readSigningCertificateId, readSvidSpiffeId, toPem, verifyChain } from '../pki/index.ts';
+import { decodeCertificates, isSelfSigned, readSigningCertificateId, readSvidSpiffeId, toPem, verifyChain } from '../pki/workload/index.ts';
 
 export interface HeldSvid {
   readonly spiffeId: string;

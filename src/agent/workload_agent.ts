@@ -5,12 +5,12 @@
 import { join } from 'node:path';
 import { describeError, isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { createCsrPem, generateKeyPair, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic, type KeyType } from '../pki/index.ts';
+import { createCsrPem, generateKeyPair, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic, type KeyType } from '../pki/workload/index.ts';
 import { DEFAULT_SECRET_NAME, ROOTCA_SECRET_NAME, tlsCertificateSecret, trustedCaSecret, type SecretStore } from '../sds/index.ts';
 import { formatDuration, type Clock, type Timer } from '../time/index.ts';
 import type { CaCredential, CaClient } from './ca_client.ts';
 import { acceptIssuedChain, canonicalBundle, splitFederatedRoots, type HeldSvid } from './issued.ts';
-import { RenewalEngine, type FailureKind } from '../ca/index.ts';
+import { RenewalEngine, type FailureKind } from '../ca/renewal/index.ts';
 import { tokenExpiryMs } from './token.ts';
 
 /** SDS resource name prefix of a federated trust domain's bundle (SPIFFE federation). */

@@ -8,5 +8,5 @@ export { SvidIssuer, type IssuerDeps, type ServingCertificate, type ServingCerti
 export { loadAuthorityFromDirectory } from './load.ts';
 export { grantTimeOf, memoryGrantLedger, GRANTED_AT_DETAIL, type GrantLedger } from './renewal_bound.ts';
 export { bindTrustDomain, trustDomainOfAuthority, DEFAULT_TRUST_DOMAIN } from './trust_domain.ts';
-export { RenewalEngine, type CertificateWindow, type RenewalEngineOptions, type RenewalOutcome, renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, PERMANENT_RETRY_MS, type FailureKind } from './renewal.ts';
+export { RenewalEngine, type CertificateWindow, type RenewalEngineOptions, type RenewalOutcome, renewAtMs, backoffDelayMs, RENEW_RATIO, RENEW_JITTER, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, PERMANENT_RETRY_MS, type FailureKind } from './renewal/index.ts';
 export { makeIntermediateRequest, readPendingRequest, installIntermediate, PENDING_DIR, type IntermediateRequest, type PendingRequest, type InstallRequest, type InstallResult } from './offline_root.ts';

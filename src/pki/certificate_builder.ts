@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
 import { childrenOf, derBitString, derSequence, derTime, derTlv, expectTlv, TAG, type Tlv } from './der.ts';
-import type { SignatureAlgorithm, Signer } from './signer.ts';
+import { algorithmIdentifierDer, type Signer } from './signer.ts';
 
 /** DER of an Extension; values are encoded by asn1-schema (off the hot path). */
 export function encodeExtension(oid: string, critical: boolean, value: unknown): Buffer {
@@ -111,11 +111,6 @@ export interface IssuerTemplate {
   readonly authorityKeyIdentifierDer: Buffer;
   readonly signatureAlgorithmDer: Buffer;
   readonly signer: Signer;
-}
-
-function algorithmIdentifierDer(alg: SignatureAlgorithm): Buffer {
-  const id = new asn1.AlgorithmIdentifier({ algorithm: alg.oid, parameters: alg.nullParams ? null : undefined });
-  return Buffer.from(AsnConvert.serialize(id));
 }
 
 export function makeIssuerTemplate(issuerCertDer: Uint8Array, signer: Signer): IssuerTemplate {

@@ -9,6 +9,7 @@ export const TAG = {
   INTEGER: 0x02,
   BIT_STRING: 0x03,
   OCTET_STRING: 0x04,
+  NULL: 0x05,
   OID: 0x06,
   UTC_TIME: 0x17,
   GENERALIZED_TIME: 0x18,
@@ -31,6 +32,19 @@ export function derTlv(tag: number, ...parts: Uint8Array[]): Buffer {
 
 export function derSequence(...parts: Uint8Array[]): Buffer {
   return derTlv(TAG.SEQUENCE, ...parts);
+}
+
+/** X.690 §8.19: an OBJECT IDENTIFIER from its dotted form. */
+export function derOid(dotted: string): Buffer {
+  const arcs = dotted.split('.').map(Number);
+  if (arcs.length < 2 || arcs.some((a) => !Number.isSafeInteger(a) || a < 0)) throw new MeshcaError('INTERNAL', `not an object identifier: ${dotted}`);
+  const octets: number[] = [];
+  for (const arc of [arcs[0]! * 40 + arcs[1]!, ...arcs.slice(2)]) {
+    const base128: number[] = [arc & 0x7f];
+    for (let n = Math.floor(arc / 128); n > 0; n = Math.floor(n / 128)) base128.unshift(0x80 | (n & 0x7f));
+    octets.push(...base128);
+  }
+  return derTlv(TAG.OID, Uint8Array.from(octets));
 }
 
 /** A BIT STRING with no unused bits, as X.509 signatures and keys are. */

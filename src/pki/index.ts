@@ -7,7 +7,8 @@ export { type KeyCustody, type KeyReference, type CaPrivateKey, LOCAL_KEY_CUSTOD
 export { type SerialSource } from './serial.ts';
 export { toPem, decodeSinglePem, decodeCertificates } from './pem.ts';
 export { type VerifiedCsr, parseCsrPem, parseCsrDer } from './csr.ts';
-export { createCsrPem, createIntermediateCsrPem } from './csr_request.ts';
+export { createIntermediateCsrPem } from './csr_request.ts';
+export { createCsrPem } from './workload_csr.ts';
 export { acceptIssuedIntermediate, type IssuedIntermediate } from './issued_intermediate.ts';
 export { keyIdOf, certificateFields, encodeTbsCertificate, readIssuedFields, type IssuerTemplate, type IssuedFields } from './certificate_builder.ts';
 export { leafValidity } from './profiles.ts';

@@ -2,6 +2,7 @@
 // token all fit behind it; callers never see the private key itself.
 
 import { sign as cryptoSign, createPublicKey, type KeyObject } from 'node:crypto';
+import { derOid, derSequence, TAG } from './der.ts';
 import { keyAlgorithmOf, type KeyAlgorithm } from './key_types.ts';
 
 /** RFC 5758 §3.2 / RFC 4055: the signature algorithm OID and digest for an issuer key. */
@@ -15,6 +16,11 @@ export interface SignatureAlgorithm {
 export const ECDSA_WITH_SHA256: SignatureAlgorithm = { oid: '1.2.840.10045.4.3.2', hash: 'sha256', nullParams: false };
 export const ECDSA_WITH_SHA384: SignatureAlgorithm = { oid: '1.2.840.10045.4.3.3', hash: 'sha384', nullParams: false };
 export const SHA256_WITH_RSA: SignatureAlgorithm = { oid: '1.2.840.113549.1.1.11', hash: 'sha256', nullParams: true };
+
+/** AlgorithmIdentifier DER; RSA's carries an explicit NULL (RFC 4055 §5), ECDSA's none (RFC 5758 §3.2). */
+export function algorithmIdentifierDer(alg: SignatureAlgorithm): Buffer {
+  return alg.nullParams ? derSequence(derOid(alg.oid), Buffer.from([TAG.NULL, 0x00])) : derSequence(derOid(alg.oid));
+}
 
 export function signatureAlgorithmFor(alg: KeyAlgorithm): SignatureAlgorithm {
   if (alg.kind === 'rsa') return SHA256_WITH_RSA;

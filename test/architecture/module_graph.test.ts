@@ -1,6 +1,6 @@
 // The rules between src/ modules, measured rather than read from comments: the import graph has
 // no cycle, src/agent imports nothing from src/server, loading the agent (which runs in every
-// pod) loads no ledger, no pg, no node:sqlite and no Kubernetes client, and the command line
+// pod) loads no ledger, no pg, no node:sqlite, no Kubernetes client and no ASN.1 library, and the command line
 // itself (`meshca version`, the settings every command reads) loads no gRPC, protobuf, ASN.1,
 // YAML or logging library.
 //
@@ -27,6 +27,9 @@ const NOT_FOR_THE_AGENT: ReadonlyArray<[string, RegExp]> = [
   ['pg', /\/node_modules\/pg(-[a-z-]+)?\//],
   ['node:sqlite', /^node:sqlite$/],
   ['@kubernetes/client-node', /\/node_modules\/@kubernetes\/client-node\//],
+  // The agent's CSR and chain checks are plain DER (src/pki/workload): no ASN.1 library per pod.
+  ['@peculiar/asn1-*', /\/node_modules\/@peculiar\/asn1-[a-z0-9-]+\//],
+  ['asn1js', /\/node_modules\/asn1js\//],
 ];
 
 /** What `meshca version` loads: the command line, its settings table and the command. */
@@ -169,7 +172,7 @@ describe('the module graph of src/', () => {
 });
 
 describe('loading the agent', () => {
-  it('loads no ledger, pg, node:sqlite or Kubernetes client', () => {
+  it('loads no ledger, pg, node:sqlite, Kubernetes client or ASN.1 library', () => {
     const loaded = loadEdges(AGENT_PROCESS).map(([, url]) => url);
     expect(loaded.length).toBeGreaterThan(50);
     expect(forbiddenIn(loaded)).toEqual([]);

@@ -1,10 +1,12 @@
-// CSR parsing: proof of possession, supported keys by name, and strictness against bad input.
+// CSR parsing: proof of possession, supported keys by name, and strictness against bad input; and
+// the workload CSR meshca's agent makes.
 
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { CertificationRequest } from '@peculiar/asn1-csr';
+import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
+import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { describe, expect, it } from 'vitest';
 import { MeshcaError } from '../../src/errors/index.ts';
-import { decodeSinglePem, parseCsrDer, parseCsrPem, toPem } from '../../src/pki/index.ts';
+import { createCsrPem, decodeSinglePem, generateKeyPair, keyAlgorithmOf, parseCsrDer, parseCsrPem, signatureAlgorithmFor, toPem } from '../../src/pki/index.ts';
 import { opensslCsr } from '../helpers/csr.ts';
 
 function errorOf(fn: () => unknown): MeshcaError {
@@ -72,5 +74,30 @@ describe('parseCsrPem', () => {
 
   it('refuses a CSR over 16 KiB before parsing it', () => {
     expect(errorOf(() => parseCsrDer(new Uint8Array(17 * 1024))).message).toMatch(/at most 16384/);
+  });
+});
+
+describe('createCsrPem (a workload CSR, encoded without an ASN.1 library)', () => {
+  it.each(['ec-p256', 'ec-p384', 'rsa-2048'] as const)('for %s encodes what asn1-schema encodes, and the CA accepts it', (keyType) => {
+    const { privateKey, publicKey } = generateKeyPair(keyType);
+    const der = decodeSinglePem(createCsrPem(privateKey), ['CERTIFICATE REQUEST'], 'csr');
+    // The same structure, built by asn1-schema: version 0, empty subject, the key, no attributes,
+    // the key's signature algorithm (OIDs with multi-byte arcs; RSA with an explicit NULL), and
+    // the signature as sent.
+    const sent = AsnConvert.parse(der, CertificationRequest);
+    const algorithm = signatureAlgorithmFor(keyAlgorithmOf(privateKey));
+    const reference = new CertificationRequest({
+      certificationRequestInfo: new CertificationRequestInfo({
+        version: 0,
+        subject: new Name([]),
+        subjectPKInfo: AsnConvert.parse(publicKey.export({ format: 'der', type: 'spki' }), SubjectPublicKeyInfo),
+        attributes: new Attributes(),
+      }),
+      signatureAlgorithm: new AlgorithmIdentifier({ algorithm: algorithm.oid, ...(algorithm.nullParams ? { parameters: null } : {}) }),
+      signature: sent.signature,
+    });
+    expect(Buffer.from(AsnConvert.serialize(reference)).equals(der)).toBe(true);
+    const parsed = parseCsrDer(der);
+    expect(parsed.spkiDer.equals(publicKey.export({ format: 'der', type: 'spki' }))).toBe(true);
   });
 });

@@ -1,8 +1,9 @@
 // When the agent renews and how long it waits after a failure: pure functions of time and a
 // random number, so tests can pin them; and the one engine that keeps a certificate fresh with
 // them (agent, CA-direct SDS, the CA's serving certificate). The engine never knows the transport.
+// A folder of its own so the agent loads it without the rest of src/ca (and its ASN.1 libraries).
 
-import type { Clock, Timer } from '../time/index.ts';
+import type { Clock, Timer } from '../../time/index.ts';
 
 /** docs/architecture.md, "Defaults": renew at 50% ± 5% of the lifetime. */
 export const RENEW_RATIO = 0.5;
