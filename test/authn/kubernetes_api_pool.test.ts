@@ -20,7 +20,7 @@ afterAll(async () => {
 describe('API server connection pool', () => {
   it('hands out one pool until it is API_POOL_MAX_AGE_MS old, then a new one, closing the old', async () => {
     const clock = new FakeClock();
-    const pool = createApiConnectionPool({ kubeConfig: fake.kubeConfig(), clock });
+    const pool = createApiConnectionPool({ kubeConfig: fake.kubeConfig(), clock, connections: 4 });
     const first = await pool.dispatcher();
     expect(first).toBeDefined();
     await clock.advance(API_POOL_MAX_AGE_MS - 1);
@@ -43,7 +43,7 @@ describe('API server connection pool', () => {
       contexts: [{ name: 'proxied', cluster: 'proxied', user: 'meshca' }],
       currentContext: 'proxied',
     });
-    const pool = createApiConnectionPool({ kubeConfig: kc, clock: new FakeClock() });
+    const pool = createApiConnectionPool({ kubeConfig: kc, clock: new FakeClock(), connections: 4 });
     expect(await pool.dispatcher()).toBeUndefined();
   });
 });

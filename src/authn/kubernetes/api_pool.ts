@@ -6,14 +6,10 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { AgentOptions as HttpsAgentOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { Agent } from 'undici';
 import { MINUTE_MS, type Clock } from '../../time/index.ts';
 
-/**
- * Connections to the API server at most; requests beyond them wait in the pool (within their
- * deadline). kube-apiserver speaks HTTP/2, where one connection carries them all.
- */
-export const MAX_API_CONNECTIONS = 8;
 /**
  * The pool is rebuilt this often, reading the kubeconfig's TLS files again, so a rotated client
  * certificate or CA is picked up as it was when every request built its own connection.
@@ -33,8 +29,12 @@ async function buildAgent(kubeConfig: KubeConfig, connections: number): Promise<
   const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = tls;
   const options = kubeConfig.createDispatcherOptions(kubeConfig.getCurrentCluster(), { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername });
   switch (options.type) {
-    case 'agent':
-      return new Agent({ connect: options.connect, connections });
+    case 'agent': {
+      // One TLS context (the CA parsed once) for all the pool's connections, not one each.
+      const { ca: caOption, cert: certOption, key: keyOption, pfx: pfxOption, passphrase: passphraseOption, ...connect } = options.connect;
+      const secureContext = createSecureContext({ ca: caOption, cert: certOption, key: keyOption, pfx: pfxOption, passphrase: passphraseOption });
+      return new Agent({ connect: { ...connect, secureContext }, connections });
+    }
     case 'none':
       return new Agent({ connections });
     default:
@@ -43,8 +43,13 @@ async function buildAgent(kubeConfig: KubeConfig, connections: number): Promise<
   }
 }
 
-export function createApiConnectionPool(opts: { kubeConfig: KubeConfig; clock: Clock; connections?: number }): ApiConnectionPool {
-  const connections = opts.connections ?? MAX_API_CONNECTIONS;
+/**
+ * `connections`: the most the pool opens at once (HTTP/1.1; kube-apiserver speaks HTTP/2, where
+ * one connection carries every call). Give it the rate limiter's burst, the most calls that can
+ * start at once: fewer would queue calls the budget allowed inside the pool, where they can time out.
+ */
+export function createApiConnectionPool(opts: { kubeConfig: KubeConfig; clock: Clock; connections: number }): ApiConnectionPool {
+  const { connections } = opts;
   let current: { agent: Promise<Agent | undefined>; builtAtMs: number } | undefined;
   const retire = (agent: Promise<Agent | undefined>) =>
     agent.then(

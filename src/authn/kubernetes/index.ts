@@ -11,11 +11,12 @@ import { createJwksAuthenticator, createJwksVerifier } from './jwks.ts';
 import { kubeAuthMetrics } from './metrics.ts';
 import { createIssuerFetch, type IssuerTrust } from './oidc.ts';
 import { createTokenBucket } from './rate_limit.ts';
+import { createApiConnectionPool } from './api_pool.ts';
 import { createTokenReviewClient } from './review_client.ts';
 import { createTokenReviewAuthenticator } from './tokenreview.ts';
 import { startPodIndex, type PodIndex } from './pod_index.ts';
 
-export { API_POOL_MAX_AGE_MS, createApiConnectionPool, MAX_API_CONNECTIONS, type ApiConnectionPool } from './api_pool.ts';
+export { API_POOL_MAX_AGE_MS, createApiConnectionPool, type ApiConnectionPool } from './api_pool.ts';
 export { type JwksVerdict, type JwksVerifier } from './jwks.ts';
 export { type RateLimiter } from './rate_limit.ts';
 export { ReviewCache } from './token_cache.ts';
@@ -116,7 +117,14 @@ export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Aut
       allowLegacyTokens: opts.allowLegacyTokens,
       tokenCacheTtlMs: opts.tokenCacheTtlMs,
       tokenCacheSize: opts.tokenCacheSize,
-      client: createTokenReviewClient({ kubeConfig: kc!, limiter: createTokenBucket({ qps: opts.kubeQps, burst: opts.kubeBurst, clock: opts.clock }), clock: opts.clock, log, metrics }),
+      client: createTokenReviewClient({
+        kubeConfig: kc!,
+        limiter: createTokenBucket({ qps: opts.kubeQps, burst: opts.kubeBurst, clock: opts.clock }),
+        pool: createApiConnectionPool({ kubeConfig: kc!, clock: opts.clock, connections: opts.kubeBurst }),
+        clock: opts.clock,
+        log,
+        metrics,
+      }),
       clock: opts.clock,
       log,
       metrics,

@@ -5,7 +5,7 @@
 import { ApiException, AuthenticationV1Api, Observable, type KubeConfig, type RequestContext, type V1TokenReviewStatus } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/index.ts';
 import { sleep, type Clock } from '../../time/index.ts';
-import { createApiConnectionPool, type ApiConnectionPool } from './api_pool.ts';
+import type { ApiConnectionPool } from './api_pool.ts';
 import type { KubeAuthMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate_limit.ts';
 
@@ -54,12 +54,11 @@ export function createTokenReviewClient(opts: {
   clock: Clock;
   log: Logger;
   metrics: KubeAuthMetrics;
-  /** Default: one shared keep-alive pool for this client (tests count its connections). */
-  pool?: ApiConnectionPool;
+  /** Connections to the API server (one shared keep-alive pool). */
+  pool: ApiConnectionPool;
 }): TokenReviewClient {
   const api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
-  const { clock, log, metrics, limiter } = opts;
-  const pool = opts.pool ?? createApiConnectionPool({ kubeConfig: opts.kubeConfig, clock });
+  const { clock, log, metrics, limiter, pool } = opts;
   // Runs after client-node has applied the kubeconfig's authentication to the request.
   const prepare = async (ctx: RequestContext, signal: AbortSignal): Promise<RequestContext> => {
     ctx.setSignal(signal);
