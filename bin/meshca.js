@@ -34,6 +34,21 @@ function distIsCurrent() {
   }
 }
 
+/** Whether a Node/V8 option was given on the command line or in NODE_OPTIONS. */
+function hasNodeOption(name) {
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return given.some((arg) => arg === name || arg.startsWith(`${name}=`) || arg.startsWith(`${name.replaceAll('-', '_')}=`));
+}
+
+// `serve` under load lets V8 grow its young generation to two 64 MB semi-spaces: ~100 MB of RSS
+// for garbage that dies young (docs/performance.md, *serve memory under load*). V8 reads the limit
+// only when the process starts (v8.setFlagsFromString is too late), so serve replaces itself once
+// with the flag set: same process id, signals and stdio. An operator's own setting wins.
+const SERVE_SEMI_SPACE_MB = 8;
+if (process.argv[2] === 'serve' && typeof process.execve === 'function' && !hasNodeOption('--max-semi-space-size')) {
+  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${SERVE_SEMI_SPACE_MB}`, ...process.execArgv, ...process.argv.slice(1)]);
+}
+
 const useDist = distIsCurrent();
 if (!useDist && typeof WebAssembly === 'undefined') {
   // Node strips types with a WebAssembly module; --jitless and --lite-mode (the agent's

@@ -51,6 +51,31 @@ describe('meshca serve as a process', () => {
     }
   });
 
+  // bin/meshca.js: serve replaces itself (execve, same pid) with V8's semi-spaces capped at 8 MB.
+  it.runIf(process.platform === 'linux')('runs with a bounded young generation, unless NODE_OPTIONS sets one', async () => {
+    const dir = tempDir();
+    const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    try {
+      const serve = await startServeProcess(['--keys', join(dir.path, 'keys'), '--db', 'memory:']);
+      try {
+        expect(cmdline(serve.child.pid!)).toContain('--max-semi-space-size=8');
+        expect(cmdline(serve.child.pid!)).toContain('serve');
+      } finally {
+        serve.child.kill('SIGTERM');
+        expect(await serve.exited).toBe(0);
+      }
+      const own = await startServeProcess(['--keys', join(dir.path, 'keys'), '--db', 'memory:'], { NODE_OPTIONS: '--max-semi-space-size=16' });
+      try {
+        expect(cmdline(own.child.pid!).some((arg) => arg.startsWith('--max-semi-space-size'))).toBe(false);
+      } finally {
+        own.child.kill('SIGTERM');
+        expect(await own.exited).toBe(0);
+      }
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   it('exits non-zero with one line on a bad setting', async () => {
     const r = await runMeshca(['serve', '--listen', 'nowhere', '--keys', '/nonexistent']);
     expect(r.code).toBe(2);
