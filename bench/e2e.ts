@@ -360,6 +360,9 @@ export async function run(): Promise<void> {
           `or a token already reviewed (TokenReview row: ${fmt(REVIEWED)} tokens reviewed first, each then presented again). ` +
           'Mutual-TLS renewal: 64 workloads each get a certificate with their token, then renew over their own connection presenting it, with new CSRs. ' +
           'cfssl (Debian `golang-cfssl`) signs the same CSRs with the same intermediate, as in the issue: plain HTTP, no authentication, no record. ' +
+          `\`--workers ${WORKERS}\`: the JWKS row again with ${WORKERS} node:cluster workers on the port and the primary writing the one ledger. ` +
+          'Transport floor (`bench/floor_server.ts`): a grpc-js server over TLS (P-256) whose CreateCertificate does nothing but answer a real meshca response of the same size, driven the same way, with 1 and with ' +
+          `${WORKERS} processes: the ceiling of a Node gRPC-over-TLS server on this machine. ` +
           'CPU s per 1,000: the server process (or cfssl) and, separately, the load generator; everything shares the machine\u2019s two cores. Peak RSS is the server\u2019s VmHWM.',
         '',
         `| path | requests/s | p50 | p99 | server CPU s / 1,000 | client CPU s / 1,000 | CPU-bound ceiling, ${os.cpus().length} cores (req/s) | peak RSS | errors | load avg |`,
