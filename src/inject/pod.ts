@@ -28,9 +28,10 @@ export const AGENT_HTTP_PORT_NAME = 'http-meshca';
 /** The agent's numeric non-root user (the image's USER). */
 export const AGENT_UID = 10001;
 /**
- * Sized from the agent's measured footprint (docs/kubernetes.md, "What the injector adds"): 123 MiB
- * resident once it serves a certificate (most of it Node 24 itself); a renewal costs a few ms of
- * CPU per half-lifetime, so the CPU request is small.
+ * Sized from the agent's measured footprint (docs/kubernetes.md, "What the injector adds"): 71 MiB
+ * resident once it serves a certificate with AGENT_NODE_OPTIONS, 25 MiB of it its own (the rest is
+ * the node binary's pages, shared); a renewal costs a few ms of CPU per half-lifetime, so the CPU
+ * request is small. The SDS fan-out to many streams needs headroom above that (~13 KB each).
  */
 /**
  * V8 flags for the agent, set through NODE_OPTIONS so they apply to whatever command the image
