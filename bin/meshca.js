@@ -41,12 +41,16 @@ function hasNodeOption(name) {
 }
 
 // `serve` under load lets V8 grow its young generation to two 64 MB semi-spaces: ~100 MB of RSS
-// for garbage that dies young (docs/performance.md, *serve memory under load*). V8 reads the limit
-// only when the process starts (v8.setFlagsFromString is too late), so serve replaces itself once
-// with the flag set: same process id, signals and stdio. An operator's own setting wins.
-const SERVE_SEMI_SPACE_MB = 8;
-if (process.argv[2] === 'serve' && typeof process.execve === 'function' && !hasNodeOption('--max-semi-space-size')) {
-  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${SERVE_SEMI_SPACE_MB}`, ...process.execArgv, ...process.argv.slice(1)]);
+// for garbage that dies young (docs/performance.md, *serve memory under load*). The agent, idle
+// nearly always, needs 1 MB: 16 MB semi-spaces cost it ~7 MB of RSS, and ~9 KB per SDS stream
+// when it serves thousands (*Footprint*). V8 reads the limit only when the process starts
+// (v8.setFlagsFromString is too late), so these commands replace themselves once with the flag
+// set: same process id, signals and stdio. An operator's own setting (or the injector's
+// NODE_OPTIONS) wins.
+const SEMI_SPACE_MB = { serve: 8, agent: 1 };
+const semiSpaceMb = Object.hasOwn(SEMI_SPACE_MB, process.argv[2]) ? SEMI_SPACE_MB[process.argv[2]] : undefined;
+if (semiSpaceMb !== undefined && typeof process.execve === 'function' && !hasNodeOption('--max-semi-space-size')) {
+  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${semiSpaceMb}`, ...process.execArgv, ...process.argv.slice(1)]);
 }
 
 const useDist = distIsCurrent();

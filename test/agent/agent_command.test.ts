@@ -2,7 +2,7 @@
 // as separate processes, an Envoy-like SDS client on the agent's socket, and a clean SIGTERM.
 
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -69,6 +69,11 @@ describe('meshca agent (command line)', () => {
       agent.stderr.on('data', check);
       void exited.then(() => reject(new Error(`agent exited early:\n${out}`)));
     });
+
+    // V8's young generation is bounded: bin/meshca.js replaces itself with the flag, or the
+    // injector's NODE_OPTIONS sets it.
+    const flags = [...readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').split('\0'), ...(launch === asInjected ? AGENT_NODE_OPTIONS.split(' ') : [])];
+    expect(flags).toContain('--max-semi-space-size=1');
 
     const client = sdsClient(`unix:${socket}`);
     const stream = new EnvoyLikeStream(client, { names: ['default', 'ROOTCA'] });
