@@ -132,6 +132,11 @@ export async function startClusterPrimary(config: ServeConfig, deps: ClusterPrim
         return;
       }
       case 'ready':
+        // A worker still loading when the shutdown was sent had no listener for it yet: ask again.
+        if (closing) {
+          sendTo(slot, { t: 'shutdown', graceMs: 0 });
+          return;
+        }
         slot.ready = true;
         slot.pid = msg.pid;
         slot.readySinceMs = clock.now();
