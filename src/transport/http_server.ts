@@ -1,8 +1,13 @@
 // The plain-HTTP side port: /healthz (process alive), /readyz (every readiness check passes) and
 // /metrics (Prometheus). Extra routes (e.g. /bundle) are added by name. Answers GET/HEAD only.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+
+// Not `import { createServer } from 'node:http'`: importing node:http as an ES module reads every
+// export, and its lazy WebSocket getters then load undici, Node's fetch (~6 MB of private memory
+// and ~20 ms of start-up in every agent; docs/performance.md, Footprint).
+const { createServer } = process.getBuiltinModule('node:http');
 
 export type ReadinessCheck = () => { ok: true } | { ok: false; reason: string };
 export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;

@@ -183,6 +183,29 @@ describe('loading the agent', () => {
   });
 });
 
+/** Node's own modules that importing `files` in a fresh process loaded (process.moduleLoadList). */
+function builtinsLoaded(files: readonly string[]): string[] {
+  const modules = JSON.stringify(files.map((f) => (f.startsWith('node:') ? f : pathToFileURL(join(ROOT, f)).href)));
+  const script = 'for (const url of JSON.parse(process.env.MODULES)) await import(url); process.stdout.write(JSON.stringify(process.moduleLoadList));';
+  const r = spawnSync(process.execPath, ['--input-type=module', '--no-warnings', '-e', script], { cwd: ROOT, env: { ...process.env, MODULES: modules }, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`importing ${files.join(', ')} failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as string[];
+}
+
+const UNDICI = /undici/;
+
+describe("loading the agent's Node built-ins", () => {
+  // An ES import of node:http reads every export, and its lazy WebSocket getters load undici
+  // (~6 MB); src/transport/http_server.ts takes createServer through process.getBuiltinModule.
+  it("loads no undici (Node's fetch)", () => {
+    expect(builtinsLoaded(AGENT_PROCESS).filter((m) => UNDICI.test(m))).toEqual([]);
+  });
+
+  it('would notice if it did: an ES import of node:http loads it', () => {
+    expect(builtinsLoaded(['node:http']).some((m) => UNDICI.test(m))).toBe(true);
+  });
+});
+
 describe('loading the command line', () => {
   it('runs `meshca version` without gRPC, protobuf, ASN.1, YAML or logging libraries', () => {
     const loaded = loadEdges(VERSION_PROCESS).map(([, url]) => url);
