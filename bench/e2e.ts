@@ -121,9 +121,12 @@ async function measure(name: string, pid: number | readonly number[], setup: Loa
 /**
  * BENCH_CPU_PROF=<dir>: every serve writes a V8 CPU profile there (summarise with bench/profile.ts).
  * BENCH_SERVE_NODE_OPTIONS: more Node options for every serve (e.g. to try a V8 flag).
+ * BENCH_SERVE_ARGS: more meshca flags for every serve (e.g. "--max-streams-per-connection 16").
+ * BENCH_STORMS=jwks: only that restart storm (with BENCH_PATHS=storm).
  */
 const SERVE_NODE_OPTIONS = [process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '', process.env.BENCH_SERVE_NODE_OPTIONS ?? ''].join(' ').trim();
 const PROFILE_ENV: Record<string, string> = SERVE_NODE_OPTIONS ? { NODE_OPTIONS: SERVE_NODE_OPTIONS } : {};
+const EXTRA_ARGS = (process.env.BENCH_SERVE_ARGS ?? '').split(' ').filter(Boolean);
 
 /** The primary's and the workers' pids, from the "meshca serve listening" line of `--workers N`. */
 function servePids(serve: ServeProcess): number[] {
@@ -164,7 +167,7 @@ async function withFloor<T>(env: Record<string, string>, workers: number, fn: (a
 }
 
 async function withServe<T>(args: string[], fn: (serve: ServeProcess) => Promise<T>): Promise<T> {
-  const serve = await startServeProcess(args, PROFILE_ENV);
+  const serve = await startServeProcess([...args, ...EXTRA_ARGS], PROFILE_ENV);
   try {
     return await fn(serve);
   } finally {
@@ -322,7 +325,7 @@ export async function run(): Promise<void> {
 
     // Restart storms: every pod at once, each with its own connection share; UNAVAILABLE is retried after its hint.
     const storms: string[] = [];
-    for (const mode of PATHS.has('storm') ? (['jwks', 'tokenreview'] as const) : []) {
+    for (const mode of PATHS.has('storm') ? (['jwks', 'tokenreview'] as const).filter((m) => !process.env.BENCH_STORMS || process.env.BENCH_STORMS.includes(m)) : []) {
       const args = [...common(`storm-${mode}`), '--authn', mode, '--db', sqlite(`storm-${mode}`), ...(mode === 'tokenreview' ? ['--kube-qps', '200', '--kube-burst', '400'] : [])];
       storms.push(
         await withServe(args, async (serve) => {
@@ -331,16 +334,19 @@ export async function run(): Promise<void> {
             fake.resetCalls();
             const load = loadAverage();
             const before = procStats(serve.child.pid!);
+            const memory = sampleServeMemory(serve.httpAddress, 250);
             process.stdout.write(`  restart storm, --authn ${mode}: ${fmt(PODS)} pods at once… `);
             t0 = performance.now();
             const r = await client.phase({ from: 0, to: PODS, concurrency: PODS, retryForMs: STORM_RETRY_MS, deadlineMs: 60_000 });
             const after = procStats(serve.child.pid!);
+            const peak = await memory.stop();
             const reviews = fake.tokenReviewCount();
             const perSecond = fake.callsPerSecond('tokenreviews');
             process.stdout.write(`${fmt(r.seconds, 1)} s\n`);
             const spread = mode === 'tokenreview' ? `${fmt(reviews)} TokenReviews, ${fmt(Math.max(0, ...perSecond))}/s at peak over ${perSecond.length} s` : `${fmt(fake.callCount('GET'))} GETs (discovery + JWKS)`;
             const row = `| \`--authn ${mode}\` | ${fmt(PODS)} | ${fmt(r.seconds, 2)} s | ${fmt(r.ok)} | ${errorsText(r.errors)} | ${fmt(r.retries)} | ${fmt(r.p50, 0)} / ${fmt(r.p99, 0)} / ${fmt(r.max, 0)} ms | ${spread} | ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} s | ${fmt(after.peakRssMb)} MB | ${fmt(load, 1)} |`;
             process.stdout.write(`  ${row}\n`);
+            if (peak) process.stdout.write(`    at peak: ${describeMemory(peak)}\n`);
             return row;
           } finally {
             await client.close();
