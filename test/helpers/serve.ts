@@ -114,6 +114,22 @@ export async function startServeProcess(args: string[], env: Record<string, stri
   return { child, grpcAddress: addresses.grpc, httpAddress: addresses.http, output: () => out, exited };
 }
 
+/** Runs `node bin/meshca.js serve …` until its first log line (written before any port is bound), for stopping it while it starts. */
+export async function startServeUntilFirstLine(args: string[]): Promise<{ child: ChildProcess; exited: Promise<number | null>; output: () => string }> {
+  const child = spawn(process.execPath, [MESHCA_BIN, 'serve', '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve) => {
+    const onData = (d: Buffer) => {
+      out += d;
+      if (out.includes('\n')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+  });
+  return { child, exited, output: () => out };
+}
+
 /** Runs a meshca subcommand to completion. */
 export function runMeshca(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

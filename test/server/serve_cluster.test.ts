@@ -144,6 +144,6 @@ describe('meshca serve --workers 2', () => {
       for (const c of clients) c.close();
       serve.child.kill('SIGKILL');
     }
-    // Five real process start-ups: ~6 s on an idle machine, several times that under a loaded full suite.
+    // Four real process start-ups (the primary, two workers, a restarted worker): ~6 s on an idle machine, several times that under a loaded full suite.
   }, 60_000);
 });

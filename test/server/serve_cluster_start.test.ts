@@ -2,11 +2,10 @@
 // with the worker's own error as the one line, and the primary gives its side port back; SIGTERM
 // while the workers are still starting stops all of them and exits 0.
 
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeNet, listenOn, MESHCA_BIN, runMeshca, tempDir } from '../helpers/serve.ts';
+import { closeNet, listenOn, runMeshca, startServeUntilFirstLine, tempDir } from '../helpers/serve.ts';
 
 /** Processes whose command line names `text` (a test's own key directory). */
 function processesNaming(text: string): number[] {
@@ -42,25 +41,15 @@ describe('meshca serve --workers 2 start-up', () => {
 
   it('honours SIGTERM while the workers are still starting: every process exits, 0', async () => {
     const keys = join(dir.path, 'keys-sigterm');
-    const child = spawn(process.execPath, [MESHCA_BIN, 'serve', '--keys', keys, '--db', `sqlite:${join(dir.path, 'sigterm.db')}`, '--workers', '2', '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // The first line (the development CA, made by the primary) comes before any worker is forked.
+    const serve = await startServeUntilFirstLine(['--keys', keys, '--db', `sqlite:${join(dir.path, 'sigterm.db')}`, '--workers', '2']);
     try {
-      // The first line (the development CA, made by the primary) comes before any worker is forked.
-      await new Promise<void>((resolve) => {
-        const onData = (d: Buffer) => {
-          out += d;
-          if (out.includes('\n')) resolve();
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-      });
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(out).not.toContain('meshca serve listening');
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      expect(serve.output()).not.toContain('meshca serve listening');
       expect(processesNaming(keys)).toEqual([]);
     } finally {
-      child.kill('SIGKILL');
+      serve.child.kill('SIGKILL');
     }
   });
 });

@@ -2,14 +2,13 @@
 // development CA and serves; `meshca token mint` + `openssl req` + `meshca request` get a chain
 // that OpenSSL verifies; SIGTERM stops the server with exit code 0.
 
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { opensslCsr, opensslVerify } from '../helpers/csr.ts';
-import { closeNet, listenOn, MESHCA_BIN, runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
+import { closeNet, listenOn, runMeshca, startServeProcess, startServeUntilFirstLine, tempDir } from '../helpers/serve.ts';
 
 const portOf = (server: Server) => (server.address() as { port: number }).port;
 
@@ -104,24 +103,14 @@ describe('meshca serve as a process', () => {
 
   it('honours the first SIGTERM even while it is still starting', async () => {
     const dir = tempDir();
-    const child = spawn(process.execPath, [MESHCA_BIN, 'serve', '--keys', join(dir.path, 'keys'), '--db', `sqlite:${join(dir.path, 'meshca.db')}`, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // The first line (the development CA) comes before the ports are bound: stop it right there.
+    const serve = await startServeUntilFirstLine(['--keys', join(dir.path, 'keys'), '--db', `sqlite:${join(dir.path, 'meshca.db')}`]);
     try {
-      // The first line (the development CA) comes before the ports are bound: stop it right there.
-      await new Promise<void>((resolve) => {
-        const onData = (d: Buffer) => {
-          out += d;
-          if (out.includes('\n')) resolve();
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-      });
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(out).toMatch(/"msg":"(stopped before serving|stopped)"/);
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      expect(serve.output()).toMatch(/"msg":"(stopped before serving|stopped)"/);
     } finally {
-      child.kill('SIGKILL');
+      serve.child.kill('SIGKILL');
       dir.cleanup();
     }
   });
