@@ -15,7 +15,7 @@ import { FakeKubeApiServer } from '../test/fakes/kube_api_server.ts';
 import { CaClient } from '../test/helpers/ca_client.ts';
 import { startServeProcess, type ServeProcess } from '../test/helpers/serve.ts';
 import type { LoadSetup, PhaseResult } from './load_client.ts';
-import { loadAverage, procStats, startLoadClient } from './procs.ts';
+import { loadAverage, mainThreadCpuSeconds, procStats, startLoadClient } from './procs.ts';
 import { fmt, writeSection } from './report.ts';
 import { describeMemory, sampleServeMemory } from './serve_memory.ts';
 import { freshSchemaUrl } from './scaling.ts';
@@ -104,13 +104,16 @@ async function measure(name: string, pid: number | readonly number[], setup: Loa
     process.stdout.write(`  ${name}: warm-up ${fmt(range.warm[1] - range.warm[0])} requests… `);
     const warm = await client.phase({ from: range.warm[0], to: range.warm[1], concurrency: CONCURRENCY, retryForMs: 60_000 });
     const before = sumStats(pids);
+    const mainBefore = mainThreadCpuSeconds(pids[0]!);
     const load = loadAverage();
     process.stdout.write(`measuring ${fmt(range.measured[1] - range.measured[0])}… `);
     const memory = httpAddress ? sampleServeMemory(httpAddress) : undefined;
     const r = await client.phase({ from: range.measured[0], to: range.measured[1], concurrency: CONCURRENCY, ...(range.wrap ? { wrap: range.wrap } : {}) });
     const after = sumStats(pids);
+    // The first process's event loop alone (its main thread), without V8's and libuv's other threads.
+    const mainCpu = mainThreadCpuSeconds(pids[0]!) - mainBefore;
     const peak = await memory?.stop();
-    process.stdout.write(`${fmt(r.ok / r.seconds)}/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, server ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} CPU-s, client ${fmt(r.clientCpuSeconds, 1)} CPU-s, peak RSS ${fmt(after.peakRssMb)} MB, errors ${errorsText(r.errors)} (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
+    process.stdout.write(`${fmt(r.ok / r.seconds)}/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, server ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} CPU-s (main thread ${fmt(mainCpu, 1)}; per 1,000: ${fmt(((after.cpuSeconds - before.cpuSeconds) / Math.max(1, r.ok)) * 1000, 2)} / ${fmt((mainCpu / Math.max(1, r.ok)) * 1000, 2)}), client ${fmt(r.clientCpuSeconds, 1)} CPU-s, peak RSS ${fmt(after.peakRssMb)} MB, errors ${errorsText(r.errors)} (load ${fmt(load, 1)}${Object.keys(warm.errors).length ? `; warm-up errors ${errorsText(warm.errors)}` : ''})\n`);
     if (peak) process.stdout.write(`    at peak: ${describeMemory(peak)}\n`);
     return rowOf(name, r, after.cpuSeconds - before.cpuSeconds, after.peakRssMb, (load + loadAverage()) / 2);
   } finally {

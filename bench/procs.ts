@@ -26,6 +26,13 @@ export function procStats(pid: number): ProcStats {
   return { cpuSeconds, rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024 };
 }
 
+/** user + system CPU seconds of a process's main thread alone (its event loop), without its other threads. */
+export function mainThreadCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
 export interface SmapsRollup {
   readonly rssMb: number;
   /** Proportional set: each shared page divided among the processes mapping it. */
