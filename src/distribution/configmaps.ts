@@ -2,11 +2,11 @@
 // the trust bundle: created when a namespace appears, updated when the bundle changes, repaired when
 // edited or deleted. Only the replica holding the Lease writes. Never touches any other ConfigMap.
 
-import { CoreV1Api, KubeConfig as KubeConfigClass, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { describeError, MeshcaError } from '../errors/index.ts';
+import { encodePath, KubeClient, loadInClusterConfig, loadKubeconfigFile, type ConfigMap as V1ConfigMap, type KubeConfig, type Namespace, type ObjectList } from '../kube/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../time/index.ts';
 import { startLeaseElector, statusOf, type LeaseElector } from './lease.ts';
@@ -39,7 +39,8 @@ export interface ConfigMapDistributor {
 }
 
 export function startConfigMapDistributor(o: ConfigMapDistributorOptions): ConfigMapDistributor {
-  const api = o.kubeConfig.makeApiClient(CoreV1Api);
+  const api = new KubeClient(o.kubeConfig, { clock: o.clock });
+  const configMaps = (namespace: string) => `/api/v1/namespaces/${encodePath(namespace)}/configmaps`;
   const log = o.log.child({ component: 'bundle-configmaps' });
   const writes = new Counter({ name: 'meshca_bundle_configmap_writes_total', help: 'trust bundle ConfigMap writes by op (create | update) and result', labelNames: ['op', 'result'], registers: o.registry ? [o.registry] : [] });
   const leaderGauge = new Gauge({ name: 'meshca_bundle_distributor_leader', help: '1 while this replica holds the bundle distributor lease', registers: o.registry ? [o.registry] : [], aggregator: 'max' });
@@ -55,14 +56,14 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
     let current = seen;
     if (!current) {
       try {
-        current = await api.readNamespacedConfigMap({ name: BUNDLE_CONFIGMAP_NAME, namespace });
+        current = await api.get<V1ConfigMap>(`${configMaps(namespace)}/${BUNDLE_CONFIGMAP_NAME}`);
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
       }
     }
     if (!current) {
       try {
-        await api.createNamespacedConfigMap({ namespace, body: { metadata: { name: BUNDLE_CONFIGMAP_NAME, namespace, labels: MANAGED_BY }, data: { [BUNDLE_CONFIGMAP_KEY]: want } } });
+        await api.create(configMaps(namespace), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: BUNDLE_CONFIGMAP_NAME, namespace, labels: MANAGED_BY }, data: { [BUNDLE_CONFIGMAP_KEY]: want } });
         writes.inc({ op: 'create', result: 'ok' });
         log.info({ namespace }, 'created the trust bundle ConfigMap');
       } catch (err) {
@@ -76,10 +77,10 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
     const data = current.data ?? {};
     if (data[BUNDLE_CONFIGMAP_KEY] === want && Object.keys(data).length === 1) return;
     try {
-      await api.replaceNamespacedConfigMap({
-        name: BUNDLE_CONFIGMAP_NAME,
-        namespace,
-        body: { ...current, metadata: { ...current.metadata, labels: { ...(current.metadata?.labels ?? {}), ...MANAGED_BY } }, data: { [BUNDLE_CONFIGMAP_KEY]: want } },
+      await api.replace(`${configMaps(namespace)}/${BUNDLE_CONFIGMAP_NAME}`, {
+        ...current,
+        metadata: { ...current.metadata, labels: { ...(current.metadata?.labels ?? {}), ...MANAGED_BY } },
+        data: { [BUNDLE_CONFIGMAP_KEY]: want },
       });
       writes.inc({ op: 'update', result: 'ok' });
       log.info({ namespace }, 'updated the trust bundle ConfigMap');
@@ -97,8 +98,8 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
     if (!leading) return;
     try {
       const [namespaces, maps] = await Promise.all([
-        api.listNamespace(),
-        api.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${BUNDLE_CONFIGMAP_NAME}` }),
+        api.get<ObjectList<Namespace>>('/api/v1/namespaces'),
+        api.get<ObjectList<V1ConfigMap>>('/api/v1/configmaps', { query: { fieldSelector: `metadata.name=${BUNDLE_CONFIGMAP_NAME}` } }),
       ]);
       const byNs = new Map(maps.items.map((m) => [m.metadata?.namespace ?? '', m]));
       await Promise.all(
@@ -118,7 +119,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
       o.clock.setTimer(WATCH_RESTART_MS, () => void watch(path, query, onEvent));
     };
     try {
-      const controller = await new Watch(o.kubeConfig).watch(path, query, onEvent, () => restart());
+      const controller = await api.watch(path, query, onEvent, () => restart());
       watches.push(controller);
     } catch (err) {
       log.debug({ path, reason: describeError(err) }, 'watch failed; restarting');
@@ -174,6 +175,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
       unsubscribe();
       await elector.stop();
       stopLeading();
+      await api.close();
     },
   };
 }
@@ -183,12 +185,9 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
  * uses --kubeconfig (or the in-cluster configuration), `auto` the in-cluster configuration.
  */
 export function loadDistributorKubeConfig(mode: 'auto' | 'on', kubeconfigPath: string | undefined): KubeConfig {
-  const kc = new KubeConfigClass();
   try {
-    if (kubeconfigPath && mode === 'on') kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromCluster();
+    return kubeconfigPath && mode === 'on' ? loadKubeconfigFile(kubeconfigPath) : loadInClusterConfig();
   } catch (err) {
     throw new MeshcaError('BAD_CONFIG', `--distribute-bundle: cannot load ${kubeconfigPath ?? 'the in-cluster Kubernetes configuration'}: ${describeError(err)}`, { cause: err });
   }
-  return kc;
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../kube/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock } from '../time/index.ts';
 import { startLeaseElector } from './lease.ts';

@@ -2,7 +2,7 @@
 // take over an expired lease, renew before it lapses, and stop leading the moment a renewal fails
 // or loses a 409 race. Only ever writes the one Lease it is given.
 
-import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { encodePath, KubeClient, kubeStatusOf, microTime, type KubeConfig, type Lease as V1Lease } from '../kube/index.ts';
 import { describeError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Clock } from '../time/index.ts';
@@ -34,15 +34,17 @@ export interface LeaseElector {
 
 /** The HTTP status of a failed Kubernetes API call, if it got that far. */
 export function statusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
+  return kubeStatusOf(err);
 }
 
-function msOf(t: Date | string | undefined): number {
+function msOf(t: string | undefined): number {
   return t === undefined ? 0 : new Date(t).getTime();
 }
 
 export function startLeaseElector(o: LeaseOptions): LeaseElector {
-  const api = o.kubeConfig.makeApiClient(CoordinationV1Api);
+  const api = new KubeClient(o.kubeConfig, { clock: o.clock });
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodePath(o.namespace)}/leases`;
+  const path = `${collection}/${encodePath(o.name)}`;
   let leader = false;
   let stopped = false;
   const durationSeconds = Math.max(1, Math.ceil(o.leaseDurationMs / 1000));
@@ -61,8 +63,8 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
     return {
       holderIdentity: o.identity,
       leaseDurationSeconds: durationSeconds,
-      acquireTime: keep && prev?.spec?.acquireTime ? new V1MicroTime(msOf(prev.spec.acquireTime)) : new V1MicroTime(nowMs),
-      renewTime: new V1MicroTime(nowMs),
+      acquireTime: keep && prev?.spec?.acquireTime ? microTime(msOf(prev.spec.acquireTime)) : microTime(nowMs),
+      renewTime: microTime(nowMs),
       leaseTransitions: (prev?.spec?.leaseTransitions ?? 0) + (keep ? 0 : 1),
     };
   };
@@ -73,12 +75,12 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
     try {
       let current: V1Lease | undefined;
       try {
-        current = await api.readNamespacedLease({ name: o.name, namespace: o.namespace });
+        current = await api.get<V1Lease>(path);
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
       }
       if (!current) {
-        await api.createNamespacedLease({ namespace: o.namespace, body: { metadata: { name: o.name, namespace: o.namespace }, spec: { ...spec(undefined, nowMs), leaseTransitions: 0 } } });
+        await api.create(collection, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: o.name, namespace: o.namespace }, spec: { ...spec(undefined, nowMs), leaseTransitions: 0 } });
         setLeader(true);
         return;
       }
@@ -89,7 +91,7 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
         return;
       }
       // Ours to renew, free, or expired: replace it, conditional on the version we read.
-      await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...current, spec: spec(current, nowMs) } });
+      await api.replace(path, { ...current, spec: spec(current, nowMs) });
       setLeader(true);
     } catch (err) {
       // A lost race (409) or an unreachable API: whoever renewed last leads; stop acting now.
@@ -112,13 +114,15 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
       if (!leader) return;
       setLeader(false);
       try {
-        const current = await api.readNamespacedLease({ name: o.name, namespace: o.namespace });
+        const current = await api.get<V1Lease>(path);
         if (current.spec?.holderIdentity === o.identity) {
           // Released like client-go's ReleaseOnCancel: an expired renewTime lets others take it now.
-          await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...current, spec: { ...current.spec, holderIdentity: '', renewTime: new V1MicroTime(0) } } });
+          await api.replace(path, { ...current, spec: { ...current.spec, holderIdentity: '', renewTime: microTime(0) } });
         }
       } catch {
         // It expires on its own.
+      } finally {
+        void api.close();
       }
     },
   };

@@ -3,7 +3,7 @@
 // the leader writes, and only the one MutatingWebhookConfiguration it is given; each write is
 // conditional on the resourceVersion read (a 409 is re-read and retried, never overwritten).
 
-import { AdmissionregistrationV1Api, type KubeConfig, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { encodePath, KubeClient, type KubeConfig, type MutatingWebhookConfiguration as V1MutatingWebhookConfiguration } from '../kube/index.ts';
 import { Counter, type Registry } from 'prom-client';
 import { describeError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
@@ -33,8 +33,9 @@ export interface WebhookCaBundle {
 }
 
 export function startWebhookCaBundle(o: WebhookCaBundleOptions): WebhookCaBundle {
-  const api = o.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  const api = new KubeClient(o.kubeConfig, { clock: o.clock });
   const name = o.name ?? INJECTOR_WEBHOOK_CONFIGURATION;
+  const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodePath(name)}`;
   const writes = new Counter({ name: 'meshca_webhook_cabundle_writes_total', help: `writes of the ${name} webhook caBundle by result (ok | conflict | error)`, labelNames: ['result'], registers: o.registry ? [o.registry] : [] });
   let missingLogged = false;
   let running: Promise<void> | undefined;
@@ -45,7 +46,7 @@ export function startWebhookCaBundle(o: WebhookCaBundleOptions): WebhookCaBundle
     for (let i = 0; i < CONFLICT_RETRIES && o.leadership.isLeader; i++) {
       let current: V1MutatingWebhookConfiguration;
       try {
-        current = await api.readMutatingWebhookConfiguration({ name });
+        current = await api.get<V1MutatingWebhookConfiguration>(path);
       } catch (err) {
         if (statusOf(err) === 404) {
           if (!missingLogged) o.log.warn({ name }, `the MutatingWebhookConfiguration ${name} does not exist; apply deploy/ to inject agents`);
@@ -59,7 +60,7 @@ export function startWebhookCaBundle(o: WebhookCaBundleOptions): WebhookCaBundle
       if (webhooks.every((w) => w.clientConfig.caBundle === want)) return;
       for (const w of webhooks) w.clientConfig.caBundle = want;
       try {
-        await api.replaceMutatingWebhookConfiguration({ name, body: current });
+        await api.replace(path, current);
         writes.inc({ result: 'ok' });
         o.log.info({ name, webhooks: webhooks.length }, 'updated the injection webhook caBundle to the trust bundle');
         return;
@@ -102,6 +103,7 @@ export function startWebhookCaBundle(o: WebhookCaBundleOptions): WebhookCaBundle
       timer.cancel();
       unsubscribeBundle();
       unsubscribeLeader();
+      void api.close();
     },
   };
 }

@@ -8,8 +8,8 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import { ApiException, CoreV1Api, KubeConfig, Watch, type V1ObjectMeta, type V1Secret } from '@kubernetes/client-node';
 import { describeError, MeshcaError } from '../errors/index.ts';
+import { encodePath, KubeClient, kubeStatusOf, loadDefaultKubeConfig, loadKubeconfigFile, type KubeConfig, type ObjectMeta as V1ObjectMeta, type Secret as V1Secret } from '../kube/index.ts';
 import { DEFAULT_LEDGER_FILE, LEDGER_HEAD_FILE } from '../ledger/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../pki/index.ts';
@@ -98,9 +98,7 @@ export function secretDataBytes(data: ReadonlyMap<string, Buffer>): number {
   return n;
 }
 
-function statusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
-}
+const statusOf = kubeStatusOf;
 
 export interface SecretKeyStoreOptions {
   readonly ref: SecretRef;
@@ -116,7 +114,10 @@ export class SecretKeyStore implements KeyStore {
   /** The working copy: a key directory the rest of meshca reads like any other. */
   readonly dir: string;
   readonly #o: SecretKeyStoreOptions;
-  readonly #api: CoreV1Api;
+  readonly #api: KubeClient;
+  /** The Secret's collection and the Secret itself, as API paths. */
+  readonly #collection: string;
+  readonly #path: string;
   readonly #inner: DirectoryKeyStore;
   readonly #ownsDir: boolean;
   /** resourceVersion of the Secret the working copy holds; undefined: no Secret yet. */
@@ -139,7 +140,9 @@ export class SecretKeyStore implements KeyStore {
     this.dir = o.workDir ?? mkdtempSync(join(tmpdir(), 'meshca-keys-'));
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     chmodSync(this.dir, 0o700);
-    this.#api = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.#api = new KubeClient(o.kubeConfig, { clock: o.clock });
+    this.#collection = `/api/v1/namespaces/${encodePath(o.ref.namespace)}/secrets`;
+    this.#path = `${this.#collection}/${encodePath(o.ref.name)}`;
     this.#inner = new DirectoryKeyStore(this.dir);
     const local = new DirectoryDenyListStore(this.dir);
     this.denyList = {
@@ -172,7 +175,7 @@ export class SecretKeyStore implements KeyStore {
 
   async #read(): Promise<V1Secret | undefined> {
     try {
-      return await this.#api.readNamespacedSecret({ name: this.#o.ref.name, namespace: this.#o.ref.namespace });
+      return await this.#api.get<V1Secret>(this.#path);
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw this.#unavailable('read', err);
@@ -236,8 +239,8 @@ export class SecretKeyStore implements KeyStore {
     };
     try {
       const written = this.#rv === undefined
-        ? await this.#api.createNamespacedSecret({ namespace, body })
-        : await this.#api.replaceNamespacedSecret({ name, namespace, body });
+        ? await this.#api.create<V1Secret>(this.#collection, body)
+        : await this.#api.replace<V1Secret>(this.#path, body);
       this.#data = files;
       this.#rv = written.metadata?.resourceVersion;
       this.#meta = { ...(written.metadata?.labels ? { labels: written.metadata.labels } : {}), ...(written.metadata?.annotations ? { annotations: written.metadata.annotations } : {}) };
@@ -328,8 +331,8 @@ export class SecretKeyStore implements KeyStore {
         this.#install(secret);
       }).catch((err) => this.#o.log?.warn({ reason: describeError(err) }, 'could not apply a key store Secret change'));
     };
-    void new Watch(this.#o.kubeConfig)
-      .watch(`/api/v1/namespaces/${namespace}/secrets`, { fieldSelector: `metadata.name=${name}`, ...(this.#rv ? { resourceVersion: this.#rv } : {}) }, onEvent, () => restart())
+    void this.#api
+      .watch<V1Secret>(this.#collection, { fieldSelector: `metadata.name=${name}`, ...(this.#rv ? { resourceVersion: this.#rv } : {}) }, onEvent, () => restart())
       .then((controller) => {
         if (this.#closed) controller.abort();
         else this.#watch = controller;
@@ -342,22 +345,17 @@ export class SecretKeyStore implements KeyStore {
     this.#restart?.cancel();
     this.#watch?.abort();
     await this.#queue.catch(() => undefined);
+    await this.#api.close();
     if (this.#ownsDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
 export function loadKubeConfigFor(keysUrl: string, kubeconfigPath: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
   try {
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
+    return kubeconfigPath ? loadKubeconfigFile(kubeconfigPath) : loadDefaultKubeConfig();
   } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `--keys ${keysUrl}: cannot load ${kubeconfigPath ?? 'the Kubernetes configuration'}: ${describeError(err)}`, { cause: err });
+    throw new MeshcaError('BAD_CONFIG', `--keys ${keysUrl}: cannot load ${kubeconfigPath ?? 'the Kubernetes configuration'}: ${describeError(err)}; pass --kubeconfig or run in a pod`, { cause: err });
   }
-  if (!kc.getCurrentCluster()?.server) {
-    throw new MeshcaError('BAD_CONFIG', `--keys ${keysUrl}: no Kubernetes API server configured; pass --kubeconfig or run in a pod`);
-  }
-  return kc;
 }
 
 /** Size of a directory's files as a Secret would hold them (for sizing checks). */

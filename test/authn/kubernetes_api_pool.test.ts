@@ -1,9 +1,9 @@
 // The TokenReview client's connection pool to the API server: one shared pool, rebuilt from the
 // kubeconfig every API_POOL_MAX_AGE_MS (so rotated TLS files are read again), the old one closed.
 
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_POOL_MAX_AGE_MS, createApiConnectionPool } from '../../src/authn/kubernetes/index.ts';
+import { loadKubeconfigText } from '../../src/kube/index.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
@@ -36,13 +36,16 @@ describe('API server connection pool', () => {
   });
 
   it('leaves a proxied cluster to client-node’s own dispatcher', async () => {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'proxied', server: fake.url, caData: Buffer.from(fake.caPem).toString('base64'), proxyUrl: 'http://127.0.0.1:3128', skipTLSVerify: false }],
-      users: [{ name: 'meshca', token: 'x' }],
-      contexts: [{ name: 'proxied', cluster: 'proxied', user: 'meshca' }],
-      currentContext: 'proxied',
-    });
+    const kc = loadKubeconfigText(
+      JSON.stringify({
+        clusters: [{ name: 'proxied', cluster: { server: fake.url, 'certificate-authority-data': Buffer.from(fake.caPem).toString('base64'), 'proxy-url': 'http://127.0.0.1:3128' } }],
+        users: [{ name: 'meshca', user: { token: 'x' } }],
+        contexts: [{ name: 'proxied', context: { cluster: 'proxied', user: 'meshca' } }],
+        'current-context': 'proxied',
+      }),
+      '/nonexistent/kubeconfig',
+    );
+    expect(kc.delegated).toBe(true);
     const pool = createApiConnectionPool({ kubeConfig: kc, clock: new FakeClock(), connections: 4 });
     expect(await pool.dispatcher()).toBeUndefined();
   });

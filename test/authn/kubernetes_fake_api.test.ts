@@ -132,7 +132,8 @@ describe('fake Kubernetes API server', () => {
   });
 
   it('answers 401 to a client with the wrong credentials and 403 when RBAC denies', async () => {
-    const stranger = fake.kubeConfig({ token: 'not-the-admin-token' });
+    const stranger = new KubeConfig();
+    stranger.loadFromString(fake.kubeconfigText({ token: 'not-the-admin-token' }));
     const unauth = await failure(stranger.makeApiClient(CoreV1Api).listNamespace());
     // client-node drops the body of a 401 ("Unauthorized"); the code is what callers see.
     expect(unauth.code).toBe(401);

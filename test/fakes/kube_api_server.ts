@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeconfigText, type KubeConfig } from '../../src/kube/index.ts';
 import { failureStatus, KubeApiError, kubeError, reasonForCode, type KubeStatus } from './kube_status.ts';
 import { KubeStore, kindOf, matchesEvent, RESOURCES, type ResourceKind, type Selectors } from './kube_store.ts';
 import { KubeTokenIssuer } from './kube_token_issuer.ts';
@@ -165,9 +165,15 @@ export class FakeKubeApiServer {
     });
   }
 
-  /** A kubeconfig that points @kubernetes/client-node at this server, as in production. */
+  /** A kubeconfig that points a Kubernetes client at this server, as in production. */
   writeKubeconfig(dir: string, opts: { token?: string; file?: string } = {}): string {
     const path = join(dir, opts.file ?? 'kubeconfig');
+    // JSON is YAML: any client reads it like any kubeconfig.
+    writeFileSync(path, this.kubeconfigText(opts), { mode: 0o600 });
+    return path;
+  }
+
+  kubeconfigText(opts: { token?: string } = {}): string {
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
@@ -176,20 +182,12 @@ export class FakeKubeApiServer {
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'meshca', namespace: 'meshca-system' } }],
       'current-context': 'fake',
     };
-    // JSON is YAML: client-node reads it like any kubeconfig.
-    writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 });
-    return path;
+    return JSON.stringify(config, null, 2);
   }
 
+  /** The configuration meshca's Kubernetes client (src/kube) gets from that kubeconfig. */
   kubeConfig(opts: { token?: string } = {}): KubeConfig {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: this.url, caData: Buffer.from(this.caPem).toString('base64'), skipTLSVerify: false }],
-      users: [{ name: 'meshca', token: opts.token ?? FAKE_ADMIN_TOKEN }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'meshca', namespace: 'meshca-system' }],
-      currentContext: 'fake',
-    });
-    return kc;
+    return loadKubeconfigText(this.kubeconfigText(opts), join(process.cwd(), 'fake-kubeconfig'));
   }
 
   // ---- pods ----

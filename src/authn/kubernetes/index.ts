@@ -1,9 +1,8 @@
 // Public face of src/authn/kubernetes: Kubernetes service-account token authentication for
 // `meshca serve` (--authn tokenreview|jwks|both). Builds authenticators; never logs a token.
 
-import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { describeError, MeshcaError } from '../../errors/index.ts';
+import { KubeClient, loadInClusterConfig, loadKubeconfigFile, type KubeConfig } from '../../kube/index.ts';
 import type { Logger, Registry } from '../../observability/index.ts';
 import type { Clock } from '../../time/index.ts';
 import type { Authenticator } from '../types.ts';
@@ -11,12 +10,11 @@ import { createJwksAuthenticator, createJwksVerifier } from './jwks.ts';
 import { kubeAuthMetrics } from './metrics.ts';
 import { createIssuerFetch, type IssuerTrust } from './oidc.ts';
 import { createTokenBucket } from './rate_limit.ts';
-import { createApiConnectionPool } from './api_pool.ts';
 import { createTokenReviewClient } from './review_client.ts';
 import { createTokenReviewAuthenticator } from './tokenreview.ts';
 import { startPodIndex, type PodIndex } from './pod_index.ts';
 
-export { API_POOL_MAX_AGE_MS, createApiConnectionPool, type ApiConnectionPool } from './api_pool.ts';
+export { API_POOL_MAX_AGE_MS, createApiConnectionPool, type ApiConnectionPool } from '../../kube/index.ts';
 export { type JwksVerdict, type JwksVerifier } from './jwks.ts';
 export { type RateLimiter } from './rate_limit.ts';
 export { ReviewCache } from './token_cache.ts';
@@ -47,42 +45,27 @@ export interface KubernetesAuthOptions {
 }
 
 function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
+  if (!path) return loadInClusterConfig();
   try {
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromCluster();
+    return loadKubeconfigFile(path);
   } catch (err) {
-    throw new MeshcaError('BAD_CONFIG', `kubeconfig: cannot load ${path ?? 'the in-cluster configuration'}: ${describeError(err)}`, { cause: err });
+    throw new MeshcaError('BAD_CONFIG', `kubeconfig: cannot load ${path}: ${describeError(err)}`, { cause: err });
   }
-  const server = kc.getCurrentCluster()?.server;
-  if (!server || server.includes('undefined')) {
-    throw new MeshcaError('BAD_CONFIG', path ? `kubeconfig: ${path} has no current cluster with a server` : 'kubeconfig: not running in a Kubernetes pod (no in-cluster API address); pass --kubeconfig');
-  }
-  return kc;
 }
 
 function clusterCaOf(kc: KubeConfig): string | undefined {
-  const cluster = kc.getCurrentCluster();
-  if (cluster?.caData) return Buffer.from(cluster.caData, 'base64').toString('utf8');
-  if (cluster?.caFile) {
-    try {
-      return readFileSync(cluster.caFile, 'utf8');
-    } catch {
-      return undefined;
-    }
+  try {
+    return kc.clusterCaPem();
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 async function issuerTrustOf(kc: KubeConfig | undefined): Promise<IssuerTrust> {
   if (!kc) return {};
-  const server = kc.getCurrentCluster()!.server;
-  const httpsOptions: { headers?: Record<string, string> } = {};
-  await kc.applyToHTTPSOptions(httpsOptions);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(httpsOptions.headers ?? {})) if (typeof v === 'string') headers[k] = v;
+  const headers = await kc.auth.headers();
   const ca = clusterCaOf(kc);
-  return { ...(ca ? { clusterCaPem: ca } : {}), apiServer: { origin: new URL(server).origin, headers } };
+  return { ...(ca ? { clusterCaPem: ca } : {}), apiServer: { origin: new URL(kc.server).origin, headers } };
 }
 
 function validate(opts: KubernetesAuthOptions): void {
@@ -118,9 +101,8 @@ export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Aut
       tokenCacheTtlMs: opts.tokenCacheTtlMs,
       tokenCacheSize: opts.tokenCacheSize,
       client: createTokenReviewClient({
-        kubeConfig: kc!,
+        api: new KubeClient(kc!, { clock: opts.clock, connections: opts.kubeBurst }),
         limiter: createTokenBucket({ qps: opts.kubeQps, burst: opts.kubeBurst, clock: opts.clock }),
-        pool: createApiConnectionPool({ kubeConfig: kc!, clock: opts.clock, connections: opts.kubeBurst }),
         clock: opts.clock,
         log,
         metrics,
@@ -132,7 +114,7 @@ export function createKubernetesAuthenticators(opts: KubernetesAuthOptions): Aut
 
   const jwks = () =>
     createJwksVerifier({
-      discoveryBase: opts.oidcIssuer ?? kc!.getCurrentCluster()!.server,
+      discoveryBase: opts.oidcIssuer ?? kc!.server,
       requireIssuer: opts.oidcIssuer !== undefined,
       audiences: opts.audiences,
       trustDomain: opts.trustDomain,

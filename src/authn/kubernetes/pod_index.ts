@@ -4,13 +4,15 @@
 // index on an informer: security/pkg/server/ca/node_auth.go). List, then watch from the list's
 // resourceVersion; on any end or error, list again after a pause. Keeps only names, never specs.
 
-import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { KubeClient, type KubeConfig, type ObjectList, type Pod as V1Pod } from '../../kube/index.ts';
 import { describeError } from '../../errors/index.ts';
 import type { Logger } from '../../observability/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../../time/index.ts';
 
 /** Pause before listing again after a watch ended or failed. */
 export const POD_WATCH_RESTART_MS = SECOND_MS;
+/** Every pod of a large cluster in one list (a few KB each). */
+const POD_LIST_LIMIT_BYTES = 1024 * 1024 * 1024;
 
 export interface PodFacts {
   readonly namespace: string;
@@ -41,7 +43,7 @@ const nodeSaKey = (node: string, ns: string, sa: string) => `${node}/${ns}/${sa}
 
 export function startPodIndex(opts: { kubeConfig: KubeConfig; clock: Clock; log: Logger }): PodIndex {
   const { clock, log } = opts;
-  const api = opts.kubeConfig.makeApiClient(CoreV1Api);
+  const api = new KubeClient(opts.kubeConfig, { clock });
   const pods = new Map<string, PodFacts>();
   /** (node, ns, sa) → how many pods. */
   const counts = new Map<string, number>();
@@ -79,7 +81,7 @@ export function startPodIndex(opts: { kubeConfig: KubeConfig; clock: Clock; log:
   const run = async () => {
     if (stopped) return;
     try {
-      const list = await api.listPodForAllNamespaces();
+      const list = await api.get<ObjectList<V1Pod>>('/api/v1/pods', { maxBytes: POD_LIST_LIMIT_BYTES });
       pods.clear();
       counts.clear();
       for (const pod of list.items) {
@@ -89,7 +91,7 @@ export function startPodIndex(opts: { kubeConfig: KubeConfig; clock: Clock; log:
       synced = true;
       const resourceVersion = list.metadata?.resourceVersion;
       if (stopped) return;
-      watch = await new Watch(opts.kubeConfig).watch(
+      watch = await api.watch<V1Pod>(
         '/api/v1/pods',
         { ...(resourceVersion ? { resourceVersion } : {}), allowWatchBookmarks: 'true' },
         (phase: string, obj: V1Pod) => {
@@ -117,6 +119,7 @@ export function startPodIndex(opts: { kubeConfig: KubeConfig; clock: Clock; log:
       stopped = true;
       timer?.cancel();
       watch?.abort();
+      void api.close();
     },
   };
 }

@@ -2,10 +2,9 @@
 // caller's deadline as its timeout, 429/5xx/unreachable retried with backoff (Retry-After honoured)
 // while the deadline allows. It never sends a token anywhere but the configured API server.
 
-import { ApiException, AuthenticationV1Api, Observable, type KubeConfig, type RequestContext, type V1TokenReviewStatus } from '@kubernetes/client-node';
+import { KubeApiError, type KubeClient, type TokenReview, type TokenReviewStatus as V1TokenReviewStatus } from '../../kube/index.ts';
 import type { Logger } from '../../observability/index.ts';
 import { sleep, type Clock } from '../../time/index.ts';
-import type { ApiConnectionPool } from './api_pool.ts';
 import type { KubeAuthMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate_limit.ts';
 
@@ -22,6 +21,8 @@ const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 2_000;
 /** Our own credentials or RBAC are wrong: no point retrying soon. */
 const MISCONFIGURED_RETRY_SECONDS = 30;
+/** A TokenReview answer is a few KB; anything near this is not one. */
+const REVIEW_RESPONSE_LIMIT_BYTES = 1024 * 1024;
 
 function backoffMs(attempt: number): number {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
@@ -29,16 +30,13 @@ function backoffMs(attempt: number): number {
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
-function retryAfterHeaderMs(err: ApiException<unknown>): number | undefined {
-  const raw = (err.headers as Record<string, string> | undefined)?.['retry-after'];
-  if (raw === undefined) return undefined;
-  const seconds = Number(raw);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+function retryAfterHeaderMs(err: KubeApiError): number | undefined {
+  return err.retryAfterSeconds === undefined ? undefined : err.retryAfterSeconds * 1000;
 }
 
 function describeFailure(err: unknown): { code: string; retryable: boolean; text: string } {
-  if (err instanceof ApiException) {
-    const code = err.code;
+  if (err instanceof KubeApiError) {
+    const code = err.status;
     if (code === 429) return { code: '429', retryable: true, text: 'Kubernetes API is throttling TokenReview (429)' };
     if (code >= 500) return { code: String(code), retryable: true, text: `Kubernetes API failed the TokenReview (${code})` };
     return { code: String(code), retryable: false, text: `Kubernetes API refused the TokenReview (${code})` };
@@ -49,23 +47,14 @@ function describeFailure(err: unknown): { code: string; retryable: boolean; text
 }
 
 export function createTokenReviewClient(opts: {
-  kubeConfig: KubeConfig;
+  /** The API server's client (its own keep-alive connection pool). */
+  api: KubeClient;
   limiter: RateLimiter;
   clock: Clock;
   log: Logger;
   metrics: KubeAuthMetrics;
-  /** Connections to the API server (one shared keep-alive pool). */
-  pool: ApiConnectionPool;
 }): TokenReviewClient {
-  const api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
-  const { clock, log, metrics, limiter, pool } = opts;
-  // Runs after client-node has applied the kubeconfig's authentication to the request.
-  const prepare = async (ctx: RequestContext, signal: AbortSignal): Promise<RequestContext> => {
-    ctx.setSignal(signal);
-    const dispatcher = await pool.dispatcher();
-    if (dispatcher) ctx.setDispatcher(dispatcher);
-    return ctx;
-  };
+  const { api, clock, log, metrics, limiter } = opts;
   return {
     async review(token, audiences, deadlineMs, logId) {
       for (let attempt = 0; ; attempt++) {
@@ -79,23 +68,18 @@ export function createTokenReviewClient(opts: {
         if (remainingMs <= 0) return { ok: false, reason: 'request deadline passed while waiting for Kubernetes API budget', retryAfterSeconds: 1 };
         const signal = AbortSignal.timeout(remainingMs);
         try {
-          const review = await api.createTokenReview(
-            { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences.length > 0 ? { audiences: [...audiences] } : {}) } } },
-            {
-              middleware: [{ pre: (ctx) => new Observable(prepare(ctx, signal)), post: (rsp) => new Observable(Promise.resolve(rsp)) }],
-              middlewareMergeStrategy: 'append',
-            },
-          );
+          const body: TokenReview = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences.length > 0 ? { audiences: [...audiences] } : {}) } };
+          const review = await api.create<TokenReview>('/apis/authentication.k8s.io/v1/tokenreviews', body, { signal, maxBytes: REVIEW_RESPONSE_LIMIT_BYTES });
           metrics.requests.inc({ code: '201' });
           return { ok: true, status: review.status ?? { authenticated: false } };
         } catch (err) {
           const failure = describeFailure(err);
           metrics.requests.inc({ code: failure.code });
-          if (err instanceof ApiException && (err.code === 401 || err.code === 403)) {
-            log.error({ tokenId: logId, code: err.code }, 'the CA cannot create TokenReviews: check its credentials and RBAC (create on tokenreviews.authentication.k8s.io)');
+          if (err instanceof KubeApiError && (err.status === 401 || err.status === 403)) {
+            log.error({ tokenId: logId, code: err.status }, 'the CA cannot create TokenReviews: check its credentials and RBAC (create on tokenreviews.authentication.k8s.io)');
             return { ok: false, reason: `${failure.text}: the CA's own Kubernetes credentials or RBAC are wrong`, retryAfterSeconds: MISCONFIGURED_RETRY_SECONDS };
           }
-          const waitMs = err instanceof ApiException ? (retryAfterHeaderMs(err) ?? backoffMs(attempt)) : backoffMs(attempt);
+          const waitMs = err instanceof KubeApiError ? (retryAfterHeaderMs(err) ?? backoffMs(attempt)) : backoffMs(attempt);
           const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
           if (!failure.retryable || clock.now() + waitMs >= deadlineMs) {
             log.warn({ tokenId: logId, code: failure.code, attempt }, `${failure.text}; giving up within the request deadline`);

@@ -2,7 +2,7 @@
 // a cache keyed by the token's hash, one API call per token however many callers wait on it, and
 // fail-closed answers when the API cannot be asked. Never logs or caches the token itself.
 
-import type { V1TokenReviewStatus } from '@kubernetes/client-node';
+import type { TokenReviewStatus as V1TokenReviewStatus } from '../../kube/index.ts';
 import type { Logger } from '../../observability/index.ts';
 import { kubernetesSpiffeId } from '../../spiffe/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../../time/index.ts';
