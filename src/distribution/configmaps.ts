@@ -120,7 +120,9 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
     };
     try {
       const controller = await api.watch(path, query, onEvent, () => restart());
-      watches.push(controller);
+      // Leading may have stopped while the watch was being opened.
+      if (!leading || stopped) controller.abort();
+      else watches.push(controller);
     } catch (err) {
       log.debug({ path, reason: describeError(err) }, 'watch failed; restarting');
       restart();

@@ -91,6 +91,8 @@ function header(headers: Dispatcher.ResponseData['headers'], name: string): stri
 export class KubeClient {
   readonly config: KubeConfig;
   readonly #pool: ApiConnectionPool;
+  /** Watches open now: close() ends them (a watch only ends on its own after WATCH_IDLE_TIMEOUT_MS). */
+  readonly #watches = new Set<AbortController>();
 
   constructor(config: KubeConfig, opts: { clock?: Clock; connections?: number } = {}) {
     this.config = config;
@@ -143,11 +145,13 @@ export class KubeClient {
    */
   async watch<T>(path: string, query: Query, onEvent: (phase: WatchPhase, object: T) => void, done: (err: unknown) => void): Promise<AbortController> {
     const controller = new AbortController();
+    this.#watches.add(controller);
     let finished = false;
     let idle: NodeJS.Timeout | undefined;
     const finish = (err: unknown) => {
       if (finished) return;
       finished = true;
+      this.#watches.delete(controller);
       if (idle) clearTimeout(idle);
       controller.abort();
       done(err);
@@ -195,8 +199,9 @@ export class KubeClient {
     return controller;
   }
 
-  /** Closes the connection pool once the requests in flight have finished. */
+  /** Ends the open watches and closes the connection pool once the other requests in flight have finished. */
   close(): Promise<void> {
+    for (const w of [...this.#watches]) w.abort();
     return this.#pool.close();
   }
 }
