@@ -1,10 +1,12 @@
-// A small typed Kubernetes REST client on undici: JSON GET/POST/PUT/PATCH/DELETE and watches, over
-// one keep-alive connection pool (pool.ts), authenticated as the kubeconfig says (config.ts).
+// A small typed Kubernetes REST client on node:https: JSON GET/POST/PUT/PATCH/DELETE and watches,
+// over one keep-alive connection pool (pool.ts), authenticated as the kubeconfig says (config.ts).
+// A proxied cluster's requests go through client-node's undici dispatcher (loaded only then).
 // Failures carry the HTTP status (KubeApiError), so callers decide on 404/409/403/429/5xx exactly
 // as they did with client-node's ApiException. Responses are read up to a size limit.
 
+import type { IncomingHttpHeaders } from 'node:http';
 import { createInterface } from 'node:readline';
-import { request as undiciRequest, type Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
 import { systemClock, type Clock } from '../time/index.ts';
 import type { KubeConfig } from './config.ts';
 import { createApiConnectionPool, type ApiConnectionPool } from './pool.ts';
@@ -69,7 +71,15 @@ function withQuery(path: string, query: Query | undefined): string {
   return q ? `${path}${path.includes('?') ? '&' : '?'}${q}` : path;
 }
 
-async function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: number, what: string): Promise<string> {
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+interface Response {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>;
+  readonly body: Readable;
+}
+
+async function readLimited(body: Readable, maxBytes: number, what: string): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -83,7 +93,7 @@ async function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: numb
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+function header(headers: Response['headers'], name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -99,16 +109,30 @@ export class KubeClient {
     this.#pool = createApiConnectionPool({ kubeConfig: config, clock: opts.clock ?? systemClock, ...(opts.connections !== undefined ? { connections: opts.connections } : {}) });
   }
 
-  async #send(method: Dispatcher.HttpMethod, path: string, opts: { body?: string; contentType?: string; signal?: AbortSignal; accept?: string }): Promise<Dispatcher.ResponseData> {
+  async #send(method: HttpMethod, path: string, opts: { body?: string; contentType?: string; signal?: AbortSignal; accept?: string }): Promise<Response> {
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...(await this.config.auth.headers()) };
-    if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
-    const dispatcher = (await this.#pool.dispatcher()) ?? (await this.config.auth.proxyDispatcher?.());
+    if (opts.body !== undefined) {
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(opts.body));
+    }
     const url = new URL(this.config.server + path);
-    return undiciRequest(url, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}), ...(opts.signal ? { signal: opts.signal } : {}), ...(dispatcher ? { dispatcher } : {}) });
+    const pooled = await this.#pool.dispatcher();
+    if (!pooled) {
+      // A proxied cluster (HTTP or SOCKS proxy): client-node's dispatcher, on undici, as before.
+      const [{ request }, dispatcher] = await Promise.all([import('undici'), this.config.auth.proxyDispatcher?.()]);
+      const res = await request(url, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}), ...(opts.signal ? { signal: opts.signal } : {}), ...(dispatcher ? { dispatcher } : {}) });
+      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+    }
+    const transport = process.getBuiltinModule(url.protocol === 'http:' ? 'node:http' : 'node:https') as typeof import('node:https');
+    return new Promise<Response>((resolve, reject) => {
+      const req = transport.request(url, { method, headers, agent: pooled.agent as import('node:https').Agent, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res }));
+      req.once('error', reject);
+      req.end(opts.body);
+    });
   }
 
   /** One JSON call; resolves the parsed body of a 2xx answer, throws KubeApiError on any other. */
-  async request<T>(method: Dispatcher.HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+  async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const full = withQuery(path, opts.query);
     const contentType = opts.contentType ?? (method === 'PATCH' ? 'application/merge-patch+json' : undefined);
     const res = await this.#send(method, full, {
@@ -156,6 +180,8 @@ export class KubeClient {
       controller.abort();
       done(err);
     };
+    // Aborted by the caller or by close(): done now, not when the socket has wound down.
+    controller.signal.addEventListener('abort', () => finish(controller.signal.reason), { once: true });
     const touch = () => {
       if (idle) clearTimeout(idle);
       idle = setTimeout(() => finish(new DOMException('the watch was idle too long', 'TimeoutError')), WATCH_IDLE_TIMEOUT_MS);
@@ -173,6 +199,8 @@ export class KubeClient {
       body.on('data', touch);
       body.on('error', finish);
       body.on('close', () => finish(null));
+      // A response cut short (the server or an abort) ends the watch like an error would.
+      body.on('aborted', () => finish(new Error(`Kubernetes API watch ${path}: the connection was cut`)));
       const lines = createInterface({ input: body, crlfDelay: Infinity });
       let pending = 0;
       body.on('data', (chunk: Buffer) => {

@@ -1,7 +1,7 @@
 // `meshca serve` against a Kubernetes API server loads no @kubernetes/client-node (~80 MB of RSS
 // just to load, docs/performance.md): src/kube speaks to the API server itself. Only a kubeconfig
 // whose authentication src/kube does not do (an exec plugin here) loads client-node, and then the
-// calls still work. Measured on a real process: a resolve hook records every module it loads.
+// calls still work. Nor does it load the undici package: requests go over node:https. Measured on a real process: a resolve hook records every module it loads.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ import { FAKE_ADMIN_TOKEN, FakeKubeApiServer } from '../fakes/kube_api_server.ts
 import { startServeProcess, tempDir } from '../helpers/serve.ts';
 
 const CLIENT_NODE = /\/node_modules\/@kubernetes\/client-node\//;
+/** The undici package (client-node's HTTP client): src/kube uses node:https, loading no HTTP library. */
+const UNDICI = /\/node_modules\/undici\//;
 
 const HOOK = `
 import { registerHooks } from 'node:module';
@@ -54,10 +56,10 @@ async function modulesOfServe(kubeconfig: string, name: string): Promise<string[
 }
 
 describe('meshca serve with a kubeconfig', () => {
-  it('talks to the API server (Lease, ConfigMaps) without loading @kubernetes/client-node', async () => {
+  it('talks to the API server (Lease, ConfigMaps) without loading @kubernetes/client-node or undici', async () => {
     const loaded = await modulesOfServe(api.writeKubeconfig(dir.path, { file: 'token-kubeconfig' }), 'token');
     expect(loaded.some((u) => u.includes('/kube/client.'))).toBe(true);
-    expect(loaded.filter((u) => CLIENT_NODE.test(u))).toEqual([]);
+    expect(loaded.filter((u) => CLIENT_NODE.test(u) || UNDICI.test(u))).toEqual([]);
   }, 60_000);
 
   it('would notice if it did: an exec-plugin kubeconfig loads client-node, and its calls still authenticate', async () => {
