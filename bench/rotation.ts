@@ -20,6 +20,8 @@ import { calibrationEndpoints, measureCalibration, startHandshakeWorkers, type H
 import { cpuSample, describeCpu, type CpuSample } from './rotation_cpu.ts';
 import { rotationMargins, watchRenewals, type RenewalReport } from './rotation_renewals.ts';
 import { pemBlocks } from '../test/helpers/csr.ts';
+import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../src/transport/index.ts';
+import { cleanUp, within } from './deadline.ts';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 200);
 const LOOPS_PER_PAIR = Number(process.env.BENCH_LOOPS ?? 2);
@@ -30,7 +32,33 @@ const WORKER_NICE = Number(process.env.BENCH_WORKER_NICE ?? 10);
 const CALIBRATION_MS = Number(process.env.BENCH_CALIBRATION_SECONDS ?? 8) * 1000;
 const TTL_MS = 10_000;
 const RELOAD_MS = 1_000;
+/** The longest any one phase (start-up, a rotation step, a stop) may take before the bench fails, naming it. */
+const PHASE_MS = Number(process.env.BENCH_PHASE_TIMEOUT_SECONDS ?? 60) * 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/** meshca serve's meshca_connections_refused_total by reason, read from its /metrics. */
+async function refusedConnections(httpAddress: string): Promise<string> {
+  const text = await (await fetch(`http://${httpAddress}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+  const counts = [...text.matchAll(/^meshca_connections_refused_total\{reason="([^"]+)"\} (\d+)/gm)].map((m) => `${m[2]} (${m[1]})`);
+  return counts.length > 0 ? counts.join(', ') : '0';
+}
+
+/** Why agents have no certificate yet: how many, each one's last error, and the CA's refused connections. */
+async function whyNotReady(agents: readonly MeshAgent[], httpAddress: string): Promise<string> {
+  const waiting = agents.filter((a) => a.running.agent.current() === undefined);
+  const errors = new Map<string, number>();
+  for (const a of waiting) {
+    const e = a.running.agent.status().lastError ?? 'no answer yet';
+    errors.set(e, (errors.get(e) ?? 0) + 1);
+  }
+  const held = agents.length - waiting.length;
+  const refused = await refusedConnections(httpAddress).catch((err: unknown) => `unknown (/metrics: ${err instanceof Error ? err.message : String(err)})`);
+  return (
+    `${held} / ${agents.length} agents hold a certificate` +
+    (waiting.length > 0 ? `; the others' last errors: ${[...errors].map(([e, n]) => `${n} × ${e}`).join('; ')}` : ' (so their SDS proxies are what is waiting)') +
+    `; connections meshca serve refused at its caps: ${refused}`
+  );
+}
 
 /** The TLS pairs on the agents' own thread, behind the same interface as the workers. */
 async function inProcessHandshakes(agents: readonly MeshAgent[]): Promise<HandshakeWorkers> {
@@ -125,7 +153,14 @@ function failureLines(stats: HandshakeStats, startedAtMs: number, roots: Map<str
 
 export async function run(): Promise<void> {
   // The machine's own limit first, while nothing else runs: same pairs, fixed certificates.
-  const calibration = WORKERS > 0 ? await measureCalibration(await calibrationEndpoints(AGENTS), { workers: WORKERS, loopsPerPair: LOOPS_PER_PAIR, nice: WORKER_NICE, warmupMs: 2000, durationMs: CALIBRATION_MS }) : undefined;
+  const calibration =
+    WORKERS > 0
+      ? await within(
+          'the calibration run',
+          PHASE_MS + 2000 + CALIBRATION_MS,
+          measureCalibration(await calibrationEndpoints(AGENTS), { workers: WORKERS, loopsPerPair: LOOPS_PER_PAIR, nice: WORKER_NICE, warmupMs: 2000, durationMs: CALIBRATION_MS }),
+        )
+      : undefined;
 
   const dir = mkdtempSync(join(tmpdir(), 'meshca-bench-rotation-'));
   const keys = join(dir, 'keys');
@@ -133,7 +168,11 @@ export async function run(): Promise<void> {
   const oldRootPem = readFileSync(join(keys, 'root-cert.pem'), 'utf8');
   const serve = await startServeProcess(['--keys', keys, '--db', 'memory:', '--max-ttl', '10s', '--default-ttl', '10s', '--keys-poll', '200ms',
     // The bench's CA certificates live a day (root) and an hour (intermediate): no expiry warnings for those.
-    '--root-expiry-warning', '1h', '--ca-expiry-warning', '10m']);
+    '--root-expiry-warning', '1h', '--ca-expiry-warning', '10m',
+    // Every agent here dials from 127.0.0.1 and holds one connection; in a cluster each is its own
+    // pod's address. The default cap (64 per address) would silently close the rest on accept and
+    // leave them retrying forever.
+    '--max-connections-per-peer', String(AGENTS + DEFAULT_MAX_CONNECTIONS_PER_PEER)]);
   // The helper keeps every log line and re-scans them all on each chunk; the bench would spend a
   // growing share of its agents' thread on that. Keep only warnings and errors.
   const serveWarnings: string[] = [];
@@ -144,14 +183,20 @@ export async function run(): Promise<void> {
     });
   }
   const agents: MeshAgent[] = [];
+  let failed = false;
   try {
     const rootFile = join(keys, 'rotation-bench-root.pem');
     copyFileSync(join(keys, 'root-cert.pem'), rootFile);
     for (let i = 0; i < AGENTS; i++) {
-      agents.push(await startMeshAgent({ index: i, dir, keysDir: keys, caAddress: serve.grpcAddress, rootCertPath: rootFile, ttlMs: TTL_MS, watch: WORKERS === 0 }));
+      agents.push(await within(`starting agent ${i}`, PHASE_MS, startMeshAgent({ index: i, dir, keysDir: keys, caAddress: serve.grpcAddress, rootCertPath: rootFile, ttlMs: TTL_MS, watch: WORKERS === 0 })));
     }
-    await Promise.all(agents.map((a) => a.ready));
-    const mesh = WORKERS > 0 ? await startHandshakeWorkers(agents.map((a) => ({ spiffeId: a.spiffeId, sdsSocket: a.sdsSocket })), { workers: WORKERS, loopsPerPair: LOOPS_PER_PAIR, nice: WORKER_NICE }) : await inProcessHandshakes(agents);
+    await within(`the ${AGENTS} agents' first certificates`, PHASE_MS, Promise.all(agents.map((a) => a.ready)), () => whyNotReady(agents, serve.httpAddress));
+    const mesh = await within(
+      'starting the handshake workers (each SDS proxy waits for its first secrets)',
+      PHASE_MS,
+      WORKERS > 0 ? startHandshakeWorkers(agents.map((a) => ({ spiffeId: a.spiffeId, sdsSocket: a.sdsSocket })), { workers: WORKERS, loopsPerPair: LOOPS_PER_PAIR, nice: WORKER_NICE }) : inProcessHandshakes(agents),
+      () => whyNotReady(agents, serve.httpAddress),
+    );
     const ctx: RotationContext = {
       store: new DirectoryKeyStore(keys),
       clock: systemClock,
@@ -166,10 +211,11 @@ export async function run(): Promise<void> {
     const renewals = watchRenewals(agents);
     const phases: PhaseFigures[] = [];
     mesh.setPhase('before prepare');
-    await mesh.start();
+    await within('starting the TLS pairs', PHASE_MS, mesh.start());
+    const count = (when: string) => within(`counting handshakes (${when})`, PHASE_MS, mesh.count());
     const startedAtMs = Date.now();
     const started = performance.now();
-    let phase = { name: 'before prepare', at: started, ...(await mesh.count()) };
+    let phase = { name: 'before prepare', at: started, ...(await count('at the start')) };
     const cpuFrom = cpuSample(phase.cpuUs, serve.child.pid);
     // BENCH_TIMELINE=1: one line a second on stdout (handshakes, CPU, agents' loop delay), to see a stall as it happens.
     const timeline: string[] = [];
@@ -196,7 +242,7 @@ export async function run(): Promise<void> {
       : undefined;
     const mark = async (name: string) => {
       const now = performance.now();
-      const c = await mesh.count();
+      const c = await count(`at ${name || 'the end'}`);
       phases.push({ name: phase.name, seconds: (now - phase.at) / 1000, ok: c.ok - phase.ok, failed: c.failed - phase.failed });
       phase = { name, at: now, ...c };
       mesh.setPhase(name);
@@ -205,31 +251,35 @@ export async function run(): Promise<void> {
     let cpuTo: CpuSample | undefined;
     let activatedAtMs = NaN;
     let retiredAtMs = NaN;
+    let rotationFailed = false;
     try {
       await sleep(2000);
-      const prepared = await prepareRoot(ctx, { keyType: 'ec-p256' });
+      const prepared = await within('root prepare', PHASE_MS, prepareRoot(ctx, { keyType: 'ec-p256' }));
       await mark('prepared → activate');
       // BENCH_FORCE_EARLY=1 activates at once (--force), to show what a rotation bug looks like here.
       const forceEarly = process.env.BENCH_FORCE_EARLY === '1';
       if (!forceEarly) await sleep(Date.parse(prepared.activationAllowedAt) - Date.now() + 100);
-      await activateRoot(ctx, { force: forceEarly });
+      await within('root activate', PHASE_MS, activateRoot(ctx, { force: forceEarly }));
       const activatedAt = Date.now();
       activatedAtMs = activatedAt;
       await mark('activated → intermediate rotation');
       await sleep(3000);
-      await rotateIntermediate(ctx, { keyType: 'ec-p256', now: true });
+      await within('intermediate rotation', PHASE_MS, rotateIntermediate(ctx, { keyType: 'ec-p256', now: true }));
       await mark('intermediate rotated → retire');
       await sleep(activatedAt + RELOAD_MS + TTL_MS - Date.now() + 300);
-      await retireRoot(ctx, { force: false });
+      await within('root retire', PHASE_MS, retireRoot(ctx, { force: false }));
       retiredAtMs = Date.now();
       await mark('retired → end');
       await sleep(TTL_MS * 0.6 + 1000);
       await mark('');
-      cpuTo = cpuSample((await mesh.count()).cpuUs, serve.child.pid);
+      cpuTo = cpuSample((await count('the end')).cpuUs, serve.child.pid);
+    } catch (err) {
+      rotationFailed = true;
+      throw err;
     } finally {
       clearInterval(ticker);
       loopDelay.disable();
-      stats = await mesh.stop();
+      stats = (await cleanUp(rotationFailed, () => within('stopping the TLS pairs', PHASE_MS, mesh.stop())))!;
     }
     const renewalReport = renewals.stop();
     if (process.env.BENCH_TIMELINE) {
@@ -256,7 +306,8 @@ export async function run(): Promise<void> {
       [
         '## Root rotation under load',
         '',
-        `\`meshca serve\` in its own process (10-second certificates, key store polled every 200 ms); ${AGENTS} agents in the bench's main thread, each on its own SDS Unix socket; ` +
+        `\`meshca serve\` in its own process (10-second certificates, key store polled every 200 ms, \`--max-connections-per-peer ${AGENTS + DEFAULT_MAX_CONNECTIONS_PER_PEER}\` since every agent dials it from 127.0.0.1); ` +
+          `${AGENTS} agents in the bench's main thread, each on its own SDS Unix socket; ` +
           `${AGENTS / 2} node:tls server/client pairs (${LOOPS_PER_PAIR} connections at a time each) on ${where}${WORKERS > 0 && WORKER_NICE > 0 ? ` at nice ${WORKER_NICE} (the load generator yields to the agents and the CA it loads)` : ''}, each endpoint an Envoy-like SDS client of its agent's socket, ` +
           'doing full mutual-TLS 1.3 handshakes (a new TCP connection each, no session resumption) with the agents\' current secrets; ' +
           'both sides verify the peer chain against their ROOTCA and check the peer\'s SPIFFE ID, and a handshake counts only when the server confirmed the client. ' +
@@ -290,10 +341,18 @@ export async function run(): Promise<void> {
       ].join('\n'),
     );
     if (total.failed > 0 || (calibration?.stats.failed ?? 0) > 0) process.exitCode = 1;
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    await Promise.all(agents.map((a) => a.close()));
+    await cleanUp(failed, () => within('stopping the agents', PHASE_MS, Promise.all(agents.map((a) => a.close()))));
     serve.child.kill('SIGTERM');
-    await serve.exited;
+    await cleanUp(failed, () =>
+      within('meshca serve exiting on SIGTERM', PHASE_MS, serve.exited).catch((err: unknown) => {
+        serve.child.kill('SIGKILL');
+        throw err;
+      }),
+    );
     rmSync(dir, { recursive: true, force: true });
   }
 }

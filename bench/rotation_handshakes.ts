@@ -43,16 +43,24 @@ export interface HandshakeWorkers {
 
 const WORKER_URL = new URL('./rotation_worker.ts', import.meta.url);
 
+/** The worker's next message of this type; rejects if the worker fails or exits before sending it. */
 function nextMessage<T extends FromWorker['type']>(w: Worker, type: T): Promise<Extract<FromWorker, { type: T }>> {
   return new Promise((resolve, reject) => {
+    const done = () => {
+      w.off('message', onMessage);
+      w.off('error', onError);
+      w.off('exit', onExit);
+    };
     const onMessage = (m: FromWorker) => {
       if (m.type !== type) return;
-      w.off('message', onMessage);
-      w.off('error', reject);
+      done();
       resolve(m as Extract<FromWorker, { type: T }>);
     };
+    const onError = (err: Error) => (done(), reject(err));
+    const onExit = (code: number) => (done(), reject(new Error(`a handshake worker exited (code ${code}) before sending '${type}'`)));
     w.on('message', onMessage);
-    w.once('error', reject);
+    w.on('error', onError);
+    w.on('exit', onExit);
   });
 }
 
