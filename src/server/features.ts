@@ -8,6 +8,7 @@ import { createBundleRoute, startBundleDistribution, startLeadership, type Leade
 import { startRetention } from '../ledger/index.ts';
 import { rotationPolicy, startRotationRuntime, type RotationContext, type RotationRuntime } from '../rotation/index.ts';
 import { ISTIO_CA_SERVICE, serviceDefinition, type ReadinessCheck, type Route } from '../transport/index.ts';
+import { connectionRefusalReporter } from './connection_refusals.ts';
 import { createCaDirectSds } from './ca_direct_sds.ts';
 import { authenticateCall, authorizeCaller, createCaServiceHandlers } from './ca_service.ts';
 import { doesSingletonDuties, type CaContext } from './context.ts';
@@ -216,10 +217,7 @@ export async function federationFeature(ctx: CaContext, rotation: Pick<RotationR
       clock,
       log,
       limits: config.connections,
-      onRefused: (peer, reason) => {
-        ctx.metrics.connectionsRefused.inc({ reason });
-        log.debug({ peer, reason }, 'bundle endpoint connection refused: at the connection cap');
-      },
+      onRefused: connectionRefusalReporter({ port: '--bundle-endpoint', log, clock, count: (reason) => ctx.metrics.connectionsRefused.inc({ reason }) }),
       route: createBundleRoute(() => ({ rootsPem: state.bundlePem, sequence: rotation.version })),
       issue: async () => {
         const { privateKey } = generateKeyPair('ec-p256');

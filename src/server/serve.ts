@@ -13,6 +13,7 @@ import { injectorFeature } from './injector.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
 import { federationFeature, auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, leadershipFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
 import { nodeAuthorizationFeature } from './node_authorization.ts';
+import { connectionRefusalReporter } from './connection_refusals.ts';
 
 /** gRPC requests bigger than this are refused before parsing (RESOURCE_EXHAUSTED). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -99,10 +100,8 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
     await start(hooksFeature(ctx, deps));
 
     for (const add of features.flatMap((f) => f.services ?? [])) add(server);
-    listener = await listenGrpcGated(server, config.listen, '--listen', serving.credentials, config.connections, (peer, reason) => {
-      ctx.metrics.connectionsRefused.inc({ reason });
-      log.debug({ peer, reason }, 'connection refused: at the connection cap');
-    });
+    listener = await listenGrpcGated(server, config.listen, '--listen', serving.credentials, config.connections,
+      connectionRefusalReporter({ port: '--listen', log, clock, count: (reason) => ctx.metrics.connectionsRefused.inc({ reason }) }));
     const grpcAddress = listener.address;
     const readiness: Record<string, ReadinessCheck> = Object.assign({}, ...features.map((f) => f.readiness));
     let httpAddress = '';
