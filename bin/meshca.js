@@ -34,10 +34,10 @@ function distIsCurrent() {
   }
 }
 
-/** Whether a Node/V8 option was given on the command line or in NODE_OPTIONS. */
+/** Whether a Node/V8 option was given on the command line or in NODE_OPTIONS, spelt with - or _. */
 function hasNodeOption(name) {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return given.some((arg) => arg === name || arg.startsWith(`${name}=`) || arg.startsWith(`${name.replaceAll('-', '_')}=`));
+  return given.some((arg) => arg.split('=')[0].replaceAll('_', '-') === name);
 }
 
 // `serve` under load lets V8 grow its young generation to two 64 MB semi-spaces: ~100 MB of RSS
