@@ -2,11 +2,11 @@
 // Kubernetes-shaped service-account tokens (`meshca token mint`), so the whole flow runs without a
 // cluster. For development only: `serve --dev-tokens=false` stops trusting it.
 
-import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, SignJWT, type JWK, type JWTVerifyGetKey } from 'jose';
-import { generateKeyPair, readPrivateKeyFile, writePrivateKeyFile } from '../pki/index.ts';
+import { generateKeyPair, readOrCreatePrivateKeyFile } from '../pki/index.ts';
 import { MeshcaError } from '../errors/index.ts';
 
 export const DEV_TOKEN_KEY_FILE = 'dev-token-key.pem';
@@ -32,14 +32,10 @@ export interface MintRequest {
 /** Loads the development issuer key from `keysDir`, making it (0600) when `create` and missing. */
 export async function loadDevIssuer(keysDir: string, create: boolean): Promise<DevIssuer> {
   const path = join(keysDir, DEV_TOKEN_KEY_FILE);
-  let key: KeyObject;
-  if (existsSync(path)) key = readPrivateKeyFile(path);
-  else if (create) {
-    key = generateKeyPair('ec-p256').privateKey;
-    writePrivateKeyFile(path, key);
-  } else {
+  if (!create && !existsSync(path)) {
     throw new MeshcaError('KEYS_MISSING', `no development token issuer key at ${path}; start "meshca serve" once (it makes one) or run "meshca ca init"`);
   }
+  const key = readOrCreatePrivateKeyFile(path, () => generateKeyPair('ec-p256').privateKey);
   const publicJwk = await exportJWK(createPublicKey(key));
   const kid = await calculateJwkThumbprint(publicJwk);
   const jwks = { keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] };

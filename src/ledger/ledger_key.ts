@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
 import { readFileSync } from 'node:fs';
-import { PUBLIC_FILE_MODE, readPrivateKeyFile, sha256Hex, writeFileAtomic, writePrivateKeyFile } from '../pki/index.ts';
+import { PUBLIC_FILE_MODE, readOrCreatePrivateKeyFile, readPrivateKeyFile, sha256Hex, writeFileAtomic } from '../pki/index.ts';
 import { checkpointMessage } from './canonical.ts';
 import type { StoredCheckpoint } from './store.ts';
 
@@ -36,11 +36,7 @@ export function ledgerKeyFrom(privateKey: KeyObject): LedgerKey {
 /** Reads `<keysDir>/ledger-key.pem`, making it (atomically, 0600) on first use. */
 export function loadOrCreateLedgerKey(keysDir: string): LedgerKey {
   const path = join(keysDir, LEDGER_KEY_FILE);
-  if (!existsSync(path)) {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    writePrivateKeyFile(path, privateKey);
-  }
-  const key = ledgerKeyFrom(readPrivateKeyFile(path));
+  const key = ledgerKeyFrom(readOrCreatePrivateKeyFile(path, () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey));
   const pubPath = join(keysDir, LEDGER_PUBLIC_KEY_FILE);
   if (!existsSync(pubPath)) writeFileAtomic(pubPath, key.publicKey.export({ format: 'pem', type: 'spki' }) as string, PUBLIC_FILE_MODE);
   return key;

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { chmodSync, closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, mkdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { MeshcaError } from '../errors/index.ts';
 
@@ -45,8 +45,8 @@ export function assertKeyTreeProtected(dir: string, depth = 0): void {
   }
 }
 
-/** Writes `data` to `path` so readers see either the old file or the whole new one. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
+/** Writes `data` whole and synced to a fresh temporary file beside `path`, and returns its name. */
+function writeSyncedTemp(path: string, data: string | Uint8Array, mode: number): string {
   const dir = dirname(path);
   // The modes are set explicitly: the umask may narrow (077) or widen (000) what open/mkdir give.
   if (mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE }) !== undefined) chmodSync(dir, PRIVATE_DIR_MODE);
@@ -62,8 +62,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode: n
     throw err;
   }
   closeSync(fd);
-  renameSync(tmp, path);
-  // Make the rename durable too.
+  return tmp;
+}
+
+/** Makes a rename or link into `dir` durable too. */
+function syncDirectory(dir: string): void {
   try {
     const dfd = openSync(dir, 'r');
     try {
@@ -74,6 +77,32 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode: n
   } catch {
     // Some filesystems refuse fsync on a directory; the data itself is already synced.
   }
+}
+
+/** Writes `data` to `path` so readers see either the old file or the whole new one. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
+  renameSync(writeSyncedTemp(path, data, mode), path);
+  syncDirectory(dirname(path));
+}
+
+/**
+ * Reads the private key at `path`, or makes it with `make` if there is none. Processes that start
+ * together (cluster workers, replicas on one key directory) all get the one key that won: the new
+ * file is linked into place, which fails if another process linked its own first, never replaced.
+ */
+export function readOrCreatePrivateKeyFile(path: string, make: () => KeyObject): KeyObject {
+  if (!existsSync(path)) {
+    const tmp = writeSyncedTemp(path, make().export({ format: 'pem', type: 'pkcs8' }) as string, PRIVATE_FILE_MODE);
+    try {
+      linkSync(tmp, path);
+      syncDirectory(dirname(path));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      unlinkSync(tmp);
+    }
+  }
+  return readPrivateKeyFile(path);
 }
 
 export function writePrivateKeyFile(path: string, key: KeyObject): void {

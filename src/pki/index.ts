@@ -19,4 +19,4 @@ export { sha256Hex } from './digest.ts';
 export { verifyChain, isSelfSigned } from './chain.ts';
 export { acceptOperatorRoot, type OperatorRoot } from './operator_root.ts';
 export { readSvidSpiffeId, readSigningCertificateId, readPathLenConstraint, type SvidExpectation } from './svid.ts';
-export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, assertKeyTreeProtected, assertOnlyOwnerWrites, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, PRIVATE_DIR_MODE } from './files.ts';
+export { writeFileAtomic, writePrivateKeyFile, readPrivateKeyFile, readOrCreatePrivateKeyFile, assertKeyTreeProtected, assertOnlyOwnerWrites, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, PRIVATE_DIR_MODE } from './files.ts';

@@ -116,9 +116,10 @@ export async function openServerContext(config: ServeConfig, deps: ContextDeps):
 async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened: OpenedKeyStore, custody: KeyCustody): Promise<void> {
   await opened.settle(async () => {
     await ensureCa(config, { ...deps, custody });
+    // Made here, before a cluster's workers start, so that all of them load the one key.
+    if (config.devTokens) await loadDevIssuer(config.keysDir, true);
     if (!opened.remote) return;
     if (config.db !== 'memory:') loadOrCreateLedgerKey(config.keysDir);
-    if (config.devTokens) await loadDevIssuer(config.keysDir, true);
   });
 }
 

@@ -3,7 +3,8 @@
 import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateKeyPair, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../../src/pki/index.ts';
+import { createPublicKey } from 'node:crypto';
+import { generateKeyPair, readOrCreatePrivateKeyFile, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../../src/pki/index.ts';
 import { tempDir } from '../helpers/serve.ts';
 
 const dirs: { cleanup: () => void }[] = [];
@@ -22,6 +23,28 @@ describe('private key files', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(readdirSync(d)).toEqual(['k.pem']);
     expect(readPrivateKeyFile(path).asymmetricKeyType).toBe('ec');
+  });
+
+  it('made on first use are made once: a key another process made meanwhile wins, and is never replaced', () => {
+    const d = dir();
+    const path = join(d, 'k.pem');
+    const theirs = generateKeyPair().privateKey;
+    const mine = generateKeyPair().privateKey;
+    // The other process writes its key between our look and our link (the race of workers starting together).
+    const got = readOrCreatePrivateKeyFile(path, () => {
+      writePrivateKeyFile(path, theirs);
+      return mine;
+    });
+    const pem = (k: Parameters<typeof createPublicKey>[0]) => createPublicKey(k).export({ format: 'pem', type: 'spki' });
+    expect(pem(got)).toBe(pem(theirs));
+    expect(pem(readPrivateKeyFile(path))).toBe(pem(theirs));
+    expect(readdirSync(d)).toEqual(['k.pem']);
+    // Made when missing, 0600, and read back as is afterwards.
+    const other = join(d, 'other.pem');
+    const made = readOrCreatePrivateKeyFile(other, () => mine);
+    expect(pem(made)).toBe(pem(mine));
+    expect(statSync(other).mode & 0o777).toBe(0o600);
+    expect(pem(readOrCreatePrivateKeyFile(other, () => theirs))).toBe(pem(mine));
   });
 
   it('replace an existing file atomically', () => {

@@ -3,9 +3,16 @@
 // serves the HTTP side port nor writes server-start (the primary does both, once); both record
 // into the ledger they are given (the primary's, in a cluster).
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { DEV_TOKEN_KEY_FILE } from '../../src/authn/index.ts';
 import { initCa } from '../../src/ca/index.ts';
+import { loadSettings } from '../../src/config/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import { openPrimaryLedger } from '../../src/server/context.ts';
+import { SERVE_OPTIONS, serveConfigFrom } from '../../src/server/index.ts';
+import { systemClock } from '../../src/time/index.ts';
 import { openLedger, type CaEvent } from '../../src/ledger/index.ts';
 import { DirectoryKeyStore } from '../../src/rotation/index.ts';
 import { HOUR_MS, MINUTE_MS } from '../../src/time/index.ts';
@@ -45,6 +52,19 @@ async function workerAfterTwoThirdsOfTheIntermediate(rank: number) {
 }
 
 describe('cluster worker roles', () => {
+  it('the primary makes the shared key files before any worker starts, so that every worker trusts the one development token key', async () => {
+    const keysDir = join(dir.path, 'keys-primary');
+    const { values } = loadSettings(SERVE_OPTIONS, ['--keys', keysDir, '--db', `sqlite:${join(dir.path, 'primary.db')}`, '--dev-tokens'], {});
+    const primary = await openPrimaryLedger(serveConfigFrom(values), { clock: systemClock, log: createLogger('silent') });
+    try {
+      expect(existsSync(join(keysDir, 'ca-key.pem'))).toBe(true);
+      expect(existsSync(join(keysDir, DEV_TOKEN_KEY_FILE))).toBe(true);
+    } finally {
+      await primary.ledger?.close();
+      await primary.close();
+    }
+  });
+
   it('worker 1 leaves scheduled rotation to worker 0; neither serves the side port or writes server-start', async () => {
     const second = await workerAfterTwoThirdsOfTheIntermediate(1);
     expect(second.httpAddress).toBe('');
