@@ -138,7 +138,7 @@ export const SETTINGS = {
   'max-connections-per-peer': s('int', 'open gRPC connections accepted at once from one IP address', { default: DEFAULT_MAX_CONNECTIONS_PER_PEER }),
   'max-streams-per-connection': s('int', 'concurrent gRPC calls and streams per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)', { default: DEFAULT_MAX_STREAMS_PER_CONNECTION }),
   'tls-handshake-timeout': s('duration', 'a connection that has not finished its TLS handshake by then is closed', { default: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS }),
-  workers: s('string', 'processes serving the gRPC port (node:cluster): 1 (one process), a number, or auto (one per core); the primary writes the one ledger and serves --http-listen', { default: '1' }),
+  workers: s('string', 'processes serving the gRPC port (node:cluster): 1 (one process), a number, or auto (one per CPU this process may use, its CPU limit included); the primary writes the one ledger and serves --http-listen', { default: '1' }),
   'shutdown-grace': s('duration', 'how long shutdown waits for requests in flight', { default: 10 * SECOND_MS }),
   // A workload (token mint: the token's subject; audit: records about it)
   ns: s('string', "workload's namespace (not --namespace, the CA's own)", { flagOnly: true }),

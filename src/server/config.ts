@@ -2,7 +2,6 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { validateTtlPolicy, type TtlPolicy } from '../ca/index.ts';
 import type { KubernetesAuthOptions } from '../authn/index.ts';
@@ -16,6 +15,7 @@ import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY
 import { isKubernetesNamespace, isKubernetesServiceAccount, validateTrustDomain, type SpiffeId } from '../spiffe/index.ts';
 import { parseListenAddress, type ConnectionLimits, type ListenAddress } from '../transport/index.ts';
 import { parseFederationPeer, type FederationPeer } from '../federation/index.ts';
+import { autoWorkers } from './cpu_limit.ts';
 
 export interface ServeConfig {
   readonly keysDir: string;
@@ -259,11 +259,11 @@ function parseNodeAccount(entry: string): NodeAccount {
 /** More processes than this is a typo, not a machine. */
 export const MAX_WORKERS = 256;
 
-/** --workers: a whole number from 1 to MAX_WORKERS, or `auto` (the cores this process may use). */
+/** --workers: a whole number from 1 to MAX_WORKERS, or `auto` (the CPUs this process may use, its cgroup's CPU limit included). */
 function parseWorkers(text: string): number {
-  if (text === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
+  if (text === 'auto') return autoWorkers({ max: MAX_WORKERS });
   const n = /^[1-9][0-9]{0,2}$/.test(text) ? Number(text) : NaN;
-  if (!(n <= MAX_WORKERS)) throw new MeshcaError('BAD_CONFIG', `--workers "${text}": give a whole number from 1 to ${MAX_WORKERS}, or auto (one per core)`);
+  if (!(n <= MAX_WORKERS)) throw new MeshcaError('BAD_CONFIG', `--workers "${text}": give a whole number from 1 to ${MAX_WORKERS}, or auto (one per CPU this process may use)`);
   return n;
 }
 

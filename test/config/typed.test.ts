@@ -10,6 +10,7 @@ import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS } from '../../
 import { DEFAULT_CA_TTL_MS, DEFAULT_KEY_TYPE, DEFAULT_ROOT_TTL_MS, type KeyType } from '../../src/pki/index.ts';
 import { DEFAULT_CA_EXPIRY_WARNING_MS, DEFAULT_KEYS_POLL_MS, DEFAULT_ROOT_EXPIRY_WARNING_MS } from '../../src/rotation/index.ts';
 import { serveConfigFrom, SERVE_OPTIONS } from '../../src/server/index.ts';
+import { cgroupCpuLimit } from '../../src/server/cpu_limit.ts';
 import type { SpiffeId } from '../../src/spiffe/index.ts';
 import type { ListenAddress } from '../../src/transport/index.ts';
 import { badConfigMessage } from './bad_config.ts';
@@ -49,14 +50,14 @@ describe('typed settings', () => {
     expect(badConfigMessage(() => serve(['--http-listen', '127.0.0.1:99999']))).toBe('--http-listen "127.0.0.1:99999" is not host:port (e.g. 0.0.0.0:15012, [::]:15012, 127.0.0.1:0)');
   });
 
-  it('--workers: 1 by default (one process), a whole number up to 256, or auto (one per core); anything else refused', () => {
+  it('--workers: 1 by default (one process), a whole number up to 256, or auto (one per CPU it may use); anything else refused', () => {
     const workers = (argv: string[], env: Record<string, string> = {}) => serveConfigFrom(loadSettings(SERVE_OPTIONS, argv, env).values).workers;
     expect(workers([])).toBe(1);
     expect(workers(['--workers', '4'])).toBe(4);
     expect(workers([], { MESHCA_WORKERS: '2' })).toBe(2);
-    expect(workers(['--workers', 'auto'])).toBe(Math.min(availableParallelism(), 256));
+    expect(workers(['--workers', 'auto'])).toBe(Math.min(availableParallelism(), Math.ceil(cgroupCpuLimit() ?? Infinity), 256));
     for (const bad of ['0', '1.5', 'two', '', '01', '257', '1e2', ' 2', '0x2']) {
-      expect(badConfigMessage(() => workers([`--workers=${bad}`]))).toBe(`--workers "${bad}": give a whole number from 1 to 256, or auto (one per core)`);
+      expect(badConfigMessage(() => workers([`--workers=${bad}`]))).toBe(`--workers "${bad}": give a whole number from 1 to 256, or auto (one per CPU this process may use)`);
     }
   });
 
