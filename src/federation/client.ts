@@ -9,6 +9,7 @@ import type { PeerCertificate } from 'node:tls';
 import { describeError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../time/index.ts';
+import { readBounded } from '../transport/body/index.ts';
 import { parseBundleDocument, type FederatedBundleStore, type FederationPeer, type PeerBundle } from './peers.ts';
 
 /** After a failed fetch, try again this soon (or at the hint, if that is sooner). */
@@ -49,15 +50,7 @@ export const fetchBundle: BundleFetcher = (peer, trustedRootsPem) =>
           reject(new Error(`HTTP ${res.statusCode}`));
           return;
         }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_BUNDLE_BYTES) req.destroy(new Error('the bundle is larger than 1 MiB'));
-          else chunks.push(c);
-        });
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        res.on('error', reject);
+        readBounded(res, MAX_BUNDLE_BYTES, () => new Error('the bundle is larger than 1 MiB')).then((body) => resolve(body.toString('utf8')), reject);
       },
     );
     req.on('timeout', () => req.destroy(new Error('timed out')));

@@ -19,4 +19,4 @@ export {
 } from './pod.ts';
 export { podPatch, type JsonPatchOp } from './patch.ts';
 export { injectManifests, type InjectReport } from './manifests.ts';
-export { reviewAdmission, createInjectorServer, INJECT_PATH, type AdmissionReviewAnswer, type InjectorServerOptions } from './webhook.ts';
+export { reviewAdmission, createInjectorServer, INJECT_PATH, MAX_REVIEW_BYTES, type AdmissionReviewAnswer, type InjectorServerOptions } from './webhook.ts';

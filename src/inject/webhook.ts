@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeError, isMeshcaError, MeshcaError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
+import { readBounded } from '../transport/body/index.ts';
 import { podPatch } from './patch.ts';
 import { injectDecision, injectPod, type InjectOptions, type ObjectMeta, type PodSpec } from './pod.ts';
 
@@ -72,15 +73,12 @@ export function reviewAdmission(body: unknown, o: InjectOptions): AdmissionRevie
 }
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_REVIEW_BYTES) throw new MeshcaError('REQUEST_TOO_LARGE', `the review is larger than ${MAX_REVIEW_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const tooLarge = () => new MeshcaError('REQUEST_TOO_LARGE', `the review is larger than ${MAX_REVIEW_BYTES} bytes`);
+  // A declared length over the cap is answered (413) before a byte is read; a body that grows past it is cut off.
+  if (Number(req.headers['content-length']) > MAX_REVIEW_BYTES) throw tooLarge();
+  const body = await readBounded(req, MAX_REVIEW_BYTES, tooLarge);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch {
     throw new MeshcaError('BAD_REQUEST', 'the body is not JSON');
   }
@@ -116,7 +114,9 @@ export function createInjectorServer(o: InjectorServerOptions): Server {
       const known = isMeshcaError(err);
       if (!known) o.log.error({ err }, 'the injector failed on a review');
       else o.log.warn({ reason: describeError(err) }, 'refused a malformed AdmissionReview');
-      send(res, known ? 400 : 500, `${known ? err.message : 'internal error; the meshca log has the details'}\n`, 'text/plain; charset=utf-8');
+      const tooLarge = isMeshcaError(err, 'REQUEST_TOO_LARGE');
+      if (tooLarge) res.setHeader('connection', 'close');
+      send(res, tooLarge ? 413 : known ? 400 : 500, `${known ? err.message : 'internal error; the meshca log has the details'}\n`, 'text/plain; charset=utf-8');
     }
   });
 }

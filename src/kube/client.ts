@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { readBounded } from '../transport/body/index.ts';
 import { systemClock, type Clock } from '../time/index.ts';
 import type { KubeConfig } from './config.ts';
 import { createApiConnectionPool, type ApiConnectionPool } from './pool.ts';
@@ -80,17 +81,7 @@ interface Response {
 }
 
 async function readLimited(body: Readable, maxBytes: number, what: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw new Error(`${what}: the response is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  return (await readBounded(body, maxBytes, () => new Error(`${what}: the response is larger than ${maxBytes} bytes`))).toString('utf8');
 }
 
 function header(headers: Response['headers'], name: string): string | undefined {

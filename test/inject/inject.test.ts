@@ -7,7 +7,7 @@ import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { Pod } from 'kubernetes-models/v1/Pod';
-import { injectManifests, reviewAdmission, type InjectOptions } from '../../src/inject/index.ts';
+import { injectManifests, MAX_REVIEW_BYTES, reviewAdmission, type InjectOptions } from '../../src/inject/index.ts';
 import { jsonPatch, kindOf } from '../fakes/kube_store.ts';
 import { runMeshca, startTestCa, tempDir, type TestCa } from '../helpers/serve.ts';
 import { FakeKubeApiServer } from '../fakes/kube_api_server.ts';
@@ -275,6 +275,20 @@ describe("the leader keeps the webhook's caBundle on the trust bundle", () => {
       req.end(JSON.stringify(review(POD)));
     });
     expect(status).toBe(200);
+    // A review over the size cap is refused: 413 when its length is declared, before it is read; cut off when it is not.
+    const post = (body: Buffer, chunked: boolean) =>
+      new Promise<string>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/inject', method: 'POST', ca: caBundle()!, servername: 'meshca-injector.meshca-system.svc', headers: chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': body.length } }, (res) => {
+          res.resume();
+          resolve(`HTTP ${res.statusCode}`);
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        req.end(body);
+      });
+    const oversized = Buffer.alloc(MAX_REVIEW_BYTES + 1024, 0x20);
+    expect(await post(oversized, false)).toBe('HTTP 413');
+    expect(await post(oversized, true)).toMatch(/^(HTTP 413|ECONNRESET|EPIPE)$/);
+    await vi.waitFor(() => expect(ca.rawLogs()).toContain(`the review is larger than ${MAX_REVIEW_BYTES} bytes`), { timeout: 5000, interval: 50 });
 
     const prepared = await runMeshca(['root', 'prepare', '--keys', ca.keysDir, '--db', 'memory:', '--json']);
     expect(prepared.stderr).toBe('');
