@@ -12,7 +12,7 @@ import { describeError } from '../../src/errors/index.ts';
 import type { TestCa } from '../helpers/serve.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { EnvoyLikeStream, sdsClient, type ReceivedResponse } from '../sds/envoy_client.ts';
-import { keyMatchesLeaf, mtlsHandshake, opensslVerifyServed, pemBlocks, runTestAgent, scratchDir, spiffeIdOf, startCa, writeToken, type TestAgent } from './harness.ts';
+import { agentWithCa, envoyStream, keyMatchesLeaf, mtlsHandshake, opensslVerifyServed, pemBlocks, runTestAgent, scratchDir, spiffeIdOf, startCa, writeToken, type AgentWithCaOptions, type TestAgent } from './harness.ts';
 
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web';
 
@@ -21,27 +21,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(opts: { ttlMs?: number; withToken?: boolean; outputDir?: boolean } = {}): Promise<{ dir: string; keysDir: string; ca: TestCa; agent: TestAgent; clock: FakeClock }> {
-  const scratch = scratchDir();
-  cleanups.push(scratch.cleanup);
-  const keysDir = join(scratch.path, 'keys');
-  // Starts at the real time: the served certificates are also checked by openssl and TLS.
-  // On a whole second, as X.509 times are, so a 10 s certificate lives exactly 10 s.
-  const clock = new FakeClock(Math.ceil(Date.now() / 1000) * 1000);
-  const ca = await startCa(keysDir, undefined, clock);
-  cleanups.push(() => ca.stop());
-  if (opts.withToken !== false) await writeToken(keysDir, join(scratch.path, 'token'));
-  const agent = await runTestAgent({
-    caAddress: ca.server.grpcAddress,
-    dir: scratch.path,
-    rootCertPath: join(keysDir, 'root-cert.pem'),
-    ttlMs: opts.ttlMs ?? 3_600_000,
-    ...(opts.outputDir ? { outputDir: join(scratch.path, 'out') } : {}),
-    clock,
-  });
-  cleanups.push(() => agent.stop());
-  return { dir: scratch.path, keysDir, ca, agent, clock };
-}
+const setup = (opts: AgentWithCaOptions = {}) => agentWithCa(cleanups, opts);
 
 /** Moves the fake clock to the agent's next scheduled attempt (renewal or retry). */
 async function untilNextAttempt(agent: TestAgent, clock: FakeClock): Promise<void> {
@@ -50,19 +30,11 @@ async function untilNextAttempt(agent: TestAgent, clock: FakeClock): Promise<voi
   await clock.advance(Math.max(0, at - clock.now()));
 }
 
-function envoy(agent: TestAgent, names = ['default', 'ROOTCA'], extra: { nackResponse?: number } = {}): EnvoyLikeStream {
-  const client = sdsClient(`unix:${agent.socket}`);
-  const stream = new EnvoyLikeStream(client, { names, ...extra });
-  cleanups.push(() => {
-    stream.close();
-    client.close();
-  });
-  return stream;
-}
+const envoy = (agent: TestAgent, names = ['default', 'ROOTCA'], extra: { nackResponse?: number } = {}) => envoyStream(cleanups, agent, names, extra);
 
 describe('meshca agent', () => {
   it('serves default and ROOTCA over its Unix socket: key matches the leaf and openssl verifies the chain', async () => {
-    const { dir, keysDir, agent } = await setup({ outputDir: true });
+    const { dir, keysDir, agent } = await setup({ outputDir: 'out' });
     const r = await envoy(agent).responses.waitFor(1);
     const cert = r.secrets.get('default')!;
     const bundle = r.secrets.get('ROOTCA')!.bundlePem!;

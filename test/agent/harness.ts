@@ -16,7 +16,8 @@ import { startTestCa, type TestCa } from '../helpers/serve.ts';
 import { opensslVerify, pemBlocks } from '../helpers/csr.ts';
 
 export { pemBlocks };
-import type { DecodedSecret } from '../sds/envoy_client.ts';
+import { EnvoyLikeStream, sdsClient, type DecodedSecret } from '../sds/envoy_client.ts';
+import { FakeClock } from '../fakes/clock.ts';
 
 export function scratchDir(): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), 'meshca-agent-'));
@@ -62,6 +63,52 @@ export async function runTestAgent(opts: { caAddress: string; dir: string; rootC
     logs: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
     stop: () => running.stop(),
   };
+}
+
+export type Cleanups = Array<() => Promise<void> | void>;
+
+export interface AgentWithCaOptions {
+  readonly ttlMs?: number;
+  /** Write a development token for default/web before the agent starts (default true). */
+  readonly withToken?: boolean;
+  /** --output-dir, relative to the scratch directory. */
+  readonly outputDir?: string;
+}
+
+/**
+ * A CA and an agent in-process, sharing a FakeClock that starts at the real time (the served
+ * certificates are also checked by openssl and TLS), on a whole second as X.509 times are, so a
+ * 10 s certificate lives exactly 10 s. What it starts is pushed onto `cleanups`.
+ */
+export async function agentWithCa(cleanups: Cleanups, opts: AgentWithCaOptions = {}): Promise<{ dir: string; keysDir: string; ca: TestCa; agent: TestAgent; clock: FakeClock }> {
+  const scratch = scratchDir();
+  cleanups.push(scratch.cleanup);
+  const keysDir = join(scratch.path, 'keys');
+  const clock = new FakeClock(Math.ceil(Date.now() / 1000) * 1000);
+  const ca = await startCa(keysDir, undefined, clock);
+  cleanups.push(() => ca.stop());
+  if (opts.withToken !== false) await writeToken(keysDir, join(scratch.path, 'token'));
+  const agent = await runTestAgent({
+    caAddress: ca.server.grpcAddress,
+    dir: scratch.path,
+    rootCertPath: join(keysDir, 'root-cert.pem'),
+    ttlMs: opts.ttlMs ?? 3_600_000,
+    ...(opts.outputDir ? { outputDir: join(scratch.path, opts.outputDir) } : {}),
+    clock,
+  });
+  cleanups.push(() => agent.stop());
+  return { dir: scratch.path, keysDir, ca, agent, clock };
+}
+
+/** An Envoy-like SDS stream on the agent's socket, closed by `cleanups`. */
+export function envoyStream(cleanups: Cleanups, agent: TestAgent, names = ['default', 'ROOTCA'], extra: { nackResponse?: number } = {}): EnvoyLikeStream {
+  const client = sdsClient(`unix:${agent.socket}`);
+  const stream = new EnvoyLikeStream(client, { names, ...extra });
+  cleanups.push(() => {
+    stream.close();
+    client.close();
+  });
+  return stream;
 }
 
 /** Splits a PEM bundle into its blocks. */

@@ -31,27 +31,33 @@ async function meshca(args: string[]): Promise<{ code: number; stdout: string; s
   return { code, stdout, stderr };
 }
 
+
+/** A fake API server and a kubeconfig for it, started before a describe block's tests and closed after. */
+function fakeApiForBlock(prefix: string): { readonly dir: { path: string; cleanup: () => void }; api: FakeKubeApiServer; kubeconfig: string } {
+  const dir = tempDir(prefix);
+  const fake = { dir, api: undefined as unknown as FakeKubeApiServer, kubeconfig: '' };
+  beforeAll(async () => {
+    fake.api = await FakeKubeApiServer.start();
+    fake.kubeconfig = fake.api.writeKubeconfig(dir.path);
+  });
+  afterAll(async () => {
+    await fake.api?.close();
+    dir.cleanup();
+  });
+  return fake;
+}
+
 describe('--keys k8s-secret:<namespace>/<name>', () => {
-  const dir = tempDir('meshca-secret-');
-  let api: FakeKubeApiServer;
-  let kubeconfig: string;
+  const fake = fakeApiForBlock('meshca-secret-');
+  const dir = fake.dir;
   const db = `sqlite:${join(dir.path, 'ledger.db')}`;
-  const secret = (): KubeObject & { data: Record<string, string> } => api.store.get(SECRETS, NS, NAME) as KubeObject & { data: Record<string, string> };
+  const secret = (): KubeObject & { data: Record<string, string> } => fake.api.store.get(SECRETS, NS, NAME) as KubeObject & { data: Record<string, string> };
   const file = (name: string) => Buffer.from(secret().data[name]!, 'base64').toString('utf8');
   const sizeOf = () => secretDataBytes(new Map(Object.entries(secret().data).map(([k, v]) => [k, Buffer.from(v, 'base64')])));
-  const openStore = () => SecretKeyStore.open({ ref: parseSecretRef(KEYS), kubeConfig: api.kubeConfig(), clock: systemClock });
+  const openStore = () => SecretKeyStore.open({ ref: parseSecretRef(KEYS), kubeConfig: fake.api.kubeConfig(), clock: systemClock });
   const rotation = (store: SecretKeyStore): RotationContext => ({
     store, clock: systemClock, policy: rotationPolicy(86_400_000), ledger: memoryLedger(), actor: 'cli:test', organization: 'meshca test',
     rootTtlMs: 10 * 86_400_000, caTtlMs: 86_400_000, trustDomain: 'cluster.local',
-  });
-
-  beforeAll(async () => {
-    api = await FakeKubeApiServer.start();
-    kubeconfig = api.writeKubeconfig(dir.path);
-  });
-  afterAll(async () => {
-    await api?.close();
-    dir.cleanup();
   });
 
   it('names files as Secret keys and back, and refuses a malformed reference', () => {
@@ -63,7 +69,7 @@ describe('--keys k8s-secret:<namespace>/<name>', () => {
   });
 
   it('ca init writes the whole key store into one Secret from outside the cluster, and refuses to overwrite it', async () => {
-    const made = await meshca(['ca', 'init', '--keys', KEYS, '--kubeconfig', kubeconfig]);
+    const made = await meshca(['ca', 'init', '--keys', KEYS, '--kubeconfig', fake.kubeconfig]);
     expect(made.stderr).toBe('');
     expect(made.code).toBe(0);
     expect(made.stdout).toContain(`in ${KEYS} (root`);
@@ -71,24 +77,24 @@ describe('--keys k8s-secret:<namespace>/<name>', () => {
     expect(file('ca-key.pem')).toContain('PRIVATE KEY');
     expect(secret().type).toBe('Opaque');
 
-    const again = await meshca(['ca', 'init', '--keys', KEYS, '--kubeconfig', kubeconfig]);
+    const again = await meshca(['ca', 'init', '--keys', KEYS, '--kubeconfig', fake.kubeconfig]);
     expect(again.code).toBe(1);
     expect(again.stderr).toBe(`meshca ca init: the key store ${KEYS} already holds a CA; pass --force to replace it (the old keys are lost)\n`);
   });
 
   it('walks prepare → activate → retire against the Secret; two processes racing prepare make exactly one root (the 409 is re-read, not overwritten); the Secret stays far under 1 MiB', async () => {
     const sizes = [sizeOf()];
-    const root = (...args: string[]) => meshca(['root', ...args, '--keys', KEYS, '--kubeconfig', kubeconfig, '--db', db]);
-    const rootProcess = (...args: string[]) => runMeshca(['root', ...args, '--keys', KEYS, '--kubeconfig', kubeconfig, '--db', db]);
+    const root = (...args: string[]) => meshca(['root', ...args, '--keys', KEYS, '--kubeconfig', fake.kubeconfig, '--db', db]);
+    const rootProcess = (...args: string[]) => runMeshca(['root', ...args, '--keys', KEYS, '--kubeconfig', fake.kubeconfig, '--db', db]);
     const oldRoot = file('root-cert.pem');
 
-    const putsBefore = api.callCount(`PUT /api/v1/namespaces/${NS}/secrets/${NAME}`);
+    const putsBefore = fake.api.callCount(`PUT /api/v1/namespaces/${NS}/secrets/${NAME}`);
     const [a, b] = await Promise.all([rootProcess('prepare', '--json'), rootProcess('prepare', '--json')]);
     expect([a.stderr, b.stderr]).toEqual(['', '']);
     expect([a.code, b.code]).toEqual([0, 0]);
     expect([JSON.parse(a.stdout).outcome, JSON.parse(b.stdout).outcome].sort()).toEqual(['already-prepared', 'prepared']);
     expect(JSON.parse(a.stdout).rootKeyId).toBe(JSON.parse(b.stdout).rootKeyId);
-    expect(api.callCount(`PUT /api/v1/namespaces/${NS}/secrets/${NAME}`) - putsBefore).toBeGreaterThanOrEqual(1);
+    expect(fake.api.callCount(`PUT /api/v1/namespaces/${NS}/secrets/${NAME}`) - putsBefore).toBeGreaterThanOrEqual(1);
     expect(Object.keys(secret().data).filter((k) => /^rotation__roots__[0-9a-f]+__root-cert\.pem$/.test(k))).toHaveLength(2);
     expect(file('root-cert.pem').startsWith(oldRoot)).toBe(true);
     sizes.push(sizeOf());
@@ -123,7 +129,7 @@ describe('--keys k8s-secret:<namespace>/<name>', () => {
         if (runs === 1) {
           // Someone else writes meanwhile: a label change bumps the resourceVersion.
           const s = secret();
-          api.store.update(SECRETS, NS, NAME, { ...s, metadata: { ...s.metadata, labels: { ...s.metadata.labels, touched: 'yes' } } });
+          fake.api.store.update(SECRETS, NS, NAME, { ...s, metadata: { ...s.metadata, labels: { ...s.metadata.labels, touched: 'yes' } } });
         }
         return { result: current.state.version };
       }, () => Date.now());
@@ -145,17 +151,17 @@ describe('--keys k8s-secret:<namespace>/<name>', () => {
               changingRuns += 1;
               if (changingRuns === 1) {
                 const s = secret();
-                api.store.update(SECRETS, NS, NAME, { ...s, metadata: { ...s.metadata, labels: { ...s.metadata.labels, touched: 'again' } } });
+                fake.api.store.update(SECRETS, NS, NAME, { ...s, metadata: { ...s.metadata, labels: { ...s.metadata.labels, touched: 'again' } } });
               }
               return t(cur);
             }, now),
         },
       };
-      const conflictsBefore = api.calls.filter((c) => c.method === 'PUT' && c.status === 409).length;
+      const conflictsBefore = fake.api.calls.filter((c) => c.method === 'PUT' && c.status === 409).length;
       const prepared = await prepareRoot(wrapped, { keyType: 'ec-p256' });
       expect(prepared.outcome).toBe('prepared');
       expect(changingRuns).toBe(2);
-      expect(api.calls.filter((c) => c.method === 'PUT' && c.status === 409).length).toBe(conflictsBefore + 1);
+      expect(fake.api.calls.filter((c) => c.method === 'PUT' && c.status === 409).length).toBe(conflictsBefore + 1);
       // Both writes are there: the other writer's label and our new root.
       expect(secret().metadata.labels).toMatchObject({ touched: 'again' });
       expect(Object.keys(secret().data).some((k) => k.startsWith(`rotation__roots__${prepared.rootKeyId}__`))).toBe(true);
@@ -184,35 +190,25 @@ describe('--keys k8s-secret:<namespace>/<name>', () => {
   });
 
   it('answers a clear error when RBAC forbids the Secret', async () => {
-    api.setForbidden('secrets');
+    fake.api.setForbidden('secrets');
     try {
-      const r = await meshca(['root', 'status', '--keys', KEYS, '--kubeconfig', kubeconfig]);
+      const r = await meshca(['root', 'status', '--keys', KEYS, '--kubeconfig', fake.kubeconfig]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cannot read the key store Secret k8s-secret:meshca-system\/meshca-cacerts: HTTP 403 \(RBAC: the service account needs get\/update\/watch/);
     } finally {
-      api.setForbidden('secrets', false);
+      fake.api.setForbidden('secrets', false);
     }
   });
 });
 
 describe('meshca serve with its keys in a Secret', () => {
-  const dir = tempDir('meshca-secret-serve-');
-  let api: FakeKubeApiServer;
-  let kubeconfig: string;
-
-  beforeAll(async () => {
-    api = await FakeKubeApiServer.start();
-    kubeconfig = api.writeKubeconfig(dir.path);
-  });
-  afterAll(async () => {
-    await api?.close();
-    dir.cleanup();
-  });
+  const fake = fakeApiForBlock('meshca-secret-serve-');
+  const dir = fake.dir;
 
   async function startServe() {
     const { values } = loadSettings(
       SERVE_OPTIONS,
-      ['--keys', 'k8s-secret:meshca-system/ha-keys', '--kubeconfig', kubeconfig, '--db', `sqlite:${join(dir.path, 'ledger.db')}`, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--keys-poll', '200ms', '--distribute-bundle', 'off', '--log-level', 'silent'],
+      ['--keys', 'k8s-secret:meshca-system/ha-keys', '--kubeconfig', fake.kubeconfig, '--db', `sqlite:${join(dir.path, 'ledger.db')}`, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--keys-poll', '200ms', '--distribute-bundle', 'off', '--log-level', 'silent'],
       {},
     );
     return startCaServer(serveConfigFrom(values), { clock: systemClock, log: createLogger('silent') });
@@ -221,12 +217,12 @@ describe('meshca serve with its keys in a Secret', () => {
   it('two replicas starting on an empty Secret share one CA and one ledger key; both follow a root prepared from outside within 5 s', async () => {
     const [a, b] = await Promise.all([startServe(), startServe()]);
     try {
-      const s = api.store.get(kindOf('secrets'), 'meshca-system', 'ha-keys') as KubeObject & { data: Record<string, string> };
+      const s = fake.api.store.get(kindOf('secrets'), 'meshca-system', 'ha-keys') as KubeObject & { data: Record<string, string> };
       expect(Object.keys(s.data)).toEqual(expect.arrayContaining(['ca-key.pem', 'root-cert.pem', LEDGER_KEY_FILE, DEV_TOKEN_KEY_FILE]));
       expect(a.context.state.authority.rootKeyId).toBe(b.context.state.authority.rootKeyId);
       expect(a.context.state.authority.keyId).toBe(b.context.state.authority.keyId);
 
-      const prepared = await runMeshca(['root', 'prepare', '--keys', 'k8s-secret:meshca-system/ha-keys', '--kubeconfig', kubeconfig, '--db', 'memory:', '--json']);
+      const prepared = await runMeshca(['root', 'prepare', '--keys', 'k8s-secret:meshca-system/ha-keys', '--kubeconfig', fake.kubeconfig, '--db', 'memory:', '--json']);
       expect(prepared.stderr).toBe('');
       const rootKeyId = JSON.parse(prepared.stdout).rootKeyId as string;
       for (const replica of [a, b]) {
