@@ -72,7 +72,7 @@ export function cgroupCpuLimit(paths: CgroupPaths = SYSTEM_CGROUPS): number | un
 }
 
 /** `--workers auto`: one per CPU this process may use, a fractional quota rounded up, at least 1. */
-export function autoWorkers(opts: { cpus?: number; cgroupLimit?: number | undefined; max: number } ): number {
+export function autoWorkers(opts: { cpus?: number; cgroupLimit?: number | undefined; max: number }): number {
   const cpus = opts.cpus ?? availableParallelism();
   const limit = 'cgroupLimit' in opts ? opts.cgroupLimit : cgroupCpuLimit();
   return Math.max(1, Math.min(cpus, limit === undefined ? Infinity : Math.ceil(limit), opts.max));
