@@ -55,14 +55,14 @@ export function intermediateLeavesValidUntilMs(slot: SupersededSlot<Intermediate
 }
 
 /**
- * The trust bundle: every root not retired, oldest first. The order does not change when a root
- * is activated, so the bundle's bytes (and every SDS version and client channel keyed on them)
- * change only when a root joins or leaves.
+ * The trust bundle: every root not retired, oldest first; roots with the same notBefore (one
+ * prepared within the second the other was made) in the order they joined the key store. The
+ * order does not change when a root is activated, so the bundle's bytes (and every SDS version and
+ * client channel keyed on them) change only when a root joins or leaves.
  */
 export function trustBundleRoots(state: RotationState): RootSlot[] {
-  return state.roots
-    .filter(isTrusted)
-    .sort((a, b) => a.cert.notBeforeMs - b.cert.notBeforeMs || (a.cert.keyId < b.cert.keyId ? -1 : a.cert.keyId > b.cert.keyId ? 1 : 0));
+  // state.roots is in joining order (prepare appends; activate and retire replace in place), and sort is stable.
+  return state.roots.filter(isTrusted).sort((a, b) => a.cert.notBeforeMs - b.cert.notBeforeMs);
 }
 
 export type RootStep =

@@ -12,7 +12,7 @@ import { runMeshca, startServeProcess, tempDir } from '../helpers/serve.ts';
 import { BACKENDS } from './backends.ts';
 
 const CLIENTS = 16;
-const LOAD_MS = 1500;
+const LOAD_MS = 500;
 const MIN_RECEIVED = 25;
 
 for (const backend of BACKENDS) {

@@ -8,6 +8,7 @@ import { initCa } from '../../src/ca/index.ts';
 import { memoryLedger } from '../../src/ledger/index.ts';
 import { createLogger, createRegistry } from '../../src/observability/index.ts';
 import type { SigningAuthority } from '../../src/pki/index.ts';
+import { trustBundleRoots } from '../../src/rotation/schedule.ts';
 import {
   activationAllowedAtMs,
   authorityFromSnapshot,
@@ -50,6 +51,18 @@ function stateAt(t0: number): RotationState {
 }
 
 describe('rotation schedule', () => {
+  it('orders the trust bundle oldest first, a tie on notBefore in joining order, and keeps the order through activation', () => {
+    const t0 = 1_800_000_000_000;
+    // A root prepared within the second the first was made: same notBefore, and a key ID that sorts before it.
+    const tied: RotationState = { ...stateAt(t0), roots: [{ state: 'active', cert: cert('zz', t0, t0 + 1000 * HOUR_MS), preparedAtMs: t0, activatedAtMs: t0 }, { state: 'prepared', cert: cert('aa', t0, t0 + 2000 * HOUR_MS), preparedAtMs: t0 }] };
+    expect(trustBundleRoots(tied).map((s) => s.cert.keyId)).toEqual(['zz', 'aa']);
+    const activated: RotationState = { ...tied, roots: [{ state: 'superseded', cert: tied.roots[0]!.cert, preparedAtMs: t0, activatedAtMs: t0, supersededAtMs: t0 + 1, maxLeafTtlMs: HOUR_MS }, { ...tied.roots[1]!, state: 'active', activatedAtMs: t0 + 1 }] };
+    expect(trustBundleRoots(activated).map((s) => s.cert.keyId)).toEqual(['zz', 'aa']);
+    // Otherwise oldest first, wherever a root sits in the state.
+    const older: RotationState = { ...stateAt(t0), roots: [...stateAt(t0).roots].reverse() };
+    expect(trustBundleRoots(older).map((s) => s.cert.keyId)).toEqual(['aa', 'bb']);
+  });
+
   it('allows activation only once the new bundle has been out for the longest leaf lifetime plus the reload bound', () => {
     const t0 = 1_000_000_000_000;
     const s = stateAt(t0);
