@@ -40,8 +40,14 @@ export function assertKeyTreeProtected(dir: string, depth = 0): void {
   if (depth >= MAX_KEY_TREE_DEPTH) return;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) assertKeyTreeProtected(path, depth + 1);
-    else assertOnlyOwnerWrites(path);
+    try {
+      if (entry.isDirectory()) assertKeyTreeProtected(path, depth + 1);
+      else assertOnlyOwnerWrites(path);
+    } catch (err) {
+      // Gone between the listing and the check: another process's temporary file renamed into
+      // place, or its lock released. What is no longer there cannot be swapped in.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 }
 

@@ -1,10 +1,11 @@
 // Private key files: written 0600 atomically, refused when group or others can read them.
 
+import { spawn } from 'node:child_process';
 import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPublicKey } from 'node:crypto';
-import { generateKeyPair, readOrCreatePrivateKeyFile, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../../src/pki/index.ts';
+import { assertKeyTreeProtected, generateKeyPair, readOrCreatePrivateKeyFile, readPrivateKeyFile, writeFileAtomic, writePrivateKeyFile } from '../../src/pki/index.ts';
 import { tempDir } from '../helpers/serve.ts';
 
 const dirs: { cleanup: () => void }[] = [];
@@ -45,6 +46,32 @@ describe('private key files', () => {
     expect(pem(made)).toBe(pem(mine));
     expect(statSync(other).mode & 0o777).toBe(0o600);
     expect(pem(readOrCreatePrivateKeyFile(other, () => theirs))).toBe(pem(mine));
+  });
+
+  it("a key directory's check is not upset by another process writing in it (its temporary files come and go)", async () => {
+    const d = dir();
+    // Another process rewrites a file in a loop, as `root prepare` or `ca init` writes while a serve polls.
+    const files = new URL('../../src/pki/files.ts', import.meta.url).href;
+    const writer = spawn(process.execPath, ['--input-type=module', '--no-warnings', '-e', `
+      const { writeFileAtomic } = await import(${JSON.stringify(files)});
+      let n = 0;
+      for (const end = Date.now() + 1000; Date.now() < end; n++) writeFileAtomic(${JSON.stringify(join(d, 'f.pem'))}, 'x', 0o644);
+      process.stdout.write(String(n));
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    writer.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => writer.on('exit', resolve));
+    let done = false;
+    void exited.then(() => (done = true));
+    let checks = 0;
+    while (!done) {
+      for (let i = 0; i < 50; i++, checks++) assertKeyTreeProtected(d);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await exited).toBe(0);
+    // Enough of both for the race to happen: it threw within ~100 checks before the check tolerated a vanished entry.
+    expect(Number(out)).toBeGreaterThan(200);
+    expect(checks).toBeGreaterThan(200);
   });
 
   it('replace an existing file atomically', () => {

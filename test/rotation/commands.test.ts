@@ -30,7 +30,7 @@ describe('meshca root', () => {
 
     // Two processes racing: exactly one root is made, the other finds it prepared.
     const [a, b] = await Promise.all([rootProcess('prepare', '--json'), rootProcess('prepare', '--json')]);
-    expect([a.code, b.code]).toEqual([0, 0]);
+    expect([a, b].map((r) => `${r.code} ${r.stderr}`)).toEqual(['0 ', '0 ']);
     const outcomes = [JSON.parse(a.stdout).outcome, JSON.parse(b.stdout).outcome].sort();
     expect(outcomes).toEqual(['already-prepared', 'prepared']);
     expect(JSON.parse(a.stdout).rootKeyId).toBe(JSON.parse(b.stdout).rootKeyId);
