@@ -4,6 +4,7 @@
 
 import { describeError, MeshcaError } from '../errors/index.ts';
 import { RemoteLedger } from '../ledger/index.ts';
+import { untilAborted } from '../time/index.ts';
 import { isToWorker, type ToPrimary } from './cluster_protocol.ts';
 import { startCaServer, type RunningCaServer, type ServeDeps } from './serve.ts';
 import type { ServeConfig } from './config.ts';
@@ -79,10 +80,7 @@ export async function runClusterWorker(config: ServeConfig, deps: ServeDeps & { 
     channel.send({ t: 'ready', rank, pid: process.pid, grpcAddress: server.grpcAddress, issuerKeyId: authority.keyId, rootKeyId: authority.rootKeyId, bundle: server.bundle() });
     const running = server;
     const unsubscribe = running.context.state.subscribe(() => channel.send({ t: 'bundle', bundle: running.bundle() }));
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     unsubscribe();
     await running.close(graceMs);
     return 0;

@@ -4,7 +4,7 @@
 import { startAgent } from '../../agent/index.ts';
 import { MeshcaError } from '../../errors/index.ts';
 import { createLogger } from '../../observability/index.ts';
-import { formatDuration } from '../../time/index.ts';
+import { formatDuration, untilAborted } from '../../time/index.ts';
 import { defineCommand } from '../command.ts';
 
 /** The agent's own HTTP port, beside the CA's 15014 (and Istio's agent on 15020). */
@@ -36,10 +36,7 @@ export const agentCommand = defineCommand({
       log,
     });
     ctx.stderr(`meshca agent: serving SDS on ${running.sds.path}${running.http ? `, health on http://${running.http.address}` : ''}\n`);
-    await new Promise<void>((resolve) => {
-      if (ctx.signal.aborted) resolve();
-      else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(ctx.signal);
     await running.stop();
     log.flush?.();
     return 0;

@@ -5,6 +5,7 @@ import cluster from 'node:cluster';
 import { MeshcaError } from '../../errors/index.ts';
 import { createLogger } from '../../observability/index.ts';
 import { processChannel, runClusterWorker, serveConfigFrom, SERVE_OPTIONS, startCaServer, startClusterPrimary, WORKER_RANK_ENV } from '../../server/index.ts';
+import { untilAborted } from '../../time/index.ts';
 import { defineCommand } from '../command.ts';
 import { SIGNER_PIN_ENV } from '../custody.ts';
 
@@ -32,10 +33,7 @@ export const serveCommand = defineCommand({
       log.flush();
       return 0;
     }
-    await new Promise<void>((resolve) => {
-      if (ctx.signal.aborted) resolve();
-      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(ctx.signal);
     await server.close();
     log.flush();
     return 0;
