@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { describeError, MeshcaError } from '../errors/index.ts';
-import { encodePath, KubeClient, loadInClusterConfig, loadKubeconfigFile, type ConfigMap as V1ConfigMap, type KubeConfig, type Namespace, type ObjectList } from '../kube/index.ts';
+import { encodePath, KubeClient, kubeStatusOf, loadInClusterConfig, loadKubeconfigFile, type ConfigMap as V1ConfigMap, type KubeConfig, type Namespace, type ObjectList } from '../kube/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { SECOND_MS, type Clock, type Timer } from '../time/index.ts';
-import { startLeaseElector, statusOf, type LeaseElector } from './lease.ts';
+import { startLeaseElector, type LeaseElector } from './lease.ts';
 import { BUNDLE_CONFIGMAP_KEY, BUNDLE_CONFIGMAP_NAME, DEFAULT_LEASE_DURATION_MS, DEFAULT_RESYNC_MS, DISTRIBUTOR_LEASE_NAME } from './names.ts';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshca' };
@@ -58,7 +58,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
       try {
         current = await api.get<V1ConfigMap>(`${configMaps(namespace)}/${BUNDLE_CONFIGMAP_NAME}`);
       } catch (err) {
-        if (statusOf(err) !== 404) throw err;
+        if (kubeStatusOf(err) !== 404) throw err;
       }
     }
     if (!current) {
@@ -67,7 +67,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
         writes.inc({ op: 'create', result: 'ok' });
         log.info({ namespace }, 'created the trust bundle ConfigMap');
       } catch (err) {
-        const code = statusOf(err);
+        const code = kubeStatusOf(err);
         writes.inc({ op: 'create', result: String(code ?? 'error') });
         // 404: the namespace is going away; 409: it appeared meanwhile (the watch will check it).
         if (code !== 404 && code !== 409) throw err;
@@ -85,7 +85,7 @@ export function startConfigMapDistributor(o: ConfigMapDistributorOptions): Confi
       writes.inc({ op: 'update', result: 'ok' });
       log.info({ namespace }, 'updated the trust bundle ConfigMap');
     } catch (err) {
-      const code = statusOf(err);
+      const code = kubeStatusOf(err);
       writes.inc({ op: 'update', result: String(code ?? 'error') });
       if (code !== 404 && code !== 409) throw err;
     }

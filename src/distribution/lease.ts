@@ -32,11 +32,6 @@ export interface LeaseElector {
   stop(): Promise<void>;
 }
 
-/** The HTTP status of a failed Kubernetes API call, if it got that far. */
-export function statusOf(err: unknown): number | undefined {
-  return kubeStatusOf(err);
-}
-
 function msOf(t: string | undefined): number {
   return t === undefined ? 0 : new Date(t).getTime();
 }
@@ -77,7 +72,7 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
       try {
         current = await api.get<V1Lease>(path);
       } catch (err) {
-        if (statusOf(err) !== 404) throw err;
+        if (kubeStatusOf(err) !== 404) throw err;
       }
       if (!current) {
         await api.create(collection, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: o.name, namespace: o.namespace }, spec: { ...spec(undefined, nowMs), leaseTransitions: 0 } });
@@ -95,7 +90,7 @@ export function startLeaseElector(o: LeaseOptions): LeaseElector {
       setLeader(true);
     } catch (err) {
       // A lost race (409) or an unreachable API: whoever renewed last leads; stop acting now.
-      if (statusOf(err) !== 409) o.log.warn({ reason: describeError(err), lease: `${o.namespace}/${o.name}` }, 'could not acquire or renew the lease');
+      if (kubeStatusOf(err) !== 409) o.log.warn({ reason: describeError(err), lease: `${o.namespace}/${o.name}` }, 'could not acquire or renew the lease');
       setLeader(false);
     }
   };

@@ -3,13 +3,12 @@
 // the leader writes, and only the one MutatingWebhookConfiguration it is given; each write is
 // conditional on the resourceVersion read (a 409 is re-read and retried, never overwritten).
 
-import { encodePath, KubeClient, type KubeConfig, type MutatingWebhookConfiguration as V1MutatingWebhookConfiguration } from '../kube/index.ts';
+import { encodePath, KubeClient, kubeStatusOf, type KubeConfig, type MutatingWebhookConfiguration as V1MutatingWebhookConfiguration } from '../kube/index.ts';
 import { Counter, type Registry } from 'prom-client';
 import { describeError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { MINUTE_MS, type Clock } from '../time/index.ts';
 import type { Leadership } from './leader.ts';
-import { statusOf } from './lease.ts';
 
 export const INJECTOR_WEBHOOK_CONFIGURATION = 'meshca-injector';
 const RESYNC_MS = MINUTE_MS;
@@ -48,7 +47,7 @@ export function startWebhookCaBundle(o: WebhookCaBundleOptions): WebhookCaBundle
       try {
         current = await api.get<V1MutatingWebhookConfiguration>(path);
       } catch (err) {
-        if (statusOf(err) === 404) {
+        if (kubeStatusOf(err) === 404) {
           if (!missingLogged) o.log.warn({ name }, `the MutatingWebhookConfiguration ${name} does not exist; apply deploy/ to inject agents`);
           missingLogged = true;
           return;
@@ -65,7 +64,7 @@ export function startWebhookCaBundle(o: WebhookCaBundleOptions): WebhookCaBundle
         o.log.info({ name, webhooks: webhooks.length }, 'updated the injection webhook caBundle to the trust bundle');
         return;
       } catch (err) {
-        if (statusOf(err) !== 409) throw err;
+        if (kubeStatusOf(err) !== 409) throw err;
         writes.inc({ result: 'conflict' });
       }
     }

@@ -98,8 +98,6 @@ export function secretDataBytes(data: ReadonlyMap<string, Buffer>): number {
   return n;
 }
 
-const statusOf = kubeStatusOf;
-
 export interface SecretKeyStoreOptions {
   readonly ref: SecretRef;
   readonly kubeConfig: KubeConfig;
@@ -177,13 +175,13 @@ export class SecretKeyStore implements KeyStore {
     try {
       return await this.#api.get<V1Secret>(this.#path);
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (kubeStatusOf(err) === 404) return undefined;
       throw this.#unavailable('read', err);
     }
   }
 
   #unavailable(what: string, err: unknown): MeshcaError {
-    const status = statusOf(err);
+    const status = kubeStatusOf(err);
     const hint = status === 403 ? ' (RBAC: the service account needs get/update/watch on this Secret, and create; see docs/kubernetes.md)' : '';
     return new MeshcaError('KEYS_MISSING', `cannot ${what} the key store Secret ${this.location}: ${status ? `HTTP ${status}` : describeError(err)}${hint}`, { cause: err });
   }
@@ -247,7 +245,7 @@ export class SecretKeyStore implements KeyStore {
       return true;
     } catch (err) {
       // 409: Conflict on replace (stale resourceVersion) or AlreadyExists on create.
-      if (statusOf(err) !== 409) throw this.#unavailable('write', err);
+      if (kubeStatusOf(err) !== 409) throw this.#unavailable('write', err);
       this.#o.log?.info({ keys: this.location }, 'the key store Secret changed underneath a write (409); re-reading it');
       this.#install(await this.#read());
       return false;
