@@ -15,8 +15,9 @@ import { closeHttp, createHttpServer, listenHttp, type FailingCheck } from '../t
 import { isToPrimary, WORKER_RANK_ENV, type BundleReport, type MetricsJson, type ToPrimary, type ToWorker } from './cluster_protocol.ts';
 import type { ServeConfig } from './config.ts';
 import { openPrimaryLedger, type ContextDeps } from './context.ts';
+import { ledgerReadiness } from './features.ts';
 import { ledgerCheckpointAgeGauge } from './metrics.ts';
-import { serverStartDetail } from './serve.ts';
+import { serverStartEvent, serverStopEvent } from './serve.ts';
 
 /** A dead worker is restarted after this, doubling per failure in a row up to RESTART_MAX_MS. */
 export const RESTART_MIN_MS = 100;
@@ -217,7 +218,7 @@ export async function startClusterPrimary(config: ServeConfig, deps: ClusterPrim
     clearTimeout(kill);
     if (http) await closeHttp(http);
     retention?.stop();
-    if (started) await ledger?.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: { instance } }).catch(() => undefined);
+    if (started) await ledger?.append(serverStopEvent(clock.now(), instance)).catch(() => undefined);
     await ledger?.close();
     await opened.close();
   };
@@ -232,10 +233,7 @@ export async function startClusterPrimary(config: ServeConfig, deps: ClusterPrim
       },
     },
     readiness: {
-      ledger: () => {
-        const failing = ledger?.health();
-        return failing ? { ok: false, reason: `the ledger cannot record (${failing}); issuance is refused until it can` } : { ok: true };
-      },
+      ledger: () => ledgerReadiness(ledger?.health()),
     },
     // Ready only while every worker is, each by its own checks.
     moreFailing: async () => {
@@ -260,7 +258,7 @@ export async function startClusterPrimary(config: ServeConfig, deps: ClusterPrim
     for (const slot of slots) fork(slot);
     await Promise.race([allReady, aborted]);
     started = true;
-    await ledger?.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: serverStartDetail(config, keys, { grpc: grpcAddress, http: httpAddress, instance, workers: config.workers }) });
+    await ledger?.append(serverStartEvent(clock.now(), config, keys, { grpc: grpcAddress, http: httpAddress, instance, workers: config.workers }));
     log.info({ grpc: grpcAddress, http: httpAddress, workers: config.workers, pids: slots.map((s) => s.pid), issuerKeyId: keys.issuerKeyId, rootKeyId: keys.rootKeyId }, 'meshca serve listening');
     let closed: Promise<void> | undefined;
     return {

@@ -161,16 +161,18 @@ export function rotationFeature(ctx: CaContext, leadership?: Leadership): Featur
   };
 }
 
+/** /readyz's ledger check, given why the ledger cannot record now (undefined: it can). */
+export function ledgerReadiness(failing: string | undefined): ReturnType<ReadinessCheck> {
+  return failing ? { ok: false, reason: `the ledger cannot record (${failing}); issuance is refused until it can` } : { ok: true };
+}
+
 /** The ledger's health for /readyz, and retention (--retain; in a cluster, the primary prunes its ledger). */
 export function ledgerFeature(ctx: CaContext): Feature {
   const { recorder } = ctx;
   const retention = ctx.fullLedger && !ctx.worker ? startRetention(ctx.fullLedger, ctx.config.retainMs, ctx.clock, ctx.log) : undefined;
   return {
     readiness: {
-      ledger: () => {
-        const failing = recorder.health() ?? recorder.failing;
-        return failing ? { ok: false, reason: `the ledger cannot record (${failing}); issuance is refused until it can` } : { ok: true };
-      },
+      ledger: () => ledgerReadiness(recorder.health() ?? recorder.failing),
     },
     stop: async () => {
       retention?.stop();

@@ -9,6 +9,7 @@ import { DEFAULT_LEAF_TTL_MS } from '../ca/index.ts';
 import { closeHttp, createHttpServer, failingChecks, listenGrpcGated, listenHttp, shutdownGrpc, type FailingCheck, type GatedListener, type ReadinessCheck } from '../transport/index.ts';
 import type { ServeConfig } from './config.ts';
 import type { Federation } from '../federation/index.ts';
+import type { CaEvent } from '../ledger/index.ts';
 import { injectorFeature } from './injector.ts';
 import { openServerContext, type CaContext, type ContextDeps, type ServerContext } from './context.ts';
 import { federationFeature, auditFeature, bundleFeature, caDirectSdsFeature, createCertificateFeature, leadershipFeature, ledgerFeature, rotationFeature, servingIdentityFeature, type Feature } from './features.ts';
@@ -71,7 +72,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
   const closeRest = async () => {
     if (http) await closeHttp(http);
     for (const feature of [...features].reverse()) await feature.stop?.();
-    if (started && !ctx.worker) await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-stop', actor: 'meshca serve', detail: { instance } }).catch(() => undefined);
+    if (started && !ctx.worker) await ctx.recorder.append(serverStopEvent(clock.now(), instance)).catch(() => undefined);
     await ctx.recorder.close();
     await ctx.closeKeyStore();
   };
@@ -116,7 +117,7 @@ export async function startCaServer(config: ServeConfig, deps: ServeDeps): Promi
       });
       httpAddress = await listenHttp(http, config.httpListen, '--http-listen');
       signal?.throwIfAborted();
-      await ctx.recorder.append({ type: 'ca', timeMs: clock.now(), event: 'server-start', actor: 'meshca serve', detail: serverStartDetail(config, { issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId }, { grpc: grpcAddress, http: httpAddress, instance }) });
+      await ctx.recorder.append(serverStartEvent(clock.now(), config, { issuerKeyId: ctx.state.authority.keyId, rootKeyId: ctx.state.authority.rootKeyId }, { grpc: grpcAddress, http: httpAddress, instance }));
     }
     started = true;
     logListening(ctx, grpcAddress, httpAddress);
@@ -157,18 +158,25 @@ function hooksFeature(ctx: ServerContext, deps: ServeDeps): Feature {
   return registerServices ? { services: [(server) => registerServices(server, ctx)] } : {};
 }
 
-/** The server-start record's facts (a cluster's primary adds how many workers it runs). */
-export function serverStartDetail(
+/** The server-start record (a cluster's primary adds how many workers it runs). */
+export function serverStartEvent(
+  timeMs: number,
   config: ServeConfig,
   keys: { readonly issuerKeyId: string; readonly rootKeyId: string },
   where: { readonly grpc: string; readonly http: string; readonly instance: string; readonly workers?: number },
-): Record<string, string | number> {
-  return {
+): CaEvent {
+  const detail = {
     grpc: where.grpc, http: where.http, issuerKeyId: keys.issuerKeyId, rootKeyId: keys.rootKeyId,
     // Root rotation waits out the longest TTL any running CA grants: this one's until its server-stop.
     instance: where.instance, maxTtlSeconds: Math.ceil(config.ttl.maxTtlMs / 1000),
     ...(where.workers !== undefined ? { workers: where.workers } : {}),
   };
+  return { type: 'ca', timeMs, event: 'server-start', actor: 'meshca serve', detail };
+}
+
+/** The server-stop record: root rotation counts a CA's maximum TTL (from server-start) until it. */
+export function serverStopEvent(timeMs: number, instance: string): CaEvent {
+  return { type: 'ca', timeMs, event: 'server-stop', actor: 'meshca serve', detail: { instance } };
 }
 
 function logListening(ctx: CaContext, grpcAddress: string, httpAddress: string): void {
