@@ -29,6 +29,12 @@ export interface MintRequest {
   nowMs: number;
 }
 
+/** Makes the development issuer key (0600) in `keysDir` if there is none; processes racing agree on one. */
+export function ensureDevIssuerKey(keysDir: string): void {
+  const path = join(keysDir, DEV_TOKEN_KEY_FILE);
+  if (!existsSync(path)) readOrCreatePrivateKeyFile(path, () => generateKeyPair('ec-p256').privateKey);
+}
+
 /** Loads the development issuer key from `keysDir`, making it (0600) when `create` and missing. */
 export async function loadDevIssuer(keysDir: string, create: boolean): Promise<DevIssuer> {
   const path = join(keysDir, DEV_TOKEN_KEY_FILE);

@@ -4,7 +4,7 @@ export type { Authenticator, AuthOutcome, AuthRequest, Caller, TokenFacts } from
 export { authenticateWithChain, type ChainResult } from './chain.ts';
 export { createJwtAuthenticator, JWT_CLOCK_TOLERANCE_SECONDS, type JwtAuthenticatorOptions } from './jwt.ts';
 export { createMtlsAuthenticator } from './mtls.ts';
-export { loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } from './dev_issuer.ts';
+export { ensureDevIssuerKey, loadDevIssuer, DEV_TOKEN_ISSUER, DEV_TOKEN_KEY_FILE, type DevIssuer } from './dev_issuer.ts';
 export { bearerTokenFrom, tokenSha256, tokenLogId, tokenFacts, MAX_TOKEN_BYTES } from './token.ts';
 export { callerFromKubernetesClaims } from './kubernetes_claims.ts';
 export { createIdentityPolicy, type IdentityPolicy, type PolicyDecision, type RuntimeDenyList } from './policy.ts';

@@ -1,7 +1,7 @@
 // What every feature of `meshca serve` works from: the verified CA state, the ledger, the issuer,
 // the authenticator chain and the metrics registry. Opened once at start, closed last.
 
-import { createIdentityPolicy, loadDevIssuer, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
+import { createIdentityPolicy, ensureDevIssuerKey, type Authenticator, type IdentityPolicy } from '../authn/index.ts';
 import { bindTrustDomain, memoryGrantLedger, SvidIssuer, type GrantLedger } from '../ca/index.ts';
 import { openKeyStore, type OpenedKeyStore } from '../keystore/index.ts';
 import { aggregateRefusals, loadOrCreateLedgerKey, memoryLedger, openLedger, type ClosableLedgerWriter, type Ledger, type RefusalCounter } from '../ledger/index.ts';
@@ -117,7 +117,7 @@ async function settleSharedFiles(config: ServeConfig, deps: ContextDeps, opened:
   await opened.settle(async () => {
     await ensureCa(config, { ...deps, custody });
     // Made here, before a cluster's workers start, so that all of them load the one key.
-    if (config.devTokens) await loadDevIssuer(config.keysDir, true);
+    if (config.devTokens) ensureDevIssuerKey(config.keysDir);
     if (!opened.remote) return;
     if (config.db !== 'memory:') loadOrCreateLedgerKey(config.keysDir);
   });
